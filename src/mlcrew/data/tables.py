@@ -1,0 +1,88 @@
+"""Reading and writing tables: DuckDB in, Arrow in memory, Parquet on disk (deterministically)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlcrew.errors import DataError
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+
+def connect() -> duckdb.DuckDBPyConnection:
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    # One thread keeps row order and floating-point sums identical from run to run.
+    con.execute("SET threads=1")
+    con.execute("SET preserve_insertion_order=true")
+    return con
+
+
+def reader_sql(path: Path, fmt: str, options: dict[str, Any] | None = None) -> str:
+    """A DuckDB table function reading a file; the format comes from the spec, not the name."""
+    options = options or {}
+    quoted = "'" + str(path).replace("'", "''") + "'"
+    if fmt == "csv":
+        args = [f"header={'true' if options.get('header', True) else 'false'}"]
+        if options.get("delimiter"):
+            args.append("delim='" + str(options["delimiter"]).replace("'", "''") + "'")
+        return f"read_csv({quoted}, {', '.join(args)})"
+    if fmt == "parquet":
+        return f"read_parquet({quoted})"
+    if fmt == "json":
+        return f"read_json_auto({quoted})"
+    raise DataError(f"{path}: unknown format {fmt!r}; use csv, parquet or json")
+
+
+def load_file(
+    con: duckdb.DuckDBPyConnection, name: str, path: Path, fmt: str, label: str,
+    options: dict[str, Any] | None = None,
+) -> int:
+    """Materialise a file as table `name`; return its row count. Errors name the file."""
+    import duckdb
+
+    try:
+        con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM {reader_sql(path, fmt, options)}')
+    except duckdb.Error as exc:
+        raise DataError(f"{label}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
+    row = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
+    return int(row[0]) if row else 0
+
+
+def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:
+    """Run a query and return an Arrow table (DuckDB 2 renamed the method)."""
+    relation = con.sql(sql)
+    method = getattr(relation, "to_arrow_table", None) or relation.arrow
+    return method()
+
+
+def format_of(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    fmt = {"pq": "parquet", "jsonl": "json", "ndjson": "json", "tsv": "csv"}.get(suffix, suffix)
+    if fmt not in ("csv", "parquet", "json"):
+        raise DataError(f"{path}: cannot tell the format from the extension; use .csv or .parquet")
+    return fmt
+
+
+def write_parquet(table: pa.Table, path: Path) -> None:
+    """Parquet with fixed settings, so equal tables give equal bytes."""
+    import pyarrow.parquet as pq
+
+    pq.write_table(
+        table, path, compression="zstd", use_dictionary=True, write_statistics=True,
+        store_schema=True,
+    )
+
+
+def read_parquet(path: Path) -> pa.Table:
+    import pyarrow.parquet as pq
+
+    return pq.read_table(path)
+
+
+def schema_of(table: pa.Table) -> list[dict[str, str]]:
+    return [{"name": f.name, "type": str(f.type)} for f in table.schema]

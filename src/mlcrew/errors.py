@@ -1,0 +1,49 @@
+"""One error tree for mlcrew. Faces (CLI, REST) turn these into one-line messages or HTTP codes."""
+
+from __future__ import annotations
+
+
+class MlcrewError(Exception):
+    """Root of every error mlcrew raises on purpose; the message says what to do next."""
+
+    exit_code = 1
+
+
+class SpecError(MlcrewError):
+    """The project spec (mlcrew.yaml) is missing or invalid."""
+
+    exit_code = 2
+
+
+class ProjectError(MlcrewError):
+    """The project folder is missing, not initialised, or would be overwritten."""
+
+    exit_code = 2
+
+
+class DataError(MlcrewError):
+    """A source, transform or data file cannot be read or does not fit what the spec says."""
+
+
+class CheckFailed(MlcrewError):
+    """An error-level data check failed; the report names the failing counts and sample rows."""
+
+    def __init__(self, message: str, report: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.report = report or {}
+
+
+class StoreError(MlcrewError):
+    """The metadata database or the artifact store cannot be used."""
+
+
+class NotFoundError(MlcrewError):
+    """A run, stage, artifact, model or alias does not exist."""
+
+
+class ModelInputError(MlcrewError):
+    """Rows sent to a model do not fit its input schema."""
+
+    def __init__(self, message: str, problems: list[dict[str, object]]) -> None:
+        super().__init__(message)
+        self.problems = problems

@@ -1,0 +1,372 @@
+"""The project spec: `mlcrew.yaml` parsed into typed models.
+
+Each pipeline stage reads only its own section (see `Spec.section`). A spec that does not validate
+fails at load time with the file, the line, the key path, what was found and what would be valid.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from mlcrew.errors import SpecError
+
+SPEC_FILE = "mlcrew.yaml"
+
+REGRESSION_METRICS = ("mae", "rmse", "r2", "mape")
+CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall")
+METRICS = REGRESSION_METRICS + CLASSIFICATION_METRICS
+# Metrics where a smaller value is better; the rest are "larger is better".
+LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss"})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+class Source(_Model):
+    """A raw input file. The format follows the extension unless given."""
+
+    path: str
+    format: Literal["csv", "parquet", "json"] | None = None
+    delimiter: str | None = None
+    header: bool = True
+
+    @property
+    def resolved_format(self) -> str:
+        if self.format:
+            return self.format
+        suffix = Path(self.path).suffix.lower().lstrip(".")
+        return {"pq": "parquet", "jsonl": "json", "ndjson": "json", "tsv": "csv"}.get(suffix, suffix)
+
+    @field_validator("path")
+    @classmethod
+    def _known_format(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("path must not be empty")
+        return v
+
+    @model_validator(mode="after")
+    def _format_known(self) -> Source:
+        if self.resolved_format not in ("csv", "parquet", "json"):
+            raise ValueError(
+                f"cannot tell the format of {self.path!r}; add format: csv, parquet or json"
+            )
+        return self
+
+
+class Split(_Model):
+    """How the dataset is cut into train and test."""
+
+    by: Literal["random", "time"] = "random"
+    order: list[str] = Field(default_factory=list)
+    test: float = Field(0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _order_for_time(self) -> Split:
+        if self.by == "time" and not self.order:
+            raise ValueError("split by time needs order: [column, ...]")
+        return self
+
+
+class Dataset(_Model):
+    from_: str = Field(alias="from")
+    split: Split = Field(default_factory=Split)
+
+
+class Check(_Model):
+    """Rules on one column, evaluated in DuckDB. `level: warn` reports without stopping."""
+
+    column: str
+    type: Literal["integer", "float", "number", "string", "boolean", "date", "timestamp"] | None = (
+        None
+    )
+    not_null: bool = False
+    between: tuple[float, float] | None = None
+    in_: list[Union[str, int, float, bool]] | None = Field(None, alias="in")
+    level: Literal["error", "warn"] = "error"
+
+    @model_validator(mode="after")
+    def _has_rule(self) -> Check:
+        if self.type is None and not self.not_null and self.between is None and self.in_ is None:
+            raise ValueError("a check needs at least one rule: type, not_null, between or in")
+        if self.between is not None and self.between[0] > self.between[1]:
+            raise ValueError("between: [low, high] needs low <= high")
+        return self
+
+
+class Features(_Model):
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    categorical: list[str] = Field(default_factory=list)
+
+
+class DealBreaker(_Model):
+    """A hard gate: the model is not promoted if the bound is crossed."""
+
+    metric: str | None = None
+    min: float | None = None
+    max: float | None = None
+    latency_p99_ms: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DealBreaker:
+        if self.latency_p99_ms is not None:
+            if self.metric or self.min is not None or self.max is not None:
+                raise ValueError("latency_p99_ms stands alone: {latency_p99_ms: 20}")
+            return self
+        if self.metric is None:
+            raise ValueError("a deal-breaker needs metric: NAME with min or max, or latency_p99_ms")
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; valid: {', '.join(METRICS)}")
+        if self.min is None and self.max is None:
+            raise ValueError(f"deal-breaker on {self.metric} needs min or max")
+        return self
+
+
+class Objective(_Model):
+    metric: str = "auto"
+    deal_breakers: list[DealBreaker] = Field(default_factory=list)
+    beat_baseline: bool = True
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_known(cls, v: str) -> str:
+        if v != "auto" and v not in METRICS:
+            raise ValueError(f"unknown metric {v!r}; valid: auto, {', '.join(METRICS)}")
+        return v
+
+
+class Budget(_Model):
+    """Work budget: counted in trials and boosting rounds, never in seconds."""
+
+    trials: int = Field(1, ge=1, le=1000)
+    rounds: int = Field(300, ge=1, le=100_000)
+
+
+class Training(_Model):
+    budget: Budget = Field(default_factory=Budget)
+    seed: int = 0
+    threads: int = Field(1, ge=1, le=256)
+    params: dict[str, Union[int, float, str, bool]] = Field(default_factory=dict)
+
+
+class Serving(_Model):
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    max_rows: int = Field(10_000, ge=1)
+
+
+class Drift(_Model):
+    psi_alert: float = Field(0.2, gt=0)
+    p_value: float = Field(0.01, gt=0, lt=1)
+
+
+class Monitoring(_Model):
+    reference: Literal["train"] = "train"
+    drift: Drift = Field(default_factory=Drift)
+
+
+class StoreConfig(_Model):
+    db: str | None = None
+    artifacts: str | None = None
+
+
+class Spec(_Model):
+    """The whole project spec."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)
+    description: str = ""
+    sources: dict[str, Source]
+    transforms: dict[str, str] = Field(default_factory=dict)
+    dataset: Dataset
+    target: str
+    task: Literal["auto", "regression", "classification"] = "auto"
+    features: Features = Field(default_factory=Features)
+    checks: list[Check] = Field(default_factory=list)
+    objective: Objective = Field(default_factory=Objective)
+    training: Training = Field(default_factory=Training)
+    serving: Serving = Field(default_factory=Serving)
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+
+    @field_validator("sources")
+    @classmethod
+    def _some_source(cls, v: dict[str, Source]) -> dict[str, Source]:
+        if not v:
+            raise ValueError("name at least one source: sources: {NAME: {path: FILE}}")
+        for name in v:
+            _check_identifier(name)
+        return v
+
+    @field_validator("transforms")
+    @classmethod
+    def _transform_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name in v:
+            _check_identifier(name)
+        return v
+
+    @model_validator(mode="after")
+    def _dataset_known(self) -> Spec:
+        tables = list(self.sources) + list(self.transforms)
+        if self.dataset.from_ not in tables:
+            close = difflib.get_close_matches(self.dataset.from_, tables, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"dataset.from names {self.dataset.from_!r}, which is neither a source nor a "
+                f"transform{hint}; valid: {', '.join(tables)}"
+            )
+        return self
+
+    def section(self, *keys: str) -> dict[str, Any]:
+        """The JSON form of the named top-level sections: what a stage's cache key sees."""
+        data = self.model_dump(mode="json", by_alias=True)
+        return {k: data[k] for k in keys}
+
+    def digest(self) -> str:
+        return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()
+
+
+def _check_identifier(name: str) -> None:
+    if not name.isidentifier():
+        raise ValueError(f"{name!r} is not a valid table name (letters, digits, underscores)")
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+# ---------------------------------------------------------------- loading with line numbers
+
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
+    """Map each key path of a composed YAML document to its 1-based line."""
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[(*path, key)] = key_node.start_mark.line + 1
+            _line_index(value_node, (*path, key), out)
+            out[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, (*path, i), out)
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The pydantic model that holds the keys at `loc`, walking the spec's annotations."""
+    current: Any = Spec
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = _field_by_key(current, str(part))
+            if field is None:
+                return None
+            current = field
+        else:
+            origin = typing.get_origin(current)
+            args = typing.get_args(current)
+            if origin in (dict,) and args:
+                current = args[1]
+            elif origin in (list, tuple) and args:
+                current = args[0]
+            else:
+                return None
+    current = _unwrap(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        for a in args:
+            if isinstance(a, type) and issubclass(a, BaseModel):
+                return a
+        return args[0] if args else annotation
+    return annotation
+
+
+def _field_by_key(model: type[BaseModel], key: str) -> Any:
+    for name, field in model.model_fields.items():
+        if key in (name, field.alias):
+            return field.annotation
+    return None
+
+
+def _valid_keys(model: type[BaseModel]) -> list[str]:
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _format_error(
+    err: Any, file: Path, lines: dict[tuple[Any, ...], int], raw: Any
+) -> str:
+    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    # pydantic puts model-level validator errors at the model's own path.
+    line = None
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            line = lines[loc[:cut]]
+            break
+    key_path = ".".join(str(p) for p in loc) or "(top level)"
+    where = f"{file}:{line}" if line else str(file)
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        parent = _model_at(loc[:-1])
+        valid = _valid_keys(parent) if parent else []
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"{where}: unknown key {key_path!r}{hint} Valid keys here: {', '.join(valid)}"
+    if kind == "missing":
+        return f"{where}: missing required key {key_path!r}"
+    found = err.get("input")
+    found_text = "" if isinstance(found, dict | list) else f" (found {found!r})"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{where}: {key_path}: {msg}{found_text}"
+
+
+def parse_spec(text: str, file: Path | str = SPEC_FILE) -> Spec:
+    """Parse spec text; raise SpecError naming file, line, key path, found and valid values."""
+    file = Path(file)
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(f"{file}{line}: not valid YAML: {problem}") from None
+    if not isinstance(raw, dict):
+        raise SpecError(f"{file}:1: the spec must be a mapping of keys (name:, sources:, ...)")
+    lines: dict[tuple[Any, ...], int] = {}
+    if node is not None:
+        _line_index(node, (), lines)
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as exc:
+        messages = [_format_error(e, file, lines, raw) for e in exc.errors()]
+        head = messages[0]
+        more = f" (and {len(messages) - 1} more: " + "; ".join(messages[1:]) + ")" if len(
+            messages
+        ) > 1 else ""
+        raise SpecError(head + more) from None
+
+
+def load_spec(project: Path | str) -> Spec:
+    """Load `mlcrew.yaml` from a project folder (or a path to the file itself)."""
+    path = Path(project)
+    if path.is_dir():
+        path = path / SPEC_FILE
+    if not path.exists():
+        raise SpecError(
+            f"{path}: no spec found; create one with 'mlcrew init --example bikeshare DIR'"
+        )
+    return parse_spec(path.read_text(encoding="utf-8"), path)

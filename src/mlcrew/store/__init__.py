@@ -1,0 +1,75 @@
+"""The store: metadata in SQL, artifacts by digest. `Store.open` picks both for a project."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from mlcrew.store.artifacts import ArtifactStore, file_digest
+from mlcrew.store.db import make_engine, migrate, redact, session_factory
+from mlcrew.store.models import Artifact
+
+__all__ = ["ArtifactStore", "Store", "file_digest", "now"]
+
+STATE_DIR = ".mlcrew"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Store:
+    """Metadata database plus artifact store of one project."""
+
+    def __init__(self, db_url: str, artifacts_root: str | Path, project: Path | None = None):
+        self.db_url = db_url
+        self.project = project
+        self.engine = make_engine(db_url)
+        migrate(self.engine)
+        self._sessions = session_factory(self.engine)
+        self.artifacts = ArtifactStore(artifacts_root)
+
+    @classmethod
+    def open(
+        cls, project: Path, db_url: str | None = None, artifacts: str | None = None
+    ) -> Store:
+        """Open a project's store. Precedence: argument, MLCREW_DB_URL, spec's store.db, SQLite."""
+        state = project / STATE_DIR
+        url = db_url or os.environ.get("MLCREW_DB_URL")
+        if not url:
+            state.mkdir(parents=True, exist_ok=True)
+            url = f"sqlite:///{(state / 'mlcrew.db').resolve()}"
+        root = artifacts or os.environ.get("MLCREW_ARTIFACTS") or str(state / "artifacts")
+        return cls(url, root, project)
+
+    @property
+    def db_label(self) -> str:
+        return redact(self.db_url)
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A transaction: committed on success, rolled back on any error."""
+        with self._sessions.begin() as s:
+            yield s
+
+    def put_artifact(self, path: Path, kind: str, session: Session) -> str:
+        """Store a file and record it (in the caller's transaction)."""
+        digest = self.artifacts.put_file(path)
+        if session.get(Artifact, digest) is None:
+            session.add(
+                Artifact(digest=digest, size=path.stat().st_size, kind=kind, created_at=now())
+            )
+        return digest
+
+    def known_artifacts(self) -> list[str]:
+        with self.session() as s:
+            return list(s.scalars(select(Artifact.digest)))
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,128 @@
+"""The evaluate stage: test metrics, a dummy baseline, and the deal-breaker gates -> a verdict."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from mlcrew.data.tables import read_parquet
+from mlcrew.pipeline.stage import StageContext, StageResult
+from mlcrew.spec import LOWER_IS_BETTER, DealBreaker, Objective
+from mlcrew.training.metrics import (
+    better,
+    classification_metrics,
+    default_metric,
+    regression_metrics,
+)
+from mlcrew.training.model import TabularModel
+
+LATENCY_SAMPLES = 200
+
+
+def model_metrics(model: TabularModel, table: Any, target: str) -> dict[str, float]:
+    import pyarrow as pa
+
+    y = table.column(target)
+    if model.task == "regression":
+        y_true = pa.compute.cast(y, pa.float64()).to_numpy(zero_copy_only=False)
+        return regression_metrics(y_true, model.predict_raw(table))
+    labels = [str(v) for v in y.to_pylist()]
+    raw = model.predict_raw(table)
+    return classification_metrics(labels, model.predict_table(table), raw, model.classes_)
+
+
+def baseline_metrics(model: TabularModel, train: Any, test: Any, target: str) -> dict[str, float]:
+    """A dummy that ignores the features: the mean (regression) or class prior (classification)."""
+    import numpy as np
+    import pyarrow as pa
+
+    if model.task == "regression":
+        y_train = pa.compute.cast(train.column(target), pa.float64()).to_numpy(zero_copy_only=False)
+        y_test = pa.compute.cast(test.column(target), pa.float64()).to_numpy(zero_copy_only=False)
+        return regression_metrics(y_test, np.full(len(y_test), float(np.mean(y_train))))
+    train_labels = [str(v) for v in train.column(target).to_pylist()]
+    prior = np.array([train_labels.count(c) / len(train_labels) for c in model.classes_])
+    test_labels = [str(v) for v in test.column(target).to_pylist()]
+    majority = model.classes_[int(prior.argmax())]
+    proba = np.tile(prior, (len(test_labels), 1))
+    return classification_metrics(
+        test_labels, [majority] * len(test_labels), proba if len(prior) > 2 else proba[:, 1],
+        model.classes_,
+    )
+
+
+def latency_p99_ms(model: TabularModel, test: Any) -> float:
+    """p99 of single-row predictions from Python rows, as the service sees them."""
+    import numpy as np
+
+    rows = test.select(model.feature_names).slice(0, LATENCY_SAMPLES).to_pylist()
+    timings = []
+    for row in rows:
+        start = time.perf_counter()
+        model.predict_rows([row])
+        timings.append((time.perf_counter() - start) * 1000)
+    return float(np.percentile(timings, 99))
+
+
+def gate(breaker: DealBreaker, metrics: dict[str, float], latency: float | None) -> dict[str, Any]:
+    if breaker.latency_p99_ms is not None:
+        assert latency is not None
+        return {
+            "gate": f"latency_p99_ms <= {breaker.latency_p99_ms:g}",
+            "passed": latency <= breaker.latency_p99_ms,
+        }
+    assert breaker.metric is not None
+    value = metrics.get(breaker.metric)
+    if value is None:
+        return {"gate": f"{breaker.metric} (not defined for this task)", "passed": False,
+                "value": None}
+    ok = True
+    bounds = []
+    if breaker.min is not None:
+        ok &= value >= breaker.min
+        bounds.append(f">= {breaker.min:g}")
+    if breaker.max is not None:
+        ok &= value <= breaker.max
+        bounds.append(f"<= {breaker.max:g}")
+    return {"gate": f"{breaker.metric} {' and '.join(bounds)}", "value": round(value, 6),
+            "passed": bool(ok)}
+
+
+def run(ctx: StageContext) -> StageResult:
+    objective = Objective.model_validate(ctx.config["objective"])
+    target = ctx.config["target"]
+    model = TabularModel.from_json(ctx.inputs["train.model"].read_text())
+    train = read_parquet(ctx.inputs["split.train"])
+    test = read_parquet(ctx.inputs["split.test"])
+    metric = objective.metric if objective.metric != "auto" else default_metric(model.task)
+    metrics = model_metrics(model, test, target)
+    baseline = baseline_metrics(model, train, test, target)
+    needs_latency = any(b.latency_p99_ms is not None for b in objective.deal_breakers)
+    latency = latency_p99_ms(model, test) if needs_latency else None
+    gates = [gate(b, metrics, latency) for b in objective.deal_breakers]
+    if objective.beat_baseline:
+        if metric not in metrics:
+            gates.append({"gate": f"beats the dummy baseline on {metric}", "passed": False})
+        else:
+            direction = "<" if metric in LOWER_IS_BETTER else ">"
+            gates.append({
+                "gate": f"beats the dummy baseline on {metric} "
+                        f"({metrics[metric]:.4g} {direction} {baseline[metric]:.4g})",
+                "passed": better(metric, metrics[metric], baseline[metric]),
+            })
+    reasons = [("passed: " if g["passed"] else "FAILED: ") + g["gate"] + (
+        f" (value {g['value']:.4g})" if isinstance(g.get("value"), float) else "") for g in gates]
+    verdict = {"passed": all(g["passed"] for g in gates), "reasons": reasons}
+    report = {
+        "task": model.task, "metric": metric, "rows": test.num_rows,
+        "metrics": {k: round(v, 6) for k, v in metrics.items()},
+        "baseline": {k: round(v, 6) for k, v in baseline.items()},
+        "gates": gates, "verdict": verdict,
+    }
+    out = ctx.workdir / "evaluation.json"
+    out.write_text(json.dumps(report, indent=2, sort_keys=True))
+    record: dict[str, Any] = {"metric": metric, "metrics": report["metrics"], "verdict": verdict}
+    if latency is not None:
+        record["latency_p99_ms"] = round(latency, 3)
+    return StageResult({"report": out}, record)

@@ -1,0 +1,120 @@
+"""The train stage: a deterministic LightGBM search within a work budget (trials x rounds).
+
+With `trials: 1` the default parameters are trained. With more, trial parameters are drawn from a
+seeded generator, each is scored on a validation tail of the training data (its last 20%, in
+order, so a time split stays honest), and the best is refitted on all training rows.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mlcrew.data.tables import read_parquet
+from mlcrew.errors import DataError
+from mlcrew.pipeline.stage import StageContext, StageResult
+from mlcrew.spec import Features, Objective, Training
+from mlcrew.training.metrics import better, default_metric
+from mlcrew.training.model import TabularModel, base_params
+
+SEARCH_SPACE = {
+    "learning_rate": (0.02, 0.2),
+    "num_leaves": (8, 128),
+    "min_data_in_leaf": (5, 100),
+    "feature_fraction": (0.5, 1.0),
+}
+
+
+def infer_task(table: Any, target: str, task: str) -> str:
+    import pyarrow as pa
+
+    if task != "auto":
+        return task
+    t = table.column(target).type
+    if pa.types.is_floating(t):
+        return "regression"
+    if pa.types.is_integer(t) and len(set(table.column(target).to_pylist())) > 10:
+        return "regression"
+    return "classification"
+
+
+def resolve_features(columns: list[str], target: str, features: Features) -> list[str]:
+    chosen = features.include or [c for c in columns if c != target]
+    unknown = [c for c in [*chosen, *features.exclude] if c not in columns]
+    if unknown:
+        raise DataError(
+            f"features name {unknown}, not columns of the dataset; columns: {', '.join(columns)}"
+        )
+    chosen = [c for c in chosen if c not in features.exclude and c != target]
+    if not chosen:
+        raise DataError("no features left after features.include/exclude; list some columns")
+    return chosen
+
+
+def _trial_params(rng: Any) -> dict[str, Any]:
+    lo, hi = (math.log10(v) for v in SEARCH_SPACE["learning_rate"])
+    return {
+        "learning_rate": float(round(10 ** rng.uniform(lo, hi), 5)),
+        "num_leaves": int(rng.integers(*SEARCH_SPACE["num_leaves"])),
+        "min_data_in_leaf": int(rng.integers(*SEARCH_SPACE["min_data_in_leaf"])),
+        "feature_fraction": float(round(rng.uniform(*SEARCH_SPACE["feature_fraction"]), 3)),
+    }
+
+
+def score(model: TabularModel, table: Any, target: str, metric: str) -> float:
+    from mlcrew.training.evaluate import model_metrics
+
+    return model_metrics(model, table, target)[metric]
+
+
+def run(ctx: StageContext) -> StageResult:
+    import numpy as np
+
+    cfg = ctx.config
+    training = Training.model_validate(cfg["training"])
+    objective = Objective.model_validate(cfg["objective"])
+    features_cfg = Features.model_validate(cfg["features"])
+    target = cfg["target"]
+    table = read_parquet(ctx.inputs["split.train"])
+    if target not in table.column_names:
+        raise DataError(f"target {target!r} is not a column of the training data")
+    task = infer_task(table, target, cfg["task"])
+    features = resolve_features(table.column_names, target, features_cfg)
+    n_classes = len(set(table.column(target).to_pylist())) if task == "classification" else 0
+    if task == "classification" and n_classes < 2:
+        raise DataError(f"target {target!r} has a single class in the training data")
+    seed = ctx.seed or 0
+    params = {**base_params(task, n_classes, seed, training.threads), **training.params}
+    metric = objective.metric if objective.metric != "auto" else default_metric(task)
+    trials: list[dict[str, Any]] = []
+    if training.budget.trials > 1:
+        rng = np.random.default_rng(seed)
+        cut = int(table.num_rows * 0.8)
+        fit_part, valid_part = table.slice(0, cut), table.slice(cut)
+        best: tuple[float, dict[str, Any]] | None = None
+        for i in range(training.budget.trials):
+            trial = {**params, **(_trial_params(rng) if i else {}), **training.params}
+            m = TabularModel(task, trial, training.budget.rounds, features_cfg.categorical)
+            value = score(m.fit(fit_part, target, features), valid_part, target, metric)
+            trials.append({"trial": i, metric: value,
+                           **{k: trial[k] for k in SEARCH_SPACE}})
+            if best is None or better(metric, value, best[0]):
+                best = (value, trial)
+        assert best is not None
+        params = best[1]
+    model = TabularModel(task, params, training.budget.rounds, features_cfg.categorical)
+    model.fit(table, target, features)
+    out = ctx.workdir / "model.json"
+    out.write_text(model.to_json())
+    gains = model.booster_.feature_importance(importance_type="gain")
+    total = float(gains.sum()) or 1.0
+    importance = {
+        name: round(float(g) / total, 6)
+        for name, g in sorted(zip(features, gains, strict=True), key=lambda p: -p[1])
+    }
+    record = {
+        "task": task, "features": features, "rows": table.num_rows,
+        "rounds": training.budget.rounds, "trials": trials, "metric": metric,
+        "params": {k: params[k] for k in SEARCH_SPACE}, "importance": importance,
+    }
+    return StageResult({"model": out}, record)
