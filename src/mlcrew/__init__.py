@@ -1,1 +1,53 @@
-"""mlcrew."""
+"""mlcrew: one system in which a whole ML team works, from raw data to a monitored model.
+
+The public Python API. Heavy parts (DuckDB, LightGBM, FastAPI) load only when used.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from mlcrew.errors import (
+    CheckFailed,
+    DataError,
+    MlcrewError,
+    ModelInputError,
+    NotFoundError,
+    ProjectError,
+    SpecError,
+    StoreError,
+)
+from mlcrew.pipeline.runner import RunResult, Runner, load_run, reproduce, status
+from mlcrew.pipeline.stage import StageContext, StageDef, StageResult, check_stage
+from mlcrew.pipeline.stages import STAGES
+from mlcrew.project import Project, init_project
+from mlcrew.spec import Spec, load_spec, parse_spec
+from mlcrew.store import Store
+
+__all__ = [
+    "STAGES",
+    "CheckFailed",
+    "DataError",
+    "MlcrewError",
+    "ModelInputError",
+    "NotFoundError",
+    "Project",
+    "ProjectError",
+    "RunResult",
+    "Runner",
+    "Spec",
+    "SpecError",
+    "StageContext",
+    "StageDef",
+    "StageResult",
+    "Store",
+    "StoreError",
+    "__version__",
+    "check_stage",
+    "init_project",
+    "load_run",
+    "load_spec",
+    "parse_spec",
+    "reproduce",
+    "status",
+]

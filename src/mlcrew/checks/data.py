@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlcrew.data.tables import connect
+from mlcrew.data.tables import connect, scalar
 from mlcrew.errors import CheckFailed, DataError
 from mlcrew.pipeline.stage import StageContext, StageResult
 from mlcrew.spec import Check
@@ -81,8 +81,7 @@ def evaluate_checks(con: Any, table: str, checks: list[Check]) -> list[dict[str,
             )
         where = " OR ".join(conditions) or "false"
         numbered = f'(SELECT row_number() OVER () AS "__row", * FROM "{table}")'
-        row = con.execute(f"SELECT count(*) FROM {numbered} WHERE {where}").fetchone()
-        result["failing"] = int(row[0]) if row else 0
+        result["failing"] = int(scalar(con, f"SELECT count(*) FROM {numbered} WHERE {where}"))
         if result["failing"]:
             samples = con.execute(
                 f'SELECT "__row", {quoted} FROM {numbered} WHERE {where} ORDER BY "__row" '
@@ -110,8 +109,7 @@ def run(ctx: StageContext) -> StageResult:
             f"target {target!r} is not a column of the dataset; columns: {', '.join(columns)}"
         )
     results = evaluate_checks(con, "dataset", checks)
-    row = con.execute("SELECT count(*) FROM dataset").fetchone()
-    report = {"rows": int(row[0]) if row else 0, "checks": results}
+    report = {"rows": int(scalar(con, "SELECT count(*) FROM dataset")), "checks": results}
     errors = [r for r in results if not r["passed"] and r["level"] == "error"]
     report["passed"] = not errors
     out = ctx.workdir / "checks.json"

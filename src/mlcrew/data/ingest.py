@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlcrew.data.tables import connect, fetch_arrow, load_file, schema_of, write_parquet
+from mlcrew.data.tables import connect, fetch_arrow, load_file, scalar, schema_of, write_parquet
 from mlcrew.errors import DataError
 from mlcrew.pipeline.stage import StageContext, StageResult
 
@@ -31,8 +31,7 @@ def run(ctx: StageContext) -> StageResult:
                 f"transform {name!r} failed: {str(exc).splitlines()[0]}; fix transforms.{name} "
                 "in mlcrew.yaml"
             ) from None
-        row = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
-        record["tables"][name] = {"rows": int(row[0]) if row else 0}
+        record["tables"][name] = {"rows": int(scalar(con, f'SELECT count(*) FROM "{name}"'))}
     dataset = ctx.config["dataset"]["from"]
     table = fetch_arrow(con, f'SELECT * FROM "{dataset}"')
     if table.num_rows == 0:

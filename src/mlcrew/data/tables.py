@@ -49,8 +49,13 @@ def load_file(
         con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM {reader_sql(path, fmt, options)}')
     except duckdb.Error as exc:
         raise DataError(f"{label}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
-    row = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
-    return int(row[0]) if row else 0
+    return int(scalar(con, f'SELECT count(*) FROM "{name}"'))
+
+
+def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """The single value of a query; fetchall() completes the result, as DuckDB 2 requires."""
+    rows = con.execute(sql).fetchall()
+    return rows[0][0] if rows else None
 
 
 def fetch_arrow(con: duckdb.DuckDBPyConnection, sql: str) -> pa.Table:

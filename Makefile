@@ -1,0 +1,64 @@
+# mlcrew developer tasks. Run `make` (or `make help`) for the list.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+STAMP  := $(VENV)/.installed
+ARGS ?=
+PYTEST_ARGS ?=
+
+# Root runs apt-get directly; otherwise use sudo when it exists.
+SUDO := $(shell if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
+APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
+
+.PHONY: help venv demo lint system-deps test bench clean
+
+help: ## Show this help
+	@echo "Targets:"
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+	@echo "Variables: ARGS (for demo), PYTEST_ARGS (for test)"
+
+venv: $(STAMP) ## Create .venv and install the package with the dev extra
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install only when pyproject.toml is newer than the stamp.
+$(STAMP): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install --upgrade pip
+	$(VENV)/bin/python -m pip install -e '.[dev]'
+	touch $@
+
+demo: venv ## Run the demo (pass options with ARGS="...")
+	$(VENV)/bin/mlcrew demo $(ARGS)
+
+lint: venv ## Run ruff and mypy
+	$(VENV)/bin/ruff check src tests
+	$(VENV)/bin/mypy
+
+system-deps: ## Install PostgreSQL and Chromium from Debian if missing
+	@missing=""; \
+	if ! command -v /usr/bin/chromium >/dev/null 2>&1; then missing="$$missing chromium"; fi; \
+	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
+	if [ -z "$$missing" ]; then \
+		echo "system-deps: postgresql and chromium already installed"; \
+	else \
+		echo "system-deps: installing$$missing"; \
+		$(APT_GET) update && \
+		$(APT_GET) install -y $$missing; \
+	fi
+
+test: venv system-deps ## Lint, then run pytest against a throwaway PostgreSQL
+	$(MAKE) lint
+	bash scripts/with-postgres.sh $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: ## Run the benchmarks (bench/run.sh)
+	bash bench/run.sh
+
+clean: ## Remove the venv, caches and build output
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache
+	find . -name '__pycache__' -type d -prune -exec rm -rf {} +
+	find . -name '*.egg-info' -type d -prune -exec rm -rf {} +

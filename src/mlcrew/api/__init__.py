@@ -1,0 +1,1 @@
+"""REST API and web pages over the core library."""

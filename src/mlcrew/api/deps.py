@@ -1,0 +1,25 @@
+"""Typed application state shared by the routers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from fastapi import Request
+
+from mlcrew.serving.loader import ModelCache
+from mlcrew.spec import Spec
+from mlcrew.store import Store
+
+
+@dataclass
+class AppState:
+    project: Path
+    spec: Spec
+    store: Store
+    models: ModelCache
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.mlcrew
+    return state

@@ -1,0 +1,34 @@
+"""Runs and stage status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException
+
+from mlcrew.api.deps import AppState, get_state
+from mlcrew.errors import NotFoundError
+from mlcrew.pipeline.runner import load_run, status
+
+router = APIRouter(prefix="/v1", tags=["runs"])
+
+
+@router.get("/runs/latest")
+def latest_run(state: AppState = Depends(get_state)) -> dict[str, Any]:
+    try:
+        return load_run(state.store, None)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.get("/runs/{run_id}")
+def get_run(run_id: str, state: AppState = Depends(get_state)) -> dict[str, Any]:
+    try:
+        return load_run(state.store, run_id)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.get("/status")
+def get_status(state: AppState = Depends(get_state)) -> dict[str, Any]:
+    return {"stages": status(state.project, state.store, state.spec)}

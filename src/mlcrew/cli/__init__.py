@@ -1,0 +1,1 @@
+"""The `mlcrew` command line: thin commands over the library."""

@@ -1,0 +1,28 @@
+"""What every command shares: consoles, the project option, JSON output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+ProjectOption = typer.Option(
+    Path("."), "--project", "-p", help="Project folder (holding mlcrew.yaml).", show_default=True
+)
+JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
+
+
+def emit_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def short(digest: str | None) -> str:
+    return (digest or "")[:12]

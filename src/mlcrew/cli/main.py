@@ -1,0 +1,73 @@
+"""Entry point: assembles the command groups and turns MlcrewError into one line + exit code."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from mlcrew.cli import monitor, pipeline, project, serve
+from mlcrew.cli.common import err_console
+from mlcrew.errors import MlcrewError
+
+app = typer.Typer(
+    name="mlcrew",
+    help="mlcrew: one spec, one store, one pipeline from raw data to a monitored model.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+for group in (project, pipeline, monitor, serve):
+    app.registered_commands.extend(group.app.registered_commands)
+
+_debug = {"on": bool(os.environ.get("MLCREW_DEBUG"))}
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+) -> None:
+    if debug:
+        _debug["on"] = True
+    if version:
+        from mlcrew import __version__
+
+        typer.echo(f"mlcrew {__version__}")
+        raise typer.Exit()
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except MlcrewError as exc:
+        if _debug["on"]:
+            raise
+        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code or 0)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if _debug["on"]:
+            raise
+        err_console.print(
+            f"[red]internal error:[/] {exc.__class__.__name__}: {exc} (run with --debug for the "
+            "traceback, and please report it)", soft_wrap=True,
+        )
+        sys.exit(70)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""`mlcrew monitor`: drift and performance of the champion on new data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from mlcrew.cli.common import JsonOption, ProjectOption, console, emit_json
+
+app = typer.Typer()
+
+
+def drift_table(report: dict[str, Any], limit: int | None = None) -> Table:
+    table = Table(title=f"drift vs training reference ({report['data']['rows']} new rows)")
+    for col in ("feature", "PSI", "test", "p-value", "drifted"):
+        table.add_column(col)
+    for f in report["features"][:limit]:
+        psi = f.get("psi")
+        p = f.get("p_value")
+        table.add_row(
+            f["feature"], "—" if psi is None else f"{psi:.3f}", f.get("test", "—"),
+            "—" if p is None else f"{p:.2g}",
+            ("[red]ALERT[/]" if f.get("alert") else "[yellow]yes[/]") if f["drifted"] else "no",
+        )
+    return table
+
+
+@app.command("monitor")
+def monitor_cmd(
+    data: Path = typer.Option(..., "--data", "-d", help="New data: .csv or .parquet."),
+    project: Path = ProjectOption,
+    alias: str = typer.Option("champion", help="Model alias or version to monitor."),
+    json_out: bool = JsonOption,
+) -> None:
+    """Compare new data with the champion's training data, per feature, and write a report."""
+    from mlcrew.monitoring.monitor import monitor
+    from mlcrew.project import Project
+
+    proj = Project.open(project)
+    report = monitor(proj.store, proj.spec, data.resolve(), alias)
+    if json_out:
+        emit_json(report)
+        return
+    console.print(drift_table(report))
+    perf = report.get("performance")
+    if perf:
+        metric = proj.spec.objective.metric
+        if metric in perf["current"]:
+            console.print(
+                f"{metric} on new data: {perf['current'][metric]:.4g} "
+                f"(at training: {perf['at_training'].get(metric, float('nan')):.4g})"
+            )
+    console.print(f"alerts: {', '.join(report['alerts']) or 'none'}")
+    console.print(f"report: {report.get('report_file', report['report_digest'])}", style="dim")

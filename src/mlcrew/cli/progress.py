@@ -1,0 +1,43 @@
+"""A Rich progress display for pipeline runs (on stderr, so stdout stays clean for --json)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from mlcrew.cli.common import err_console
+from mlcrew.pipeline.runner import Progress as ProgressFn
+
+
+@contextmanager
+def stage_progress(total: int, enabled: bool = True) -> Iterator[ProgressFn]:
+    if not enabled:
+        yield lambda *_: None
+        return
+    progress = Progress(
+        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+        TextColumn("{task.completed}/{task.total} stages"), TimeElapsedColumn(),
+        console=err_console, transient=False,
+    )
+    task = progress.add_task("pipeline", total=total)
+
+    def update(stage: str, event: str, detail: dict[str, Any]) -> None:
+        if event == "start":
+            progress.update(task, description=f"{stage}: running")
+        elif event in ("executed", "cached"):
+            seconds = detail.get("seconds")
+            note = f" in {seconds:.2f}s" if seconds else ""
+            progress.console.print(
+                f"  [green]✓[/] {stage:<9} [dim]{event}{note}[/]"
+                if event == "executed" else f"  [cyan]↺[/] {stage:<9} [dim]cached[/]"
+            )
+            progress.advance(task)
+            progress.update(task, description="pipeline")
+        elif event == "failed":
+            progress.console.print(f"  [red]✗[/] {stage:<9} [red]failed[/]")
+
+    with progress:
+        yield update

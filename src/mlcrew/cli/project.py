@@ -1,0 +1,70 @@
+"""`mlcrew init` and `mlcrew demo`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.panel import Panel
+
+from mlcrew.cli.common import console, err_console
+from mlcrew.cli.progress import stage_progress
+
+app = typer.Typer()
+
+
+@app.command("init")
+def init_cmd(
+    directory: Path = typer.Argument(..., help="Folder for the new project (empty or new)."),
+    example: str = typer.Option("bikeshare", "--example", "-e", help="Example to start from."),
+    force: bool = typer.Option(False, "--force", help="Write into a non-empty folder."),
+) -> None:
+    """Create a project from a shipped example."""
+    from mlcrew.project import init_project
+
+    root = init_project(directory, example, force)
+    console.print(f"created {example} project in {root}")
+    console.print(f"next: mlcrew run -p {directory}")
+
+
+@app.command("demo")
+def demo_cmd(
+    directory: Path | None = typer.Option(None, "--dir", help="Project folder (default: temp)."),
+    serve: bool = typer.Option(False, "--serve", help="Keep the service and page up afterwards."),
+    port: int = typer.Option(0, help="Port for the service (default: a free one)."),
+) -> None:
+    """Raw CSV -> checked data -> model -> gates -> registry -> HTTP prediction -> drift report."""
+    from mlcrew.cli.monitor import drift_table
+    from mlcrew.demo import run_demo
+    from mlcrew.pipeline.stages import STAGES
+
+    with stage_progress(len(STAGES)) as progress:
+        result = run_demo(
+            directory, progress=progress, keep_serving=serve, port=port,
+            on_step=lambda msg: err_console.print(f"[bold]→[/] {msg}"),
+        )
+    run = result.run
+    verdict = run["verdict"]
+    lines = [
+        f"[bold]project[/]   {result.project}",
+        f"[bold]verdict[/]   " + ("[green]passed[/]" if verdict["passed"] else "[red]failed[/]"),
+        *[f"            {r}" for r in verdict["reasons"]],
+        f"[bold]champion[/]  {run['champion']['name']} v{run['champion']['version']}",
+        f"[bold]predict[/]   POST {result.url}/v1/models/{run['champion']['name']}/predict",
+        f"            July, 17h: predicted {result.response['predictions'][0]:.0f} bikers "
+        f"(actual {result.actual})",
+    ]
+    perf = result.monitor.get("performance", {}).get("current", {})
+    top = [f for f in result.monitor["features"] if f["drifted"]][:4]
+    lines.append(
+        f"[bold]monitor[/]   July-December, {result.monitor['data']['rows']} rows: "
+        + (f"mae {perf['mae']:.1f} " if "mae" in perf else "")
+        + f"({len(result.monitor['drifted'])} of {len(result.monitor['features'])} features drifted)"
+    )
+    lines += [f"            {f['feature']}: PSI {f['psi']:.2f}" for f in top]
+    console.print(Panel("\n".join(lines), title="mlcrew demo: bike-demand", expand=False))
+    if result.server is not None:
+        console.print(f"overview page: {result.url}/  (Ctrl-C to stop)")
+        result.server.wait()
+    else:
+        console.print(f"next: mlcrew status -p {result.project}", style="dim")

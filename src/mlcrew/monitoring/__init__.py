@@ -1,0 +1,1 @@
+"""Monitoring: drift and performance of the champion on new data."""

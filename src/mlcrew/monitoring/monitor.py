@@ -1,0 +1,103 @@
+"""`mlcrew monitor`: compare new data with the champion's training reference and write a report."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from mlcrew.data.tables import connect, fetch_arrow, format_of, load_file, read_parquet
+from mlcrew.errors import DataError
+from mlcrew.registry.versions import CHAMPION, get_version
+from mlcrew.spec import Spec
+from mlcrew.store import Store, now
+from mlcrew.store.models import MonitorReport
+from mlcrew.training.model import TabularModel
+
+
+def _prepare(spec: Spec, path: Path, features: list[str]) -> tuple[Any, str]:
+    """New data as model rows: used as is when it has the features, else run through the spec's
+    transforms in place of its single source (new data usually arrives in the raw format)."""
+    import duckdb
+
+    con = connect()
+    load_file(con, "__new", path, format_of(path), str(path))
+    columns = [r[0] for r in con.execute('DESCRIBE "__new"').fetchall()]
+    if all(f in columns for f in features):
+        return fetch_arrow(con, 'SELECT * FROM "__new"'), "as given"
+    if len(spec.sources) != 1:
+        missing = [f for f in features if f not in columns]
+        raise DataError(f"{path}: missing model features {missing}; give rows with these columns")
+    source = next(iter(spec.sources))
+    con.execute(f'ALTER TABLE "__new" RENAME TO "{source}"')
+    con.execute("SET enable_external_access=false")
+    try:
+        for name, sql in spec.transforms.items():
+            con.execute(f'CREATE TABLE "{name}" AS {sql}')
+    except duckdb.Error as exc:
+        raise DataError(
+            f"{path}: the spec's transforms do not apply to this file: {str(exc).splitlines()[0]}"
+        ) from None
+    return fetch_arrow(con, f'SELECT * FROM "{spec.dataset.from_}"'), "through the spec's transforms"
+
+
+def monitor(store: Store, spec: Spec, data: Path, alias: str = CHAMPION) -> dict[str, Any]:
+    """Drift per feature (PSI and a two-sample test) and, when labels are present, performance."""
+    from mlcrew.store import file_digest
+    from mlcrew.training.evaluate import model_metrics
+
+    if not data.is_file():
+        raise DataError(f"{data}: no such file; pass new data with --data FILE (.csv or .parquet)")
+    version = get_version(store, spec.name, alias)
+    model = TabularModel.from_json(store.artifacts.read_bytes(version.model_digest))
+    reference_digest = version.data_digests["split.train"]
+    with tempfile.TemporaryDirectory() as tmp:
+        reference = read_parquet(store.artifacts.local_path(reference_digest, Path(tmp)))
+    current, how = _prepare(spec, data, model.feature_names)
+    if current.num_rows == 0:
+        raise DataError(f"{data}: no rows to monitor")
+    drift = spec.monitoring.drift
+    features = _drift(reference, current, model.schema_, drift.psi_alert, drift.p_value)
+    report: dict[str, Any] = {
+        "model": {"name": spec.name, "version": version.version},
+        "data": {"file": str(data), "digest": file_digest(data), "rows": current.num_rows,
+                 "prepared": how},
+        "reference": {"digest": reference_digest, "rows": reference.num_rows},
+        "thresholds": {"psi_alert": drift.psi_alert, "p_value": drift.p_value},
+        "features": features,
+        "drifted": [f["feature"] for f in features if f["drifted"]],
+        "alerts": [f["feature"] for f in features if f.get("alert")],
+    }
+    if model.target_ in current.column_names:
+        current_metrics = model_metrics(model, current, model.target_)
+        report["performance"] = {
+            "current": {k: round(v, 6) for k, v in current_metrics.items()},
+            "at_training": version.metrics,
+        }
+    text = json.dumps(report, indent=2, sort_keys=True)
+    digest = store.artifacts.put_bytes(text.encode())
+    summary = {"rows": current.num_rows, "drifted": report["drifted"], "alerts": report["alerts"]}
+    with store.session() as s:
+        row = MonitorReport(
+            name=spec.name, version=version.version, data_digest=report["data"]["digest"],
+            report_digest=digest, summary=summary, created_at=now(),
+        )
+        s.add(row)
+        s.flush()
+        report["report_id"] = row.id
+    report["report_digest"] = digest
+    if store.project is not None:
+        out = store.project / ".mlcrew" / "reports" / f"monitor-{report['report_id']}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp_path = out.with_suffix(".tmp")
+        tmp_path.write_text(text)
+        tmp_path.replace(out)
+        report["report_file"] = str(out)
+    return report
+
+
+def _drift(ref: Any, cur: Any, schema: Any, psi_alert: float, p_value: float) -> Any:
+    from mlcrew.monitoring.drift import drift_report
+
+    return drift_report(ref, cur, schema, psi_alert, p_value)

@@ -1,0 +1,68 @@
+"""A project folder: its spec, its store, and creating one from a shipped example."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from mlcrew.errors import ProjectError
+from mlcrew.spec import SPEC_FILE, Spec, parse_spec
+from mlcrew.store import Store
+
+EXAMPLES = Path(__file__).parent / "examples"
+
+
+@dataclass
+class Project:
+    root: Path
+    spec: Spec
+    spec_text: str
+    store: Store
+
+    @classmethod
+    def open(cls, root: Path | str = ".", db_url: str | None = None) -> Project:
+        """Load the spec (failing fast with file:line on errors) and open the store."""
+        root = Path(root).resolve()
+        path = root / SPEC_FILE
+        if not path.exists():
+            raise ProjectError(
+                f"{path}: no {SPEC_FILE} here; create a project with "
+                "'mlcrew init --example bikeshare DIR' or pass --project DIR"
+            )
+        text = path.read_text(encoding="utf-8")
+        spec = parse_spec(text, path)
+        store = Store.open(root, db_url=db_url or spec.store.db, artifacts=spec.store.artifacts)
+        return cls(root, spec, text, store)
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def examples() -> list[str]:
+    return sorted(p.name for p in EXAMPLES.iterdir() if (p / SPEC_FILE).exists())
+
+
+def init_project(directory: Path | str, example: str = "bikeshare", force: bool = False) -> Path:
+    """Copy a shipped example into `directory` (which must be empty unless `force`)."""
+    source = EXAMPLES / example
+    if not (source / SPEC_FILE).exists():
+        raise ProjectError(
+            f"no example named {example!r}; available: {', '.join(examples()) or 'none'}"
+        )
+    target = Path(directory).resolve()
+    if target.exists() and any(target.iterdir()):
+        if not force:
+            raise ProjectError(
+                f"{target} is not empty; choose an empty folder or use --force to overwrite"
+            )
+    target.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        if item.name in (".mlcrew", "__pycache__"):
+            continue
+        dest = target / item.name
+        if item.is_dir():
+            shutil.copytree(item, dest, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, dest)
+    return target

@@ -1,0 +1,1 @@
+"""Serving: model loading and batch prediction for the API and CLI."""
