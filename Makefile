@@ -28,7 +28,6 @@ $(VENV)/bin/python:
 
 # Re-install only when pyproject.toml is newer than the stamp.
 $(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install --upgrade pip
 	$(VENV)/bin/python -m pip install -e '.[dev]'
 	touch $@
 
@@ -40,16 +39,24 @@ lint: venv ## Run ruff and mypy
 	$(VENV)/bin/mypy
 
 system-deps: ## Install PostgreSQL and Chromium from Debian if missing
-	@missing=""; \
+	@set -e; missing=""; \
 	if ! command -v /usr/bin/chromium >/dev/null 2>&1; then missing="$$missing chromium"; fi; \
 	if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then missing="$$missing postgresql"; fi; \
 	if [ -z "$$missing" ]; then \
-		echo "system-deps: postgresql and chromium already installed"; \
-	else \
-		echo "system-deps: installing$$missing"; \
-		$(APT_GET) update && \
-		$(APT_GET) install -y $$missing; \
-	fi
+		echo "system-deps: postgresql and chromium already installed"; exit 0; \
+	fi; \
+	echo "system-deps: installing$$missing"; \
+	log=$$(mktemp); trap 'rm -f "$$log"' EXIT; \
+	apt_retry() { \
+		for _ in $$(seq 1 90); do \
+			$(APT_GET) "$$@" 2>&1 | tee "$$log"; \
+			if [ "$${PIPESTATUS[0]}" -eq 0 ]; then return 0; fi; \
+			grep -q 'Could not get lock' "$$log" || return 1; \
+			echo "system-deps: apt is busy (another apt/dpkg holds a lock), waiting..."; sleep 10; \
+		done; return 1; \
+	}; \
+	apt_retry update; \
+	apt_retry install -y $$missing
 
 test: venv system-deps ## Lint, then run pytest against a throwaway PostgreSQL
 	$(MAKE) lint

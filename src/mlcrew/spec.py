@@ -73,7 +73,7 @@ class Split(_Model):
     @model_validator(mode="after")
     def _order_for_time(self) -> Split:
         if self.by == "time" and not self.order:
-            raise ValueError("split by time needs order: [column, ...]")
+            raise ValueError("@order: split by time needs order: [column, ...]")
         return self
 
 
@@ -126,7 +126,9 @@ class DealBreaker(_Model):
         if self.metric is None:
             raise ValueError("a deal-breaker needs metric: NAME with min or max, or latency_p99_ms")
         if self.metric not in METRICS:
-            raise ValueError(f"unknown metric {self.metric!r}; valid: {', '.join(METRICS)}")
+            raise ValueError(
+                f"@metric: unknown metric {self.metric!r}; valid: {', '.join(METRICS)}"
+            )
         if self.min is None and self.max is None:
             raise ValueError(f"deal-breaker on {self.metric} needs min or max")
         return self
@@ -221,7 +223,7 @@ class Spec(_Model):
             close = difflib.get_close_matches(self.dataset.from_, tables, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ValueError(
-                f"dataset.from names {self.dataset.from_!r}, which is neither a source nor a "
+                f"@dataset.from: names {self.dataset.from_!r}, which is neither a source nor a "
                 f"transform{hint}; valid: {', '.join(tables)}"
             )
         return self
@@ -310,6 +312,11 @@ def _format_error(
     err: Any, file: Path, lines: dict[tuple[Any, ...], int], raw: Any
 ) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+    msg = err["msg"].removeprefix("Value error, ")
+    if msg.startswith("@"):
+        # A model-level validator names the key it is about: "@dataset.from: ...".
+        rel, _, msg = msg[1:].partition(": ")
+        loc = loc + tuple(int(p) if p.isdigit() else p for p in rel.split("."))
     # pydantic puts model-level validator errors at the model's own path.
     line = None
     for cut in range(len(loc), -1, -1):
@@ -328,8 +335,9 @@ def _format_error(
     if kind == "missing":
         return f"{where}: missing required key {key_path!r}"
     found = err.get("input")
-    found_text = "" if isinstance(found, dict | list) else f" (found {found!r})"
-    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] in ("value_error", "assertion_error") and isinstance(found, dict):
+        found = None
+    found_text = "" if found is None or isinstance(found, dict | list) else f" (found {found!r})"
     return f"{where}: {key_path}: {msg}{found_text}"
 
 

@@ -340,6 +340,12 @@ def status(project: Path, store: Store, spec: Spec) -> list[dict[str, Any]]:
                 rows.append({"name": stage.name, "state": "never", "why": "never run"})
                 stale_upstream.append(stage.name)
                 continue
+            why = []
+            if last.version != stage.version:
+                why.append(f"code version {last.version} -> {stage.version}")
+            why += _config_changes(last.config, config)
+            if last.seed != seed:
+                why.append(f"seed {last.seed} -> {seed}")
             if all(r in available for r in refs):
                 inputs = {r: available[r] for r in refs}
                 key = cache_key(stage, config, inputs, seed)
@@ -356,12 +362,6 @@ def status(project: Path, store: Store, spec: Spec) -> list[dict[str, Any]]:
                          "outputs": hit.outputs}
                     )
                     continue
-                why = []
-                if last.version != stage.version:
-                    why.append(f"code version {last.version} -> {stage.version}")
-                why += _config_changes(last.config, config)
-                if last.seed != seed:
-                    why.append(f"seed {last.seed} -> {seed}")
                 for r in refs:
                     if last.inputs.get(r) != inputs[r]:
                         what = "source file" if r.startswith("source.") else "input"
@@ -373,7 +373,7 @@ def status(project: Path, store: Store, spec: Spec) -> list[dict[str, Any]]:
                 if not why:
                     why.append("no execution with these inputs and config")
             else:
-                why = [f"upstream {u} is not fresh" for u in stale_upstream[:1]]
+                why.append(f"upstream {stale_upstream[0]} is not fresh")
             rows.append({"name": stage.name, "state": "stale", "why": "; ".join(why)})
             stale_upstream.append(stage.name)
     return rows

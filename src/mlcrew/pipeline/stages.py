@@ -62,6 +62,8 @@ STAGES: tuple[StageDef, ...] = (
         outputs=("model",),
         impl="mlcrew.training.train:run",
         uses_seed=True,
+        # Training needs only which metric picks the best trial, not the gates' bounds.
+        shape_config=lambda cfg: {**cfg, "objective": {"metric": cfg["objective"]["metric"]}},
         description="LightGBM pipeline that owns its preprocessing and input schema",
     ),
     StageDef(

@@ -1,0 +1,118 @@
+"""The runner on SQLite and PostgreSQL: cache hits, exactly-downstream re-runs, status, reproduce."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from mlcrew.errors import CheckFailed
+from mlcrew.pipeline.runner import reproduce, status
+from mlcrew.project import Project
+from mlcrew.store.models import LineageEdge, ModelVersion
+from tests.conftest import _reload, run_pipeline
+
+ALL = ["ingest", "check", "split", "train", "evaluate", "register"]
+
+
+def states(doc: dict[str, object]) -> dict[str, str]:
+    return {s["name"]: s["state"] for s in doc["stages"]}  # type: ignore[index,union-attr]
+
+
+def edit_spec(proj: Project, old: str, new: str) -> None:
+    path = proj.root / "mlcrew.yaml"
+    text = path.read_text()
+    assert old in text
+    path.write_text(text.replace(old, new))
+
+
+def current_status(proj: Project) -> dict[str, dict[str, str]]:
+    spec, _ = _reload(proj)
+    return {r["name"]: r for r in status(proj.root, proj.store, spec)}  # type: ignore[arg-type]
+
+
+def test_first_run_executes_all_then_everything_is_cached(project: Project) -> None:
+    assert {r["state"] for r in current_status(project).values()} == {"never"}
+    first = run_pipeline(project)
+    assert states(first) == dict.fromkeys(ALL, "executed")
+    assert first["verdict"]["passed"] is True  # type: ignore[index]
+    assert first["champion"] == {"name": "bike-demand", "version": 1}
+    second = run_pipeline(project)
+    assert states(second) == dict.fromkeys(ALL, "cached")
+    assert [s["outputs"] for s in second["stages"]] == [s["outputs"] for s in first["stages"]]  # type: ignore[union-attr]
+    assert {r["state"] for r in current_status(project).values()} == {"fresh"}
+    with project.store.session() as s:
+        assert s.scalar(select(func.count()).select_from(ModelVersion)) == 1
+        assert s.scalar(select(func.count()).select_from(LineageEdge)) > 0
+
+
+def test_config_change_reruns_exactly_downstream(project: Project) -> None:
+    run_pipeline(project)
+    edit_spec(project, "rounds: 300", "rounds: 200")
+    st = current_status(project)
+    assert st["train"]["state"] == "stale"
+    assert "training.budget.rounds: 300 -> 200" in st["train"]["why"]
+    assert st["split"]["state"] == "fresh" and st["check"]["state"] == "fresh"
+    assert st["evaluate"]["state"] == "stale"
+    doc = run_pipeline(project)
+    assert states(doc) == {"ingest": "cached", "check": "cached", "split": "cached",
+                           "train": "executed", "evaluate": "executed", "register": "executed"}
+    assert doc["champion"] == {"name": "bike-demand", "version": 2}
+
+
+def test_check_change_reruns_only_the_check(project: Project) -> None:
+    run_pipeline(project)
+    edit_spec(project, "{column: hum, between: [0, 1]}", "{column: hum, between: [0, 1.5]}")
+    doc = run_pipeline(project)
+    assert [n for n, s in states(doc).items() if s == "executed"] == ["check"]
+
+
+def test_source_change_reruns_from_ingest_and_status_names_the_file(project: Project) -> None:
+    run_pipeline(project)
+    csv = project.root / "data" / "bikeshare-jan-jun.csv"
+    lines = csv.read_text().splitlines()
+    csv.write_text("\n".join(lines[:-24]) + "\n")  # the last day of June is dropped
+    st = current_status(project)
+    assert st["ingest"]["state"] == "stale"
+    assert "source file source.rides (data/bikeshare-jan-jun.csv) changed" in st["ingest"]["why"]
+    assert st["train"]["state"] == "stale" and "upstream" in st["train"]["why"]
+    doc = run_pipeline(project)
+    assert states(doc) == dict.fromkeys(ALL, "executed")
+
+
+def test_failing_check_stops_with_counts_and_sample_rows(project: Project) -> None:
+    run_pipeline(project)
+    edit_spec(project, "{column: hum, between: [0, 1]}", "{column: hum, between: [0, 0.9]}")
+    with pytest.raises(CheckFailed) as info:
+        run_pipeline(project)
+    msg = str(info.value)
+    assert "checks[2]" in msg and "hum" in msg and "rows fail, e.g. row" in msg
+    failing = info.value.report["checks"][2]
+    assert failing["failing"] > 0 and failing["samples"][0]["hum"] > 0.9
+    # Nothing downstream ran, and the champion is untouched.
+    with project.store.session() as s:
+        assert s.scalar(select(func.count()).select_from(ModelVersion)) == 1
+
+
+def test_reproduce_gives_identical_digests(project: Project) -> None:
+    doc = run_pipeline(project)
+    report = reproduce(project.store, doc["run_id"])  # type: ignore[arg-type]
+    assert report["identical"] is True, report["differences"]
+    assert [s["name"] for s in report["stages"]] == ALL
+    for stage, original in zip(report["stages"], doc["stages"], strict=True):  # type: ignore[arg-type]
+        assert stage["outputs"] == original["outputs"]
+
+
+def test_reproduce_names_a_difference(project: Project, tmp_path: Path) -> None:
+    doc = run_pipeline(project)
+    # Corrupt the recorded model digest so the reproduction must disagree with it.
+    from mlcrew.store.models import StageExecution
+
+    with project.store.session() as s:
+        ex = s.scalars(select(StageExecution).where(
+            StageExecution.run_id == doc["run_id"], StageExecution.stage == "train")).one()
+        ex.outputs = {"model": "0" * 64}
+    report = reproduce(project.store, doc["run_id"])  # type: ignore[arg-type]
+    assert report["identical"] is False
+    assert {"stage": "train", "output": "model"}.items() <= report["differences"][0].items()

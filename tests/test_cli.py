@@ -1,0 +1,96 @@
+"""The CLI as a user runs it: real processes, --json documents, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MLCREW = [sys.executable, "-m", "mlcrew.cli.main"]
+
+
+def mlcrew(*args: str, cwd: Path | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "MLCREW_DB_URL"}
+    proc = subprocess.run([*MLCREW, *args], cwd=cwd, capture_output=True, text=True, env=env,
+                          timeout=300)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture()
+def cli_project(tmp_path: Path) -> Path:
+    mlcrew("init", "--example", "bikeshare", str(tmp_path / "p"))
+    return tmp_path / "p"
+
+
+def test_run_status_reproduce_json(cli_project: Path) -> None:
+    status = json.loads(mlcrew("status", "--json", "-p", str(cli_project)).stdout)
+    assert [s["state"] for s in status["stages"]] == ["never"] * 6
+
+    first = json.loads(mlcrew("run", "--json", "-p", str(cli_project)).stdout)
+    assert set(first) >= {"run_id", "stages", "verdict", "champion"}
+    assert [s["state"] for s in first["stages"]] == ["executed"] * 6
+    assert all(len(d) == 64 for s in first["stages"] for d in s["outputs"].values())
+    assert first["verdict"]["passed"] is True and first["verdict"]["reasons"]
+    assert first["champion"] == {"name": "bike-demand", "version": 1}
+
+    again = json.loads(mlcrew("run", "--json", "-p", str(cli_project)).stdout)
+    assert [s["state"] for s in again["stages"]] == ["cached"] * 6
+
+    status = json.loads(mlcrew("status", "--json", "-p", str(cli_project)).stdout)
+    assert [s["state"] for s in status["stages"]] == ["fresh"] * 6
+
+    spec = cli_project / "mlcrew.yaml"
+    spec.write_text(spec.read_text().replace("metric: mae, max: 60", "metric: mae, max: 50"))
+    status = json.loads(mlcrew("status", "--json", "-p", str(cli_project)).stdout)
+    by_name = {s["name"]: s for s in status["stages"]}
+    assert by_name["evaluate"]["state"] == "stale"
+    assert "objective.deal_breakers" in by_name["evaluate"]["why"]
+    assert by_name["train"]["state"] == "fresh"  # the gates' bounds do not touch training
+
+    rep = json.loads(mlcrew("reproduce", first["run_id"], "--json", "-p", str(cli_project)).stdout)
+    assert rep == {**rep, "run_id": first["run_id"], "identical": True, "differences": []}
+
+    human = mlcrew("reproduce", first["run_id"], "-p", str(cli_project)).stdout
+    assert "identical" in human
+
+
+def test_errors_are_one_line_without_traceback(tmp_path: Path) -> None:
+    proc = mlcrew("run", "-p", str(tmp_path), ok=False)
+    assert proc.returncode == 2
+    assert "no mlcrew.yaml here" in proc.stderr and "mlcrew init" in proc.stderr
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+
+    (tmp_path / "mlcrew.yaml").write_text("name: x\nsorces: {}\n")
+    proc = mlcrew("status", "-p", str(tmp_path), ok=False)
+    assert proc.returncode == 2
+    assert "mlcrew.yaml:2: unknown key 'sorces'; did you mean 'sources'?" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+    proc = mlcrew("--debug", "status", "-p", str(tmp_path), ok=False)
+    assert "Traceback" in proc.stderr
+
+
+def test_init_refuses_to_overwrite(cli_project: Path) -> None:
+    proc = mlcrew("init", str(cli_project), ok=False)
+    assert proc.returncode == 2 and "--force" in proc.stderr
+
+
+def test_failed_check_exits_nonzero_with_report(cli_project: Path) -> None:
+    spec = cli_project / "mlcrew.yaml"
+    spec.write_text(spec.read_text().replace("between: [0, 23]", "between: [0, 20]"))
+    proc = mlcrew("run", "--json", "-p", str(cli_project), ok=False)
+    assert proc.returncode == 1
+    assert "data check failed: checks[1] (hr: type integer, between 0 and 20)" in proc.stderr
+    assert "e.g. row" in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_reproduce_unknown_run(cli_project: Path) -> None:
+    proc = mlcrew("reproduce", "nope", "-p", str(cli_project), ok=False)
+    assert proc.returncode == 1 and "run 'nope' not found" in proc.stderr
