@@ -13,10 +13,13 @@ import pytest
 MLCREW = [sys.executable, "-m", "mlcrew.cli.main"]
 
 
-def mlcrew(*args: str, cwd: Path | None = None, ok: bool = True) -> subprocess.CompletedProcess[str]:
+def mlcrew(
+    *args: str, cwd: Path | None = None, ok: bool = True
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "MLCREW_DB_URL"}
-    proc = subprocess.run([*MLCREW, *args], cwd=cwd, capture_output=True, text=True, env=env,
-                          timeout=300)
+    proc = subprocess.run(
+        [*MLCREW, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
+    )
     if ok:
         assert proc.returncode == 0, proc.stderr
     return proc

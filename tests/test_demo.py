@@ -11,7 +11,9 @@ from pathlib import Path
 def test_demo_end_to_end(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "mlcrew.cli.main", "demo", "--dir", str(tmp_path / "demo")],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
@@ -26,7 +28,9 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     report = json.loads(reports[0].read_text())
     assert "temp" in report["drifted"]
     status = subprocess.run(
-        [sys.executable, "-m", "mlcrew.cli.main", "status", "--json", "-p",
-         str(tmp_path / "demo")], capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "mlcrew.cli.main", "status", "--json", "-p", str(tmp_path / "demo")],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert {s["state"] for s in json.loads(status.stdout)["stages"]} == {"fresh"}

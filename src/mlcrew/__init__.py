@@ -17,7 +17,7 @@ from mlcrew.errors import (
     SpecError,
     StoreError,
 )
-from mlcrew.pipeline.runner import RunResult, Runner, load_run, reproduce, status
+from mlcrew.pipeline.runner import Runner, RunResult, load_run, reproduce, status
 from mlcrew.pipeline.stage import StageContext, StageDef, StageResult, check_stage
 from mlcrew.pipeline.stages import STAGES
 from mlcrew.project import Project, init_project

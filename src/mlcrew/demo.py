@@ -71,7 +71,8 @@ def run_demo(
         payload = {f["name"]: _typed(row[f["name"]], f["type"]) for f in model.schema_}
         response = httpx.post(
             f"{server.url}/v1/models/{project.spec.name}/predict",
-            json={"rows": [payload]}, timeout=30,
+            json={"rows": [payload]},
+            timeout=30,
         )
         response.raise_for_status()
         on_step(f"monitoring {NEW_DATA}")
@@ -82,8 +83,13 @@ def run_demo(
     if not keep_serving:
         server.stop()
     return DemoResult(
-        project=root, run=result.to_json(), request=payload, response=response.json(),
-        actual=row[project.spec.target], monitor=report, url=server.url,
+        project=root,
+        run=result.to_json(),
+        request=payload,
+        response=response.json(),
+        actual=row[project.spec.target],
+        monitor=report,
+        url=server.url,
         server=server if keep_serving else None,
     )
 

@@ -51,11 +51,10 @@ def init_project(directory: Path | str, example: str = "bikeshare", force: bool 
             f"no example named {example!r}; available: {', '.join(examples()) or 'none'}"
         )
     target = Path(directory).resolve()
-    if target.exists() and any(target.iterdir()):
-        if not force:
-            raise ProjectError(
-                f"{target} is not empty; choose an empty folder or use --force to overwrite"
-            )
+    if target.exists() and any(target.iterdir()) and not force:
+        raise ProjectError(
+            f"{target} is not empty; choose an empty folder or use --force to overwrite"
+        )
     target.mkdir(parents=True, exist_ok=True)
     for item in source.iterdir():
         if item.name in (".mlcrew", "__pycache__"):

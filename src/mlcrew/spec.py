@@ -45,7 +45,9 @@ class Source(_Model):
         if self.format:
             return self.format
         suffix = Path(self.path).suffix.lower().lstrip(".")
-        return {"pq": "parquet", "jsonl": "json", "ndjson": "json", "tsv": "csv"}.get(suffix, suffix)
+        return {"pq": "parquet", "jsonl": "json", "ndjson": "json", "tsv": "csv"}.get(
+            suffix, suffix
+        )
 
     @field_validator("path")
     @classmethod
@@ -91,7 +93,7 @@ class Check(_Model):
     )
     not_null: bool = False
     between: tuple[float, float] | None = None
-    in_: list[Union[str, int, float, bool]] | None = Field(None, alias="in")
+    in_: list[str | int | float | bool] | None = Field(None, alias="in")
     level: Literal["error", "warn"] = "error"
 
     @model_validator(mode="after")
@@ -158,7 +160,7 @@ class Training(_Model):
     budget: Budget = Field(default_factory=Budget)
     seed: int = 0
     threads: int = Field(1, ge=1, le=256)
-    params: dict[str, Union[int, float, str, bool]] = Field(default_factory=dict)
+    params: dict[str, int | float | str | bool] = Field(default_factory=dict)
 
 
 class Serving(_Model):
@@ -308,9 +310,7 @@ def _valid_keys(model: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-def _format_error(
-    err: Any, file: Path, lines: dict[tuple[Any, ...], int], raw: Any
-) -> str:
+def _format_error(err: Any, file: Path, lines: dict[tuple[Any, ...], int], raw: Any) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
     msg = err["msg"].removeprefix("Value error, ")
     if msg.startswith("@"):
@@ -362,9 +362,11 @@ def parse_spec(text: str, file: Path | str = SPEC_FILE) -> Spec:
     except ValidationError as exc:
         messages = [_format_error(e, file, lines, raw) for e in exc.errors()]
         head = messages[0]
-        more = f" (and {len(messages) - 1} more: " + "; ".join(messages[1:]) + ")" if len(
-            messages
-        ) > 1 else ""
+        more = (
+            f" (and {len(messages) - 1} more: " + "; ".join(messages[1:]) + ")"
+            if len(messages) > 1
+            else ""
+        )
         raise SpecError(head + more) from None
 
 

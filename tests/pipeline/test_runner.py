@@ -1,4 +1,4 @@
-"""The runner on SQLite and PostgreSQL: cache hits, exactly-downstream re-runs, status, reproduce."""
+"""The runner on SQLite and PostgreSQL: cache hits, downstream re-runs, status, reproduce."""
 
 from __future__ import annotations
 
@@ -56,8 +56,14 @@ def test_config_change_reruns_exactly_downstream(project: Project) -> None:
     assert st["split"]["state"] == "fresh" and st["check"]["state"] == "fresh"
     assert st["evaluate"]["state"] == "stale"
     doc = run_pipeline(project)
-    assert states(doc) == {"ingest": "cached", "check": "cached", "split": "cached",
-                           "train": "executed", "evaluate": "executed", "register": "executed"}
+    assert states(doc) == {
+        "ingest": "cached",
+        "check": "cached",
+        "split": "cached",
+        "train": "executed",
+        "evaluate": "executed",
+        "register": "executed",
+    }
     assert doc["champion"] == {"name": "bike-demand", "version": 2}
 
 
@@ -110,8 +116,11 @@ def test_reproduce_names_a_difference(project: Project, tmp_path: Path) -> None:
     from mlcrew.store.models import StageExecution
 
     with project.store.session() as s:
-        ex = s.scalars(select(StageExecution).where(
-            StageExecution.run_id == doc["run_id"], StageExecution.stage == "train")).one()
+        ex = s.scalars(
+            select(StageExecution).where(
+                StageExecution.run_id == doc["run_id"], StageExecution.stage == "train"
+            )
+        ).one()
         ex.outputs = {"model": "0" * 64}
     report = reproduce(project.store, doc["run_id"])  # type: ignore[arg-type]
     assert report["identical"] is False

@@ -20,8 +20,15 @@ def test_open_migrates_to_head_and_reopens(tmp_path: Path, db_url: str) -> None:
     store = Store(db_url, tmp_path / "artifacts")
     assert current_revision(store.engine) == HEAD_REVISION
     tables = set(inspect(store.engine).get_table_names())
-    assert {"runs", "stage_executions", "artifacts", "lineage", "model_versions",
-            "aliases", "monitor_reports"} <= tables
+    assert {
+        "runs",
+        "stage_executions",
+        "artifacts",
+        "lineage",
+        "model_versions",
+        "aliases",
+        "monitor_reports",
+    } <= tables
     store.close()
     again = Store(db_url, tmp_path / "artifacts")  # a second open is a no-op migration
     assert current_revision(again.engine) == HEAD_REVISION
@@ -39,8 +46,16 @@ def test_sqlite_default_uses_wal(tmp_path: Path) -> None:
 def test_failed_transaction_leaves_nothing(tmp_path: Path, db_url: str) -> None:
     store = Store(db_url, tmp_path / "artifacts")
     with pytest.raises(RuntimeError), store.session() as s:
-        s.add(Run(id="r1", kind="run", status="running", spec_digest="x" * 64,
-                  started_at=now(), summary={}))
+        s.add(
+            Run(
+                id="r1",
+                kind="run",
+                status="running",
+                spec_digest="x" * 64,
+                started_at=now(),
+                summary={},
+            )
+        )
         s.flush()
         raise RuntimeError("killed mid-transaction")
     with store.session() as s:

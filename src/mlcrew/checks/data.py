@@ -18,14 +18,28 @@ SAMPLE_ROWS = 5
 
 # DuckDB type names grouped the way a spec author thinks of them.
 TYPE_GROUPS = {
-    "integer": ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                "UINTEGER", "UBIGINT"),
+    "integer": (
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+    ),
     "float": ("FLOAT", "DOUBLE", "DECIMAL", "REAL"),
     "string": ("VARCHAR",),
     "boolean": ("BOOLEAN",),
     "date": ("DATE",),
-    "timestamp": ("TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_NS", "TIMESTAMP_MS",
-                  "TIMESTAMP_S"),
+    "timestamp": (
+        "TIMESTAMP",
+        "TIMESTAMP WITH TIME ZONE",
+        "TIMESTAMP_NS",
+        "TIMESTAMP_MS",
+        "TIMESTAMP_S",
+    ),
 }
 TYPE_GROUPS["number"] = TYPE_GROUPS["integer"] + TYPE_GROUPS["float"]
 
@@ -53,8 +67,12 @@ def evaluate_checks(con: Any, table: str, checks: list[Check]) -> list[dict[str,
     for i, check in enumerate(checks):
         col = check.column
         result: dict[str, Any] = {
-            "check": i, "rule": _describe(check), "column": col, "level": check.level,
-            "failing": 0, "samples": [],
+            "check": i,
+            "rule": _describe(check),
+            "column": col,
+            "level": check.level,
+            "failing": 0,
+            "samples": [],
         }
         if col not in columns:
             raise DataError(
@@ -119,7 +137,8 @@ def run(ctx: StageContext) -> StageResult:
         sample = first["samples"][0] if first["samples"] else {}
         example = (
             f", e.g. row {sample['row']}: {first['column']}={sample.get(first['column'])!r}"
-            if sample else f" (found type {first.get('type_found')})"
+            if sample
+            else f" (found type {first.get('type_found')})"
         )
         more = f"; {len(errors) - 1} more failing check(s)" if len(errors) > 1 else ""
         raise CheckFailed(

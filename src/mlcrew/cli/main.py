@@ -64,7 +64,8 @@ def main() -> None:
             raise
         err_console.print(
             f"[red]internal error:[/] {exc.__class__.__name__}: {exc} (run with --debug for the "
-            "traceback, and please report it)", soft_wrap=True,
+            "traceback, and please report it)",
+            soft_wrap=True,
         )
         sys.exit(70)
 

@@ -21,7 +21,9 @@ def drift_table(report: dict[str, Any], limit: int | None = None) -> Table:
         psi = f.get("psi")
         p = f.get("p_value")
         table.add_row(
-            f["feature"], "—" if psi is None else f"{psi:.3f}", f.get("test", "—"),
+            f["feature"],
+            "—" if psi is None else f"{psi:.3f}",
+            f.get("test", "—"),
             "—" if p is None else f"{p:.2g}",
             ("[red]ALERT[/]" if f.get("alert") else "[yellow]yes[/]") if f["drifted"] else "no",
         )

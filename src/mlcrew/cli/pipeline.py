@@ -41,9 +41,7 @@ def run_cmd(
 
     proj = Project.open(project)
     with stage_progress(len(STAGES), enabled=not json_out) as progress:
-        result = Runner(proj.root, proj.store, proj.spec, proj.spec_text, progress).run(
-            force=force
-        )
+        result = Runner(proj.root, proj.store, proj.spec, proj.spec_text, progress).run(force=force)
     if json_out:
         emit_json(result.to_json())
     else:
@@ -93,7 +91,9 @@ def reproduce_cmd(
         return
     if report["identical"]:
         n = sum(len(s["outputs"]) for s in report["stages"])
-        console.print(f"[green]identical[/]: all {n} outputs of run {run_id} reproduced bit for bit")
+        console.print(
+            f"[green]identical[/]: all {n} outputs of run {run_id} reproduced bit for bit"
+        )
         return
     console.print(f"[red]different[/]: run {run_id} did not reproduce")
     for d in report["differences"]:

@@ -18,9 +18,13 @@ def stage_progress(total: int, enabled: bool = True) -> Iterator[ProgressFn]:
         yield lambda *_: None
         return
     progress = Progress(
-        SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-        TextColumn("{task.completed}/{task.total} stages"), TimeElapsedColumn(),
-        console=err_console, transient=False,
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} stages"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
     )
     task = progress.add_task("pipeline", total=total)
 
@@ -32,7 +36,8 @@ def stage_progress(total: int, enabled: bool = True) -> Iterator[ProgressFn]:
             note = f" in {seconds:.2f}s" if seconds else ""
             progress.console.print(
                 f"  [green]✓[/] {stage:<9} [dim]{event}{note}[/]"
-                if event == "executed" else f"  [cyan]↺[/] {stage:<9} [dim]cached[/]"
+                if event == "executed"
+                else f"  [cyan]↺[/] {stage:<9} [dim]cached[/]"
             )
             progress.advance(task)
             progress.update(task, description="pipeline")

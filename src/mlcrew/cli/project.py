@@ -34,20 +34,22 @@ def demo_cmd(
     port: int = typer.Option(0, help="Port for the service (default: a free one)."),
 ) -> None:
     """Raw CSV -> checked data -> model -> gates -> registry -> HTTP prediction -> drift report."""
-    from mlcrew.cli.monitor import drift_table
     from mlcrew.demo import run_demo
     from mlcrew.pipeline.stages import STAGES
 
     with stage_progress(len(STAGES)) as progress:
         result = run_demo(
-            directory, progress=progress, keep_serving=serve, port=port,
+            directory,
+            progress=progress,
+            keep_serving=serve,
+            port=port,
             on_step=lambda msg: err_console.print(f"[bold]→[/] {msg}"),
         )
     run = result.run
     verdict = run["verdict"]
     lines = [
         f"[bold]project[/]   {result.project}",
-        f"[bold]verdict[/]   " + ("[green]passed[/]" if verdict["passed"] else "[red]failed[/]"),
+        "[bold]verdict[/]   " + ("[green]passed[/]" if verdict["passed"] else "[red]failed[/]"),
         *[f"            {r}" for r in verdict["reasons"]],
         f"[bold]champion[/]  {run['champion']['name']} v{run['champion']['version']}",
         f"[bold]predict[/]   POST {result.url}/v1/models/{run['champion']['name']}/predict",
@@ -59,7 +61,8 @@ def demo_cmd(
     lines.append(
         f"[bold]monitor[/]   July-December, {result.monitor['data']['rows']} rows: "
         + (f"mae {perf['mae']:.1f} " if "mae" in perf else "")
-        + f"({len(result.monitor['drifted'])} of {len(result.monitor['features'])} features drifted)"
+        + f"({len(result.monitor['drifted'])} of {len(result.monitor['features'])} features "
+        "drifted)"
     )
     lines += [f"            {f['feature']}: PSI {f['psi']:.2f}" for f in top]
     console.print(Panel("\n".join(lines), title="mlcrew demo: bike-demand", expand=False))

@@ -27,5 +27,6 @@ def serve_cmd(
     host = host or proj.spec.serving.host
     port = proj.spec.serving.port if port is None else port
     console.print(f"serving {proj.spec.name} on http://{host}:{port}/ (Ctrl-C to stop)")
-    uvicorn.run(create_app(proj.root, proj.spec, proj.store), host=host, port=port,
-                log_level="warning")
+    uvicorn.run(
+        create_app(proj.root, proj.spec, proj.store), host=host, port=port, log_level="warning"
+    )

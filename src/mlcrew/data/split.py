@@ -1,4 +1,4 @@
-"""The split stage: a seeded random split, or a time split on order columns (test = the last part)."""
+"""The split stage: a seeded random split, or a time split on order columns (test = last part)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ def run(ctx: StageContext) -> StageResult:
     split = Split.model_validate(ctx.config["split"])
     table = read_parquet(ctx.inputs["ingest.dataset"])
     n = table.num_rows
-    n_test = int(round(n * split.test))
+    n_test = round(n * split.test)
     if n_test < 1 or n - n_test < 2:
         raise DataError(
             f"split: {n} rows cannot be cut into train and test with test={split.test}; "
@@ -46,6 +46,9 @@ def run(ctx: StageContext) -> StageResult:
     out_train, out_test = ctx.workdir / "train.parquet", ctx.workdir / "test.parquet"
     write_parquet(train, out_train)
     write_parquet(test, out_test)
-    record: dict[str, Any] = {"by": split.by, "train_rows": train.num_rows,
-                              "test_rows": test.num_rows}
+    record: dict[str, Any] = {
+        "by": split.by,
+        "train_rows": train.num_rows,
+        "test_rows": test.num_rows,
+    }
     return StageResult({"train": out_train, "test": out_test}, record)

@@ -39,7 +39,11 @@ def reader_sql(path: Path, fmt: str, options: dict[str, Any] | None = None) -> s
 
 
 def load_file(
-    con: duckdb.DuckDBPyConnection, name: str, path: Path, fmt: str, label: str,
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    path: Path,
+    fmt: str,
+    label: str,
     options: dict[str, Any] | None = None,
 ) -> int:
     """Materialise a file as table `name`; return its row count. Errors name the file."""
@@ -78,7 +82,11 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     import pyarrow.parquet as pq
 
     pq.write_table(
-        table, path, compression="zstd", use_dictionary=True, write_statistics=True,
+        table,
+        path,
+        compression="zstd",
+        use_dictionary=True,
+        write_statistics=True,
         store_schema=True,
     )
 

@@ -94,10 +94,13 @@ def drift_report(
                 [v for v in current.column(name).to_pylist() if v is not None],
             )
         else:
+
             def as_float(t: Any, col: str = name) -> Any:
-                return pa.compute.cast(t.column(col), pa.float64()).to_numpy(
-                    zero_copy_only=False
-                ).astype(np.float64)
+                return (
+                    pa.compute.cast(t.column(col), pa.float64())
+                    .to_numpy(zero_copy_only=False)
+                    .astype(np.float64)
+                )
 
             entry = numeric_drift(as_float(reference), as_float(current))
         p = entry.get("p_value")

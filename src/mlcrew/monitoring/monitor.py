@@ -39,7 +39,9 @@ def _prepare(spec: Spec, path: Path, features: list[str]) -> tuple[Any, str]:
         raise DataError(
             f"{path}: the spec's transforms do not apply to this file: {str(exc).splitlines()[0]}"
         ) from None
-    return fetch_arrow(con, f'SELECT * FROM "{spec.dataset.from_}"'), "through the spec's transforms"
+    return fetch_arrow(
+        con, f'SELECT * FROM "{spec.dataset.from_}"'
+    ), "through the spec's transforms"
 
 
 def monitor(store: Store, spec: Spec, data: Path, alias: str = CHAMPION) -> dict[str, Any]:
@@ -61,8 +63,12 @@ def monitor(store: Store, spec: Spec, data: Path, alias: str = CHAMPION) -> dict
     features = _drift(reference, current, model.schema_, drift.psi_alert, drift.p_value)
     report: dict[str, Any] = {
         "model": {"name": spec.name, "version": version.version},
-        "data": {"file": str(data), "digest": file_digest(data), "rows": current.num_rows,
-                 "prepared": how},
+        "data": {
+            "file": str(data),
+            "digest": file_digest(data),
+            "rows": current.num_rows,
+            "prepared": how,
+        },
         "reference": {"digest": reference_digest, "rows": reference.num_rows},
         "thresholds": {"psi_alert": drift.psi_alert, "p_value": drift.p_value},
         "features": features,
@@ -80,8 +86,12 @@ def monitor(store: Store, spec: Spec, data: Path, alias: str = CHAMPION) -> dict
     summary = {"rows": current.num_rows, "drifted": report["drifted"], "alerts": report["alerts"]}
     with store.session() as s:
         row = MonitorReport(
-            name=spec.name, version=version.version, data_digest=report["data"]["digest"],
-            report_digest=digest, summary=summary, created_at=now(),
+            name=spec.name,
+            version=version.version,
+            data_digest=report["data"]["digest"],
+            report_digest=digest,
+            summary=summary,
+            created_at=now(),
         )
         s.add(row)
         s.flush()

@@ -150,19 +150,28 @@ class Runner:
             if s.get(Artifact, spec_digest) is None:
                 s.add(
                     Artifact(
-                        digest=spec_digest, size=len(self.spec_text.encode()), kind="spec",
+                        digest=spec_digest,
+                        size=len(self.spec_text.encode()),
+                        kind="spec",
                         created_at=now(),
                     )
                 )
             s.add(
                 Run(
-                    id=run_id, kind=kind, of_run=of_run, status="running",
-                    spec_digest=spec_digest, started_at=now(), summary={},
+                    id=run_id,
+                    kind=kind,
+                    of_run=of_run,
+                    status="running",
+                    spec_digest=spec_digest,
+                    started_at=now(),
+                    summary={},
                 )
             )
         outcomes: list[StageOutcome] = []
         try:
-            available = dict(sources) if sources else snapshot_sources(self.project, spec, self.store)
+            available = (
+                dict(sources) if sources else snapshot_sources(self.project, spec, self.store)
+            )
             for position, stage in enumerate(self.stages):
                 outcome = self._run_stage(stage, position, run_id, available, force, kind)
                 outcomes.append(outcome)
@@ -181,9 +190,7 @@ class Runner:
     def _finish(
         self, run_id: str, outcomes: list[StageOutcome], status: str, error: str | None
     ) -> RunResult:
-        verdict = next(
-            (o.record.get("verdict") for o in outcomes if o.name == "evaluate"), None
-        )
+        verdict = next((o.record.get("verdict") for o in outcomes if o.name == "evaluate"), None)
         champion = champion_of(self.store, self.spec.name)
         result = RunResult(run_id, outcomes, verdict, champion, status, error)
         with self.store.session() as s:
@@ -210,14 +217,25 @@ class Runner:
         key = cache_key(stage, config, inputs, seed)
         if not force:
             hit = self._lookup(key)
-            if hit is not None and all(self.store.artifacts.exists(d) for d in hit.outputs.values()):
+            if hit is not None and all(
+                self.store.artifacts.exists(d) for d in hit.outputs.values()
+            ):
                 with self.store.session() as s:
                     s.add(
                         StageExecution(
-                            run_id=run_id, position=position, stage=stage.name, key=key,
-                            version=stage.version, config=config, seed=seed, inputs=inputs,
-                            outputs=hit.outputs, record=hit.record, state="cached",
-                            seconds=0.0, finished_at=now(),
+                            run_id=run_id,
+                            position=position,
+                            stage=stage.name,
+                            key=key,
+                            version=stage.version,
+                            config=config,
+                            seed=seed,
+                            inputs=inputs,
+                            outputs=hit.outputs,
+                            record=hit.record,
+                            state="cached",
+                            seconds=0.0,
+                            finished_at=now(),
                         )
                     )
                 self.progress(stage.name, "cached", {"outputs": hit.outputs})
@@ -236,9 +254,18 @@ class Runner:
             with self.store.session() as s:
                 s.add(
                     StageExecution(
-                        run_id=run_id, position=position, stage=stage.name, key=key,
-                        version=stage.version, config=config, seed=seed, inputs=inputs,
-                        outputs={}, record=record, state="failed", seconds=seconds,
+                        run_id=run_id,
+                        position=position,
+                        stage=stage.name,
+                        key=key,
+                        version=stage.version,
+                        config=config,
+                        seed=seed,
+                        inputs=inputs,
+                        outputs={},
+                        record=record,
+                        state="failed",
+                        seconds=seconds,
                         finished_at=now(),
                     )
                 )
@@ -247,9 +274,19 @@ class Runner:
         seconds = round(time.perf_counter() - started, 3)
         with self.store.session() as s:
             execution = StageExecution(
-                run_id=run_id, position=position, stage=stage.name, key=key,
-                version=stage.version, config=config, seed=seed, inputs=inputs, outputs=outputs,
-                record=record, state="executed", seconds=seconds, finished_at=now(),
+                run_id=run_id,
+                position=position,
+                stage=stage.name,
+                key=key,
+                version=stage.version,
+                config=config,
+                seed=seed,
+                inputs=inputs,
+                outputs=outputs,
+                record=record,
+                state="executed",
+                seconds=seconds,
+                finished_at=now(),
             )
             s.add(execution)
             s.flush()
@@ -275,11 +312,18 @@ def execute_stage(
     workdir = Path(tempfile.mkdtemp(prefix=f"mlcrew-{stage.name}-"))
     try:
         local = {
-            ref: store.artifacts.local_path(d, cache_dir=workdir / "_in") for ref, d in inputs.items()
+            ref: store.artifacts.local_path(d, cache_dir=workdir / "_in")
+            for ref, d in inputs.items()
         }
         ctx = StageContext(
-            config=config, inputs=local, input_digests=dict(inputs), workdir=workdir, seed=seed,
-            store=store, run_id=run_id, dry_run=dry_run,
+            config=config,
+            inputs=local,
+            input_digests=dict(inputs),
+            workdir=workdir,
+            seed=seed,
+            store=store,
+            run_id=run_id,
+            dry_run=dry_run,
         )
         result = fn(ctx)
         missing = set(stage.outputs) - set(result.outputs)
@@ -298,9 +342,14 @@ def execute_stage(
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    items: Any = None
     if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+        items = enumerate(value)
+    if items is not None:
         out: dict[str, Any] = {}
-        for k, v in value.items():
+        for k, v in items:
             out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
         return out
     return {prefix: value}
@@ -311,9 +360,8 @@ def _config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     changes = []
     for k in sorted(set(a) | set(b)):
         if a.get(k, "<unset>") != b.get(k, "<unset>"):
-            changes.append(
-                f"config {k}: {json.dumps(a.get(k, '<unset>'))} -> {json.dumps(b.get(k, '<unset>'))}"
-            )
+            before, after = json.dumps(a.get(k, "<unset>")), json.dumps(b.get(k, "<unset>"))
+            changes.append(f"config {k}: {before} -> {after}")
     return changes
 
 
@@ -358,8 +406,12 @@ def status(project: Path, store: Store, spec: Spec) -> list[dict[str, Any]]:
                 if hit is not None:
                     available.update({f"{stage.name}.{k}": v for k, v in hit.outputs.items()})
                     rows.append(
-                        {"name": stage.name, "state": "fresh", "run_id": hit.run_id,
-                         "outputs": hit.outputs}
+                        {
+                            "name": stage.name,
+                            "state": "fresh",
+                            "run_id": hit.run_id,
+                            "outputs": hit.outputs,
+                        }
                     )
                     continue
                 for r in refs:
@@ -367,7 +419,8 @@ def status(project: Path, store: Store, spec: Spec) -> list[dict[str, Any]]:
                         what = "source file" if r.startswith("source.") else "input"
                         detail = (
                             f" ({spec.sources[r.split('.', 1)[1]].path})"
-                            if r.startswith("source.") else ""
+                            if r.startswith("source.")
+                            else ""
                         )
                         why.append(f"{what} {r}{detail} changed")
                 if not why:
@@ -410,8 +463,11 @@ def reproduce(store: Store, run_id: str, progress: Progress | None = None) -> di
         stage = by_name[ex.stage]
         if stage.version != ex.version:
             differences.append(
-                {"stage": ex.stage, "output": None,
-                 "why": f"stage code version is now {stage.version}, was {ex.version}"}
+                {
+                    "stage": ex.stage,
+                    "output": None,
+                    "why": f"stage code version is now {stage.version}, was {ex.version}",
+                }
             )
         # Inputs come from this re-execution where a stage made them, else from the record.
         inputs = {r: available.get(r, d) for r, d in ex.inputs.items()}
@@ -425,8 +481,12 @@ def reproduce(store: Store, run_id: str, progress: Progress | None = None) -> di
             if outputs.get(name) != recorded:
                 same = False
                 differences.append(
-                    {"stage": ex.stage, "output": name, "recorded": recorded,
-                     "reproduced": outputs.get(name)}
+                    {
+                        "stage": ex.stage,
+                        "output": name,
+                        "recorded": recorded,
+                        "reproduced": outputs.get(name),
+                    }
                 )
         stages.append({"name": ex.stage, "identical": same, "outputs": outputs})
         progress(ex.stage, "executed", {"outputs": outputs})
@@ -452,13 +512,24 @@ def load_run(store: Store, run_id: str | None) -> dict[str, Any]:
                 f"run {run_id!r} not found" if run_id else "no run yet; start one with 'mlcrew run'"
             )
         return {
-            "run_id": run.id, "status": run.status, "started_at": run.started_at.isoformat(),
+            "run_id": run.id,
+            "status": run.status,
+            "started_at": run.started_at.isoformat(),
             "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-            "summary": run.summary, "error": run.error, "spec_digest": run.spec_digest,
+            "summary": run.summary,
+            "error": run.error,
+            "spec_digest": run.spec_digest,
         }
 
 
 __all__ = [
-    "RunResult", "Runner", "StageOutcome", "asdict", "cache_key", "load_run", "reproduce",
-    "snapshot_sources", "status",
+    "RunResult",
+    "Runner",
+    "StageOutcome",
+    "asdict",
+    "cache_key",
+    "load_run",
+    "reproduce",
+    "snapshot_sources",
+    "status",
 ]

@@ -11,6 +11,11 @@ from mlcrew.registry.versions import (
 )
 
 __all__ = [
-    "CHAMPION", "VersionInfo", "aliases", "get_version", "list_versions", "register_version",
+    "CHAMPION",
+    "VersionInfo",
+    "aliases",
+    "get_version",
+    "list_versions",
+    "register_version",
     "set_alias",
 ]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 
-
 from mlcrew.pipeline.stage import StageContext, StageResult
 from mlcrew.registry.versions import CHAMPION, find_by_digest, register_version, set_alias
 from mlcrew.store.models import Run
@@ -29,8 +28,14 @@ def run(ctx: StageContext) -> StageResult:
             run_row = s.get(Run, ctx.run_id)
             spec_digest = run_row.spec_digest if run_row else ""
         info, _new = register_version(
-            ctx.store, name, model_digest, run_id=ctx.run_id, spec_digest=spec_digest,
-            data_digests=data, metrics=report["metrics"], verdict=verdict,
+            ctx.store,
+            name,
+            model_digest,
+            run_id=ctx.run_id,
+            spec_digest=spec_digest,
+            data_digests=data,
+            metrics=report["metrics"],
+            verdict=verdict,
         )
         version = info.version
         if verdict["passed"]:

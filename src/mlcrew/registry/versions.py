@@ -30,8 +30,15 @@ class VersionInfo:
     @classmethod
     def of(cls, row: ModelVersion) -> VersionInfo:
         return cls(
-            row.name, row.version, row.model_digest, row.run_id, row.spec_digest,
-            dict(row.data_digests), dict(row.metrics), dict(row.verdict), row.created_at.isoformat(),
+            row.name,
+            row.version,
+            row.model_digest,
+            row.run_id,
+            row.spec_digest,
+            dict(row.data_digests),
+            dict(row.metrics),
+            dict(row.verdict),
+            row.created_at.isoformat(),
         )
 
 
@@ -61,8 +68,14 @@ def register_version(
             return VersionInfo.of(existing), False
         latest = s.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
         row = ModelVersion(
-            name=name, version=(latest or 0) + 1, model_digest=model_digest, run_id=run_id,
-            spec_digest=spec_digest, data_digests=data_digests, metrics=metrics, verdict=verdict,
+            name=name,
+            version=(latest or 0) + 1,
+            model_digest=model_digest,
+            run_id=run_id,
+            spec_digest=spec_digest,
+            data_digests=data_digests,
+            metrics=metrics,
+            verdict=verdict,
             created_at=now(),
         )
         s.add(row)
@@ -72,9 +85,14 @@ def register_version(
 
 def set_alias(store: Store, name: str, alias: str, version: int) -> None:
     with store.session() as s:
-        if s.scalars(
-            select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)
-        ).first() is None:
+        if (
+            s.scalars(
+                select(ModelVersion).where(
+                    ModelVersion.name == name, ModelVersion.version == version
+                )
+            ).first()
+            is None
+        ):
             raise NotFoundError(f"model {name!r} has no version {version}")
         row = s.get(Alias, (name, alias))
         if row is None:

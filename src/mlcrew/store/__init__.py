@@ -36,9 +36,7 @@ class Store:
         self.artifacts = ArtifactStore(artifacts_root)
 
     @classmethod
-    def open(
-        cls, project: Path, db_url: str | None = None, artifacts: str | None = None
-    ) -> Store:
+    def open(cls, project: Path, db_url: str | None = None, artifacts: str | None = None) -> Store:
         """Open a project's store. Precedence: argument, MLCREW_DB_URL, spec's store.db, SQLite."""
         state = project / STATE_DIR
         url = db_url or os.environ.get("MLCREW_DB_URL")

@@ -98,7 +98,9 @@ class ArtifactStore:
                 return digest
             except OSError as exc:
                 tmp.unlink(missing_ok=True)
-                raise StoreError(f"cannot write to the artifact store at {self.root}: {exc}") from exc
+                raise StoreError(
+                    f"cannot write to the artifact store at {self.root}: {exc}"
+                ) from exc
         tmp_url = f"{self._base_url}/tmp/{uuid.uuid4().hex}"
         try:
             with self._fs.open(tmp_url, "wb") as out:

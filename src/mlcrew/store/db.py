@@ -71,8 +71,8 @@ def migrate(engine: Engine) -> None:
             command.upgrade(cfg, "head")
     except SQLAlchemyError as exc:
         raise StoreError(
-            f"cannot open the metadata database {redact(str(engine.url))}: {exc.__class__.__name__}:"
-            f" {str(exc).splitlines()[0]}"
+            f"cannot open the metadata database {redact(str(engine.url))}: "
+            f"{exc.__class__.__name__}: {str(exc).splitlines()[0]}"
         ) from exc
 
 

@@ -47,7 +47,9 @@ def baseline_metrics(model: TabularModel, train: Any, test: Any, target: str) ->
     majority = model.classes_[int(prior.argmax())]
     proba = np.tile(prior, (len(test_labels), 1))
     return classification_metrics(
-        test_labels, [majority] * len(test_labels), proba if len(prior) > 2 else proba[:, 1],
+        test_labels,
+        [majority] * len(test_labels),
+        proba if len(prior) > 2 else proba[:, 1],
         model.classes_,
     )
 
@@ -75,8 +77,11 @@ def gate(breaker: DealBreaker, metrics: dict[str, float], latency: float | None)
     assert breaker.metric is not None
     value = metrics.get(breaker.metric)
     if value is None:
-        return {"gate": f"{breaker.metric} (not defined for this task)", "passed": False,
-                "value": None}
+        return {
+            "gate": f"{breaker.metric} (not defined for this task)",
+            "passed": False,
+            "value": None,
+        }
     ok = True
     bounds = []
     if breaker.min is not None:
@@ -85,8 +90,11 @@ def gate(breaker: DealBreaker, metrics: dict[str, float], latency: float | None)
     if breaker.max is not None:
         ok &= value <= breaker.max
         bounds.append(f"<= {breaker.max:g}")
-    return {"gate": f"{breaker.metric} {' and '.join(bounds)}", "value": round(value, 6),
-            "passed": bool(ok)}
+    return {
+        "gate": f"{breaker.metric} {' and '.join(bounds)}",
+        "value": round(value, 6),
+        "passed": bool(ok),
+    }
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -106,19 +114,28 @@ def run(ctx: StageContext) -> StageResult:
             gates.append({"gate": f"beats the dummy baseline on {metric}", "passed": False})
         else:
             direction = "<" if metric in LOWER_IS_BETTER else ">"
-            gates.append({
-                "gate": f"beats the dummy baseline on {metric} "
-                        f"({metrics[metric]:.4g} {direction} {baseline[metric]:.4g})",
-                "passed": better(metric, metrics[metric], baseline[metric]),
-            })
-    reasons = [("passed: " if g["passed"] else "FAILED: ") + g["gate"] + (
-        f" (value {g['value']:.4g})" if isinstance(g.get("value"), float) else "") for g in gates]
+            gates.append(
+                {
+                    "gate": f"beats the dummy baseline on {metric} "
+                    f"({metrics[metric]:.4g} {direction} {baseline[metric]:.4g})",
+                    "passed": better(metric, metrics[metric], baseline[metric]),
+                }
+            )
+    reasons = [
+        ("passed: " if g["passed"] else "FAILED: ")
+        + g["gate"]
+        + (f" (value {g['value']:.4g})" if isinstance(g.get("value"), float) else "")
+        for g in gates
+    ]
     verdict = {"passed": all(g["passed"] for g in gates), "reasons": reasons}
     report = {
-        "task": model.task, "metric": metric, "rows": test.num_rows,
+        "task": model.task,
+        "metric": metric,
+        "rows": test.num_rows,
         "metrics": {k: round(v, 6) for k, v in metrics.items()},
         "baseline": {k: round(v, 6) for k, v in baseline.items()},
-        "gates": gates, "verdict": verdict,
+        "gates": gates,
+        "verdict": verdict,
     }
     out = ctx.workdir / "evaluation.json"
     out.write_text(json.dumps(report, indent=2, sort_keys=True))

@@ -82,8 +82,11 @@ class TabularModel:
         X = self._matrix(table)
         cat_idx = [i for i, f in enumerate(self.schema_) if f["type"] == "category"]
         data = lgb.Dataset(
-            X, label=y, feature_name=[f["name"] for f in self.schema_],
-            categorical_feature=cat_idx or "auto", free_raw_data=True,
+            X,
+            label=y,
+            feature_name=[f["name"] for f in self.schema_],
+            categorical_feature=cat_idx or "auto",
+            free_raw_data=True,
             params={"verbosity": -1, "max_bin": 255},
         )
         self.booster_ = lgb.train(self.params, data, num_boost_round=self.rounds)
@@ -97,8 +100,11 @@ class TabularModel:
         col = table.column(name)
         t = col.type
         nullable = col.null_count > 0
-        if name in self.categorical or pa.types.is_string(t) or pa.types.is_large_string(t) or (
-            pa.types.is_dictionary(t)
+        if (
+            name in self.categorical
+            or pa.types.is_string(t)
+            or pa.types.is_large_string(t)
+            or (pa.types.is_dictionary(t))
         ):
             levels = sorted({_category_text(v) for v in col.to_pylist() if v is not None})
             return {"name": name, "type": "category", "categories": levels, "nullable": nullable}
@@ -136,7 +142,9 @@ class TabularModel:
         return [f["name"] for f in self.schema_]
 
     def predict_raw(self, table: pa.Table) -> np.ndarray:
-        return self.booster_.predict(self._matrix(table), num_threads=1)  # type: ignore[no-any-return]
+        import numpy as np
+
+        return np.asarray(self.booster_.predict(self._matrix(table), num_threads=1))
 
     def predict_table(self, table: pa.Table) -> list[Any]:
         raw = self.predict_raw(table)

@@ -96,8 +96,7 @@ def run(ctx: StageContext) -> StageResult:
             trial = {**params, **(_trial_params(rng) if i else {}), **training.params}
             m = TabularModel(task, trial, training.budget.rounds, features_cfg.categorical)
             value = score(m.fit(fit_part, target, features), valid_part, target, metric)
-            trials.append({"trial": i, metric: value,
-                           **{k: trial[k] for k in SEARCH_SPACE}})
+            trials.append({"trial": i, metric: value, **{k: trial[k] for k in SEARCH_SPACE}})
             if best is None or better(metric, value, best[0]):
                 best = (value, trial)
         assert best is not None
@@ -113,8 +112,13 @@ def run(ctx: StageContext) -> StageResult:
         for name, g in sorted(zip(features, gains, strict=True), key=lambda p: -p[1])
     }
     record = {
-        "task": task, "features": features, "rows": table.num_rows,
-        "rounds": training.budget.rounds, "trials": trials, "metric": metric,
-        "params": {k: params[k] for k in SEARCH_SPACE}, "importance": importance,
+        "task": task,
+        "features": features,
+        "rows": table.num_rows,
+        "rounds": training.budget.rounds,
+        "trials": trials,
+        "metric": metric,
+        "params": {k: params[k] for k in SEARCH_SPACE},
+        "importance": importance,
     }
     return StageResult({"model": out}, record)

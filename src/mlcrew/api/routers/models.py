@@ -34,8 +34,11 @@ def list_models(state: AppState = Depends(get_state)) -> dict[str, Any]:
     names = sorted({v.name for v in versions})
     return {
         "models": [
-            {"name": n, "aliases": aliases(state.store, n),
-             "versions": [v.version for v in versions if v.name == n]}
+            {
+                "name": n,
+                "aliases": aliases(state.store, n),
+                "versions": [v.version for v in versions if v.name == n],
+            }
             for n in names
         ]
     }
@@ -48,9 +51,13 @@ def describe(name: str, alias: str = CHAMPION, state: AppState = Depends(get_sta
     except NotFoundError as exc:
         raise HTTPException(404, str(exc)) from None
     return {
-        "name": name, "version": loaded.info.version, "task": loaded.model.task,
-        "target": loaded.model.target_, "input_schema": loaded.model.input_schema(),
-        "metrics": loaded.info.metrics, "verdict": loaded.info.verdict,
+        "name": name,
+        "version": loaded.info.version,
+        "task": loaded.model.task,
+        "target": loaded.model.target_,
+        "input_schema": loaded.model.input_schema(),
+        "metrics": loaded.info.metrics,
+        "verdict": loaded.info.verdict,
     }
 
 

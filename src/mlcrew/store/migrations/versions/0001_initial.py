@@ -59,9 +59,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
         sa.Column("parent", sa.String(64), nullable=False),
         sa.Column("child", sa.String(64), nullable=False),
-        sa.Column(
-            "execution_id", sa.Integer, sa.ForeignKey("stage_executions.id"), nullable=False
-        ),
+        sa.Column("execution_id", sa.Integer, sa.ForeignKey("stage_executions.id"), nullable=False),
     )
     op.create_index("ix_lineage_parent", "lineage", ["parent"])
     op.create_index("ix_lineage_child", "lineage", ["child"])
@@ -102,7 +100,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     for table in (
-        "monitor_reports", "aliases", "model_versions", "lineage", "stage_executions", "runs",
+        "monitor_reports",
+        "aliases",
+        "model_versions",
+        "lineage",
+        "stage_executions",
+        "runs",
         "artifacts",
     ):
         op.drop_table(table)

@@ -1,0 +1,42 @@
+"""The overview page in a real Chromium: what a person opening `/` sees."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mlcrew.api.app import create_app
+from mlcrew.project import Project
+from mlcrew.registry.versions import get_version
+from mlcrew.serving.server import BackgroundServer
+
+
+@pytest.fixture(scope="module")
+def server(trained_project: Project) -> Iterator[BackgroundServer]:
+    app = create_app(trained_project.root, trained_project.spec, trained_project.store)
+    with BackgroundServer(app) as srv:
+        yield srv
+
+
+def test_overview_shows_champion_metric_and_stages(
+    browser: Any, server: BackgroundServer, trained_project: Project, tmp_path: Path
+) -> None:
+    champion = get_version(trained_project.store, "bike-demand")
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    assert page.title() == "bike-demand · mlcrew"
+    assert page.get_by_test_id("champion-version").inner_text() == str(champion.version)
+    mae_cell = page.locator('#champion td[data-metric="mae"]')
+    assert mae_cell.inner_text() == f"{champion.metrics['mae']:.4g}"
+    assert page.locator("#champion ul.reasons li.ok").count() == len(champion.verdict["reasons"])
+    stage_rows = page.locator("#stages tbody tr")
+    assert stage_rows.count() == 6
+    assert "fresh" in stage_rows.nth(3).inner_text()  # train
+    # The page is styled, not a bare document: the stylesheet loaded and applied.
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(244, 246, 248)"
+    page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
+    page.close()

@@ -1,0 +1,59 @@
+"""Drift on the real second half of 2011 versus the January-June training reference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+import pytest
+
+from mlcrew.errors import DataError
+from mlcrew.monitoring.drift import categorical_drift, numeric_drift
+from mlcrew.monitoring.monitor import monitor
+from mlcrew.project import Project
+
+
+def test_summer_and_autumn_drift_from_spring(trained_project: Project) -> None:
+    data = trained_project.root / "data" / "bikeshare-jul-dec.csv"
+    report = monitor(trained_project.store, trained_project.spec, data)
+    by_feature = {f["feature"]: f for f in report["features"]}
+    assert by_feature["temp"]["drifted"] and by_feature["temp"]["psi"] > 0.2
+    assert by_feature["temp"]["p_value"] < 1e-6
+    assert not by_feature["hr"]["drifted"]  # hours of the day do not drift
+    assert report["data"]["rows"] == 4395
+    assert report["performance"]["current"]["mae"] > 0
+    saved = json.loads(Path(report["report_file"]).read_text())
+    assert saved["drifted"] == report["drifted"]
+
+
+def test_training_period_itself_shows_no_drift(trained_project: Project, tmp_path: Path) -> None:
+    # May-June of the training source, as Parquet with the model's columns already in place.
+    table = pcsv.read_csv(trained_project.root / "data" / "bikeshare-jan-jun.csv")
+    path = tmp_path / "may-june.parquet"
+    pq.write_table(table.slice(table.num_rows - 1400), path)
+    report = monitor(trained_project.store, trained_project.spec, path)
+    assert not by_name(report, "hr")["drifted"]
+    assert not by_name(report, "workingday")["drifted"]
+
+
+def by_name(report: dict[str, object], name: str) -> dict[str, object]:
+    return next(f for f in report["features"] if f["feature"] == name)  # type: ignore[attr-defined,index]
+
+
+def test_missing_file_is_a_clear_error(trained_project: Project, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="no such file"):
+        monitor(trained_project.store, trained_project.spec, tmp_path / "nope.csv")
+
+
+def test_psi_and_tests_on_known_samples() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    same = numeric_drift(rng.normal(size=5000), rng.normal(size=5000))
+    shifted = numeric_drift(rng.normal(size=5000), rng.normal(1.0, size=5000))
+    assert same["psi"] < 0.05 and same["p_value"] > 0.01
+    assert shifted["psi"] > 0.5 and shifted["p_value"] < 1e-10
+    cats = categorical_drift(["a"] * 90 + ["b"] * 10, ["a"] * 10 + ["b"] * 80 + ["c"] * 10)
+    assert cats["psi"] > 1 and cats["new_categories"] == ["c"]
