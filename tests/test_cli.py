@@ -97,3 +97,47 @@ def test_failed_check_exits_nonzero_with_report(cli_project: Path) -> None:
 def test_reproduce_unknown_run(cli_project: Path) -> None:
     proc = mlcrew("reproduce", "nope", "-p", str(cli_project), ok=False)
     assert proc.returncode == 1 and "run 'nope' not found" in proc.stderr
+
+
+def test_serve_command_answers_predictions(cli_project: Path) -> None:
+    import httpx
+
+    from mlcrew.serving.server import free_port
+
+    mlcrew("run", "-p", str(cli_project))
+    port = free_port()
+    proc = subprocess.Popen(
+        [*MLCREW, "serve", "-p", str(cli_project), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                import time
+
+                time.sleep(0.1)
+        row = {
+            "season": 1,
+            "mnth": "Jan",
+            "hr": 8,
+            "holiday": 0,
+            "weekday": 2,
+            "workingday": 1,
+            "weathersit": "clear",
+            "temp": 0.2,
+            "atemp": 0.2,
+            "hum": 0.5,
+            "windspeed": 0.1,
+        }
+        body = httpx.post(f"{url}/v1/models/bike-demand/predict", json={"rows": [row]}).json()
+        assert body["model"] == {"name": "bike-demand", "version": 1}
+        assert body["predictions"][0] > 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -125,3 +125,43 @@ def test_reproduce_names_a_difference(project: Project, tmp_path: Path) -> None:
     report = reproduce(project.store, doc["run_id"])  # type: ignore[arg-type]
     assert report["identical"] is False
     assert {"stage": "train", "output": "model"}.items() <= report["differences"][0].items()
+
+
+def test_failed_gate_registers_but_keeps_the_champion(project: Project) -> None:
+    run_pipeline(project)
+    edit_spec(project, "{metric: mae, max: 60}", "{metric: mae, max: 1}")
+    edit_spec(project, "rounds: 300", "rounds: 250")
+    doc = run_pipeline(project)
+    assert doc["verdict"]["passed"] is False  # type: ignore[index]
+    assert "FAILED: mae <= 1" in doc["verdict"]["reasons"][0]  # type: ignore[index]
+    assert doc["champion"] == {"name": "bike-demand", "version": 1}
+    with project.store.session() as s:
+        versions = s.scalars(select(ModelVersion).order_by(ModelVersion.version)).all()
+    assert [(v.version, v.verdict["passed"]) for v in versions] == [(1, True), (2, False)]
+    assert versions[1].data_digests.keys() == {"split.train", "split.test"}
+    assert versions[1].run_id == doc["run_id"]
+
+
+def test_latency_gate_is_measured_and_enforced(project: Project) -> None:
+    edit_spec(project, "- {metric: r2, min: 0.7}", "- {latency_p99_ms: 0.000001}")
+    doc = run_pipeline(project)
+    assert "FAILED: latency_p99_ms <= 1e-06" in doc["verdict"]["reasons"]  # type: ignore[index]
+    assert doc["champion"] is None
+    evaluate = next(s for s in doc["stages"] if s["name"] == "evaluate")  # type: ignore[union-attr]
+    assert evaluate["state"] == "executed"
+
+
+def test_stage_contract_checker() -> None:
+    from mlcrew.pipeline.stage import StageDef, check_stage
+    from mlcrew.pipeline.stages import STAGES
+
+    for stage in STAGES:
+        check_stage(stage)
+    broken = StageDef(
+        name="my stage", version="", sections=(), inputs=("x",), outputs=(), impl="nowhere:fn"
+    )
+    with pytest.raises(TypeError) as info:
+        check_stage(broken)
+    msg = str(info.value)
+    assert "must be an identifier" in msg and "version must be set" in msg
+    assert "'stage.output'" in msg and "cannot be imported" in msg

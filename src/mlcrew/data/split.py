@@ -13,6 +13,7 @@ from mlcrew.spec import Split
 def run(ctx: StageContext) -> StageResult:
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     split = Split.model_validate(ctx.config["split"])
     table = read_parquet(ctx.inputs["ingest.dataset"])
@@ -31,7 +32,7 @@ def run(ctx: StageContext) -> StageResult:
                 f"columns: {', '.join(table.column_names)}"
             )
         # Stable sort keeps the source order for ties, so the cut is the same every run.
-        indices = pa.compute.sort_indices(
+        indices = pc.sort_indices(
             table.append_column("__pos", pa.array(np.arange(n))),
             sort_keys=[(c, "ascending") for c in [*split.order, "__pos"]],
         )

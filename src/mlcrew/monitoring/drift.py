@@ -81,6 +81,7 @@ def drift_report(
     """One entry per model feature, most drifted first."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     rows = []
     for f in schema:
@@ -97,7 +98,7 @@ def drift_report(
 
             def as_float(t: Any, col: str = name) -> Any:
                 return (
-                    pa.compute.cast(t.column(col), pa.float64())
+                    pc.cast(t.column(col), pa.float64())
                     .to_numpy(zero_copy_only=False)
                     .astype(np.float64)
                 )

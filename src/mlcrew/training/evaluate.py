@@ -22,10 +22,11 @@ LATENCY_SAMPLES = 200
 
 def model_metrics(model: TabularModel, table: Any, target: str) -> dict[str, float]:
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     y = table.column(target)
     if model.task == "regression":
-        y_true = pa.compute.cast(y, pa.float64()).to_numpy(zero_copy_only=False)
+        y_true = pc.cast(y, pa.float64()).to_numpy(zero_copy_only=False)
         return regression_metrics(y_true, model.predict_raw(table))
     labels = [str(v) for v in y.to_pylist()]
     raw = model.predict_raw(table)
@@ -36,10 +37,11 @@ def baseline_metrics(model: TabularModel, train: Any, test: Any, target: str) ->
     """A dummy that ignores the features: the mean (regression) or class prior (classification)."""
     import numpy as np
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     if model.task == "regression":
-        y_train = pa.compute.cast(train.column(target), pa.float64()).to_numpy(zero_copy_only=False)
-        y_test = pa.compute.cast(test.column(target), pa.float64()).to_numpy(zero_copy_only=False)
+        y_train = pc.cast(train.column(target), pa.float64()).to_numpy(zero_copy_only=False)
+        y_test = pc.cast(test.column(target), pa.float64()).to_numpy(zero_copy_only=False)
         return regression_metrics(y_test, np.full(len(y_test), float(np.mean(y_train))))
     train_labels = [str(v) for v in train.column(target).to_pylist()]
     prior = np.array([train_labels.count(c) / len(train_labels) for c in model.classes_])

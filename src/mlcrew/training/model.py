@@ -63,6 +63,7 @@ class TabularModel:
     def fit(self, table: pa.Table, target: str, features: list[str]) -> TabularModel:
         import lightgbm as lgb
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         self.target_ = target
         self.schema_ = [self._field_schema(table, name) for name in features]
@@ -78,7 +79,7 @@ class TabularModel:
             y = [index[str(v)] for v in y_col.to_pylist()]
         else:
             self.classes_ = []
-            y = pa.compute.cast(y_col, pa.float64()).to_numpy(zero_copy_only=False)
+            y = pc.cast(y_col, pa.float64()).to_numpy(zero_copy_only=False)
         X = self._matrix(table)
         cat_idx = [i for i, f in enumerate(self.schema_) if f["type"] == "category"]
         data = lgb.Dataset(
@@ -122,6 +123,7 @@ class TabularModel:
     def _matrix(self, table: pa.Table) -> np.ndarray:
         import numpy as np
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         X = np.empty((table.num_rows, len(self.schema_)), dtype=np.float64)
         for j, f in enumerate(self.schema_):
@@ -133,7 +135,7 @@ class TabularModel:
                     for v in col.to_pylist()
                 ]
             else:
-                X[:, j] = pa.compute.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
+                X[:, j] = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
         return X
 
     # ------------------------------------------------------------------ predict
