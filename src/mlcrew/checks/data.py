@@ -7,6 +7,7 @@ an error-level failure stops the pipeline with that report, a warn-level one is 
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from mlcrew.data.tables import connect, scalar
@@ -112,6 +113,8 @@ def evaluate_checks(con: Any, table: str, checks: list[Check]) -> list[dict[str,
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return float(value)
     return value if isinstance(value, int | float | str | bool | type(None)) else str(value)
 
 

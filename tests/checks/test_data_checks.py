@@ -1,0 +1,54 @@
+"""Each kind of data check on a small real table in DuckDB."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+import pytest
+
+from mlcrew.checks.data import evaluate_checks
+from mlcrew.data.tables import connect
+from mlcrew.errors import DataError
+from mlcrew.spec import Check
+
+
+@pytest.fixture()
+def con() -> duckdb.DuckDBPyConnection:
+    con = connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT * FROM (VALUES (1, 'a', 0.5), (2, 'b', NULL), (3, 'zz', 1.7))"
+        " v(id, kind, score)"
+    )
+    return con
+
+
+def run(con: duckdb.DuckDBPyConnection, **rule: Any) -> dict[str, Any]:
+    return evaluate_checks(con, "t", [Check.model_validate(rule)])[0]
+
+
+def test_not_null(con: duckdb.DuckDBPyConnection) -> None:
+    result = run(con, column="score", not_null=True)
+    assert result["failing"] == 1 and result["samples"] == [{"row": 2, "score": None}]
+
+
+def test_between(con: duckdb.DuckDBPyConnection) -> None:
+    result = run(con, column="score", between=[0, 1])
+    assert result["failing"] == 1 and result["samples"] == [{"row": 3, "score": 1.7}]
+
+
+def test_allowed_values(con: duckdb.DuckDBPyConnection) -> None:
+    result = run(con, column="kind", **{"in": ["a", "b"]})
+    assert result["failing"] == 1 and result["samples"][0] == {"row": 3, "kind": "zz"}
+    assert run(con, column="id", **{"in": [1, 2, 3]})["passed"]
+
+
+def test_type(con: duckdb.DuckDBPyConnection) -> None:
+    assert run(con, column="id", type="integer")["passed"]
+    wrong = run(con, column="kind", type="number")
+    assert not wrong["passed"] and wrong["type_found"] == "VARCHAR"
+
+
+def test_unknown_column_names_the_check(con: duckdb.DuckDBPyConnection) -> None:
+    with pytest.raises(DataError, match=r"checks\[0\] names column 'nope'.*columns: id, kind"):
+        run(con, column="nope", not_null=True)
