@@ -141,3 +141,12 @@ def test_serve_command_answers_predictions(cli_project: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def test_version_and_usage_errors() -> None:
+    from mlcrew import __version__
+
+    assert mlcrew("--version").stdout.strip() == f"mlcrew {__version__}"
+    proc = mlcrew("run", "--bogus", ok=False)
+    assert proc.returncode == 2 and "No such option: --bogus" in proc.stderr
+    assert "internal error" not in proc.stderr

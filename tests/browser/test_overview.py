@@ -40,3 +40,16 @@ def test_overview_shows_champion_metric_and_stages(
     assert background == "rgb(244, 246, 248)"
     page.screenshot(path=str(tmp_path / "overview.png"), full_page=True)
     page.close()
+
+
+def test_try_it_button_sends_a_real_prediction(browser: Any, server: BackgroundServer) -> None:
+    page = browser.new_page()
+    page.goto(server.url + "/")
+    assert f"{server.url}/v1/models/bike-demand/predict" in page.locator("#try").inner_text()
+    page.get_by_role("button", name="Send this request").click()
+    answer = page.locator("#answer")
+    answer.wait_for(state="visible")
+    page.wait_for_function("document.getElementById('answer').textContent.length > 0")
+    text = answer.inner_text()
+    assert text.startswith("200 ") and '"predictions":[' in text and '"version":1' in text
+    page.close()

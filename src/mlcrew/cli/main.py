@@ -24,18 +24,31 @@ for group in (project, pipeline, monitor, serve):
 _debug = {"on": bool(os.environ.get("MLCREW_DEBUG"))}
 
 
-@app.callback()
-def _root(
-    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-) -> None:
-    if debug:
-        _debug["on"] = True
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         from mlcrew import __version__
 
         typer.echo(f"mlcrew {__version__}")
         raise typer.Exit()
+
+
+def _set_debug(value: bool) -> None:
+    if value:
+        _debug["on"] = True
+
+
+@app.callback()
+def _root(
+    debug: bool = typer.Option(
+        False, "--debug", help="Show full tracebacks on errors.", is_eager=True,
+        callback=_set_debug,
+    ),
+    version: bool = typer.Option(
+        False, "--version", help="Print the version and exit.", is_eager=True,
+        callback=_print_version,
+    ),
+) -> None:
+    """Options that apply to every command."""
 
 
 def main() -> None:
@@ -55,11 +68,13 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as exc:
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
+        # Usage errors: Typer may raise its own bundled copy of click's exception classes, so
+        # recognise them by shape rather than by class.
+        show, code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(code, int):
+            if type(exc).__name__ != "NoArgsIsHelpError":  # help was printed already
+                show()
+            sys.exit(code)
         if _debug["on"]:
             raise
         err_console.print(

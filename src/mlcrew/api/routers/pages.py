@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,10 @@ def overview_context(state: AppState) -> dict[str, Any]:
     except NotFoundError:
         champion = None
     versions = list_versions(state.store, state.spec.name)
+    example: dict[str, Any] = {}
+    if champion is not None:
+        schema = state.models.get(state.spec.name, CHAMPION).model.input_schema()
+        example = {f["name"]: _example_value(f) for f in schema}
     return {
         "spec": state.spec,
         "run": run,
@@ -37,9 +42,17 @@ def overview_context(state: AppState) -> dict[str, Any]:
         "aliases": aliases(state.store, state.spec.name),
         "versions": list(reversed(versions))[:10],
         "db": state.store.db_label,
+        "example": json.dumps({"rows": [example]}) if example else "",
     }
+
+
+def _example_value(field: dict[str, Any]) -> Any:
+    if field["type"] == "category":
+        return field["categories"][0] if field["categories"] else ""
+    return {"integer": 0, "boolean": False}.get(field["type"], 0.0)
 
 
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, state: AppState = Depends(get_state)) -> HTMLResponse:
-    return TEMPLATES.TemplateResponse(request, "overview.html", overview_context(state))
+    context = {**overview_context(state), "base_url": str(request.base_url).rstrip("/")}
+    return TEMPLATES.TemplateResponse(request, "overview.html", context)
