@@ -150,3 +150,14 @@ def test_version_and_usage_errors() -> None:
     proc = mlcrew("run", "--bogus", ok=False)
     assert proc.returncode == 2 and "No such option: --bogus" in proc.stderr
     assert "internal error" not in proc.stderr
+
+
+def test_models_lists_versions_and_aliases(cli_project: Path) -> None:
+    assert "no model versions yet" in mlcrew("models", "-p", str(cli_project)).stdout
+    mlcrew("run", "-p", str(cli_project))
+    doc = json.loads(mlcrew("models", "--json", "-p", str(cli_project)).stdout)
+    assert doc["aliases"] == {"champion": 1}
+    assert [v["version"] for v in doc["versions"]] == [1]
+    assert doc["versions"][0]["verdict"]["passed"] is True
+    human = mlcrew("models", "-p", str(cli_project)).stdout
+    assert "champion" in human and "passed" in human

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,9 @@ class Project:
             )
         text = path.read_text(encoding="utf-8")
         spec = parse_spec(text, path)
-        store = Store.open(root, db_url=db_url or spec.store.db, artifacts=spec.store.artifacts)
+        # Precedence: an explicit URL, then MLCREW_DB_URL, then the spec, then SQLite.
+        url = db_url or os.environ.get("MLCREW_DB_URL") or spec.store.db
+        store = Store.open(root, db_url=url, artifacts=spec.store.artifacts)
         return cls(root, spec, text, store)
 
     def close(self) -> None:

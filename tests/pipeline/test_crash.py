@@ -46,3 +46,10 @@ def test_killed_run_resumes_from_cache(example_dir: Path) -> None:
     states = {s["name"]: s["state"] for s in json.loads(resumed.stdout)["stages"]}
     assert states["ingest"] == states["check"] == states["split"] == "cached"
     assert json.loads(resumed.stdout)["champion"] == {"name": "bike-demand", "version": 1}
+    # The killed run is not left looking as if it were still running.
+    engine = create_engine(f"sqlite:///{db}")
+    with engine.connect() as conn:
+        rows = conn.execute(text("select status, error from runs order by started_at")).all()
+    engine.dispose()
+    assert rows[0][0] == "interrupted" and "ended before the run finished" in rows[0][1]
+    assert rows[1][0] == "ok"

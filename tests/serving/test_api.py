@@ -93,3 +93,17 @@ def test_overview_page_renders(server: BackgroundServer) -> None:
     page = httpx.get(f"{server.url}/")
     assert page.status_code == 200
     assert "Champion" in page.text and "bike-demand" in page.text
+
+
+def test_monitor_reports_over_rest(server: BackgroundServer, trained_project: Project) -> None:
+    from mlcrew.monitoring.monitor import monitor
+
+    data = trained_project.root / "data" / "bikeshare-jul-dec.csv"
+    made = monitor(trained_project.store, trained_project.spec, data)
+    listing = httpx.get(f"{server.url}/v1/monitor/reports").json()["reports"]
+    assert listing[0]["id"] == made["report_id"] and "temp" in listing[0]["drifted"]
+    full = httpx.get(f"{server.url}/v1/monitor/reports/{made['report_id']}").json()
+    assert full["features"] == made["features"]
+    assert httpx.get(f"{server.url}/v1/monitor/reports/999999").status_code == 404
+    page = httpx.get(f"{server.url}/").text
+    assert f"report {made['report_id']}" in page and "alert" in page

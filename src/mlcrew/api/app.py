@@ -9,7 +9,7 @@ from fastapi.staticfiles import StaticFiles
 
 from mlcrew import __version__
 from mlcrew.api.deps import AppState
-from mlcrew.api.routers import health, models, pages, runs
+from mlcrew.api.routers import health, models, monitoring, pages, runs
 from mlcrew.serving.loader import ModelCache
 from mlcrew.spec import Spec
 from mlcrew.store import Store
@@ -24,7 +24,7 @@ def create_app(project: Path, spec: Spec, store: Store) -> FastAPI:
         description=spec.description or "mlcrew prediction service and project overview.",
     )
     app.state.mlcrew = AppState(project=project, spec=spec, store=store, models=ModelCache(store))
-    for module in (health, models, runs, pages):
+    for module in (health, models, runs, monitoring, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app

@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from mlcrew.cli import monitor, pipeline, project, serve
+from mlcrew.cli import models, monitor, pipeline, project, serve
 from mlcrew.cli.common import err_console
 from mlcrew.errors import MlcrewError
 
@@ -18,7 +18,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for group in (project, pipeline, monitor, serve):
+for group in (project, pipeline, models, monitor, serve):
     app.registered_commands.extend(group.app.registered_commands)
 
 _debug = {"on": bool(os.environ.get("MLCREW_DEBUG"))}
@@ -40,11 +40,17 @@ def _set_debug(value: bool) -> None:
 @app.callback()
 def _root(
     debug: bool = typer.Option(
-        False, "--debug", help="Show full tracebacks on errors.", is_eager=True,
+        False,
+        "--debug",
+        help="Show full tracebacks on errors.",
+        is_eager=True,
         callback=_set_debug,
     ),
     version: bool = typer.Option(
-        False, "--version", help="Print the version and exit.", is_eager=True,
+        False,
+        "--version",
+        help="Print the version and exit.",
+        is_eager=True,
         callback=_print_version,
     ),
 ) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -101,6 +103,31 @@ def snapshot_sources(project: Path, spec: Spec, store: Store) -> dict[str, str]:
     return digests
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_interrupted(store: Store) -> list[str]:
+    """Runs left `running` by a process of this host that no longer exists were killed: say so."""
+    host = socket.gethostname()
+    marked = []
+    with store.session() as s:
+        for run in s.scalars(select(Run).where(Run.status == "running")):
+            pid = run.summary.get("pid") if run.summary else None
+            if run.summary.get("host") == host and isinstance(pid, int) and not _alive(pid):
+                run.status = "interrupted"
+                run.error = f"the process (pid {pid}) ended before the run finished"
+                run.finished_at = now()
+                marked.append(run.id)
+    return marked
+
+
 def champion_of(store: Store, name: str) -> dict[str, Any] | None:
     with store.session() as s:
         alias = s.get(Alias, (name, "champion"))
@@ -144,6 +171,7 @@ class Runner:
         of_run: str | None = None,
     ) -> RunResult:
         spec = self.spec
+        mark_interrupted(self.store)
         run_id = new_run_id()
         spec_digest = self.store.artifacts.put_bytes(self.spec_text.encode())
         with self.store.session() as s:
@@ -164,7 +192,7 @@ class Runner:
                     status="running",
                     spec_digest=spec_digest,
                     started_at=now(),
-                    summary={},
+                    summary={"pid": os.getpid(), "host": socket.gethostname()},
                 )
             )
         outcomes: list[StageOutcome] = []

@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 
 from mlcrew.api.deps import AppState, get_state
 from mlcrew.errors import NotFoundError
+from mlcrew.monitoring.reports import get_report, list_reports
 from mlcrew.pipeline.runner import load_run, status
 from mlcrew.registry.versions import CHAMPION, aliases, get_version, list_versions
 
@@ -43,7 +44,13 @@ def overview_context(state: AppState) -> dict[str, Any]:
         "versions": list(reversed(versions))[:10],
         "db": state.store.db_label,
         "example": json.dumps({"rows": [example]}) if example else "",
+        "monitor": _latest_monitor(state),
     }
+
+
+def _latest_monitor(state: AppState) -> dict[str, Any] | None:
+    latest = list_reports(state.store, state.spec.name, limit=1)
+    return get_report(state.store, latest[0]["id"]) if latest else None
 
 
 def _example_value(field: dict[str, Any]) -> Any:
