@@ -17,14 +17,17 @@ from mlcrew.errors import (
     SpecError,
     StoreError,
 )
+from mlcrew.monitoring.monitor import monitor
 from mlcrew.pipeline.runner import Runner, RunResult, load_run, reproduce, status
 from mlcrew.pipeline.stage import StageContext, StageDef, StageResult, check_stage
 from mlcrew.pipeline.stages import STAGES
 from mlcrew.project import Project, init_project
+from mlcrew.registry import CHAMPION, VersionInfo, get_version, list_versions, set_alias
 from mlcrew.spec import Spec, load_spec, parse_spec
 from mlcrew.store import Store
 
 __all__ = [
+    "CHAMPION",
     "STAGES",
     "CheckFailed",
     "DataError",
@@ -42,12 +45,17 @@ __all__ = [
     "StageResult",
     "Store",
     "StoreError",
+    "VersionInfo",
     "__version__",
     "check_stage",
+    "get_version",
     "init_project",
+    "list_versions",
     "load_run",
     "load_spec",
+    "monitor",
     "parse_spec",
     "reproduce",
+    "set_alias",
     "status",
 ]
