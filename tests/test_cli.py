@@ -91,12 +91,15 @@ def test_failed_check_exits_nonzero_with_report(cli_project: Path) -> None:
     assert proc.returncode == 1
     assert "data check failed: checks[1] (hr: type integer, between 0 and 20)" in proc.stderr
     assert "e.g. row" in proc.stderr
-    assert proc.stdout == ""
+    doc = json.loads(proc.stdout)  # the failed run is still reported, as one JSON document
+    assert doc["status"] == "failed" and doc["champion"] is None
+    assert [s["name"] for s in doc["stages"]] == ["ingest"]
+    assert doc["report"]["checks"][1]["failing"] > 0 and doc["error"].startswith("data check")
 
 
 def test_reproduce_unknown_run(cli_project: Path) -> None:
     proc = mlcrew("reproduce", "nope", "-p", str(cli_project), ok=False)
-    assert proc.returncode == 1 and "run 'nope' not found" in proc.stderr
+    assert proc.returncode == 1 and "run 'nope' not found; no runs yet" in proc.stderr
 
 
 def test_serve_command_answers_predictions(cli_project: Path) -> None:

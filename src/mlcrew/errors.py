@@ -7,6 +7,8 @@ class MlcrewError(Exception):
     """Root of every error mlcrew raises on purpose; the message says what to do next."""
 
     exit_code = 1
+    # The recorded run (a RunResult) when the error stopped a pipeline run, for --json output.
+    run: object | None = None
 
 
 class SpecError(MlcrewError):

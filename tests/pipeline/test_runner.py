@@ -165,3 +165,26 @@ def test_stage_contract_checker() -> None:
     msg = str(info.value)
     assert "must be an identifier" in msg and "version must be set" in msg
     assert "'stage.output'" in msg and "cannot be imported" in msg
+
+
+def test_reverting_the_spec_brings_its_champion_back(project: Project) -> None:
+    run_pipeline(project)
+    edit_spec(project, "rounds: 300", "rounds: 200")
+    assert run_pipeline(project)["champion"] == {"name": "bike-demand", "version": 2}
+    edit_spec(project, "rounds: 200", "rounds: 300")
+    doc = run_pipeline(project)
+    assert set(states(doc).values()) == {"cached"}
+    assert doc["champion"] == {"name": "bike-demand", "version": 1}
+
+
+def test_champion_never_shows_a_stale_failed_verdict(project: Project) -> None:
+    edit_spec(project, "{metric: mae, max: 60}", "{metric: mae, max: 30}")
+    assert run_pipeline(project)["champion"] is None
+    edit_spec(project, "{metric: mae, max: 30}", "{metric: mae, max: 60}")
+    doc = run_pipeline(project)
+    assert doc["champion"] == {"name": "bike-demand", "version": 1}
+    from mlcrew.registry import get_version
+
+    champion = get_version(project.store, "bike-demand")
+    assert champion.verdict["passed"] is True
+    assert champion.verdict == doc["verdict"]

@@ -76,7 +76,7 @@ def test_malformed_body_gets_422(server: BackgroundServer) -> None:
 def test_unknown_model_is_404(server: BackgroundServer) -> None:
     response = httpx.post(f"{server.url}/v1/models/nope/predict", json={"rows": [GOOD_ROW]})
     assert response.status_code == 404
-    assert "no 'champion'" in response.json()["detail"]
+    assert response.json()["detail"] == "no model named 'nope'; known models: bike-demand"
 
 
 def test_health_openapi_and_model_description(server: BackgroundServer) -> None:

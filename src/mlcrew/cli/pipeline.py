@@ -39,9 +39,22 @@ def run_cmd(
     from mlcrew.pipeline.stages import STAGES
     from mlcrew.project import Project
 
+    from mlcrew.errors import CheckFailed, MlcrewError
+    from mlcrew.pipeline.runner import RunResult
+
     proj = Project.open(project)
-    with stage_progress(len(STAGES), enabled=not json_out) as progress:
-        result = Runner(proj.root, proj.store, proj.spec, proj.spec_text, progress).run(force=force)
+    try:
+        with stage_progress(len(STAGES), enabled=not json_out) as progress:
+            runner = Runner(proj.root, proj.store, proj.spec, proj.spec_text, progress)
+            result = runner.run(force=force)
+    except MlcrewError as exc:
+        # A failed run is still a recorded run: --json readers get its document too.
+        if json_out and isinstance(exc.run, RunResult):
+            doc = exc.run.to_json()
+            if isinstance(exc, CheckFailed):
+                doc["report"] = exc.report
+            emit_json(doc)
+        raise
     if json_out:
         emit_json(result.to_json())
     else:

@@ -93,7 +93,7 @@ def snapshot_sources(project: Path, spec: Spec, store: Store) -> dict[str, str]:
         if not path.is_file():
             raise SpecError(
                 f"source {name!r}: file {src.path} does not exist (relative to {project}); "
-                "fix sources.{name}.path in mlcrew.yaml"
+                f"fix sources.{name}.path in mlcrew.yaml"
             )
         digest = file_digest(path)
         if not store.artifacts.exists(digest):
@@ -172,6 +172,7 @@ class Runner:
     ) -> RunResult:
         spec = self.spec
         mark_interrupted(self.store)
+        self.store.artifacts.clean_tmp()
         run_id = new_run_id()
         spec_digest = self.store.artifacts.put_bytes(self.spec_text.encode())
         with self.store.session() as s:
@@ -205,7 +206,7 @@ class Runner:
                 outcomes.append(outcome)
                 available.update({f"{stage.name}.{k}": v for k, v in outcome.outputs.items()})
         except MlcrewError as exc:
-            result = self._finish(run_id, outcomes, "failed", str(exc))
+            exc.run = self._finish(run_id, outcomes, "failed", str(exc))
             if isinstance(exc, CheckFailed):
                 exc.report.setdefault("run_id", run_id)
             raise
@@ -266,6 +267,10 @@ class Runner:
                             finished_at=now(),
                         )
                     )
+                if stage.on_cached:
+                    # A stage with effects outside its outputs (the registry's aliases) re-applies
+                    # them, so a run reverted to an earlier config restores that run's outcome.
+                    stage.hook(stage.on_cached)(self.store, dict(hit.record))
                 self.progress(stage.name, "cached", {"outputs": hit.outputs})
                 return StageOutcome(stage.name, "cached", dict(hit.outputs), 0.0, hit.record)
         self.progress(stage.name, "start", {})
@@ -400,21 +405,23 @@ def status(project: Path, store: Store, spec: Spec) -> list[dict[str, Any]]:
         path = project / src.path
         available[f"source.{name}"] = file_digest(path) if path.is_file() else "missing"
     rows: list[dict[str, Any]] = []
-    stale_upstream: list[str] = []
     with store.session() as s:
         for stage in STAGES:
             config = stage.config(spec)
             seed = _seed(stage, spec.training.seed)
             refs = stage.input_refs(spec)
+            # Compare with what the latest run used (executed or from the cache).
             last = s.scalars(
                 select(StageExecution)
-                .where(StageExecution.stage == stage.name, StageExecution.state == "executed")
+                .where(
+                    StageExecution.stage == stage.name,
+                    StageExecution.state.in_(("executed", "cached")),
+                )
                 .order_by(StageExecution.id.desc())
                 .limit(1)
             ).first()
             if last is None:
                 rows.append({"name": stage.name, "state": "never", "why": "never run"})
-                stale_upstream.append(stage.name)
                 continue
             why = []
             if last.version != stage.version:
@@ -454,9 +461,12 @@ def status(project: Path, store: Store, spec: Spec) -> list[dict[str, Any]]:
                 if not why:
                     why.append("no execution with these inputs and config")
             else:
-                why.append(f"upstream {stale_upstream[0]} is not fresh")
+                upstream = sorted(
+                    {r.split(".", 1)[0] for r in refs if r not in available},
+                    key=[st.name for st in STAGES].index,
+                )
+                why.append(f"upstream {', '.join(upstream)} not fresh")
             rows.append({"name": stage.name, "state": "stale", "why": "; ".join(why)})
-            stale_upstream.append(stage.name)
     return rows
 
 
@@ -470,7 +480,9 @@ def reproduce(store: Store, run_id: str, progress: Progress | None = None) -> di
     with store.session() as s:
         run = s.get(Run, run_id)
         if run is None:
-            raise NotFoundError(f"run {run_id!r} not found; list runs with 'mlcrew status'")
+            recent = [r.id for r in s.scalars(select(Run).order_by(Run.started_at.desc()).limit(5))]
+            hint = f"; recent runs: {', '.join(recent)}" if recent else "; no runs yet"
+            raise NotFoundError(f"run {run_id!r} not found{hint}")
         executions = list(
             s.scalars(
                 select(StageExecution)

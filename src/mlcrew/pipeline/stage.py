@@ -56,6 +56,8 @@ class StageDef:
     description: str = ""
     # Hook to shape the cache-relevant config, e.g. to drop file paths (content is an input).
     shape_config: Callable[[dict[str, Any]], dict[str, Any]] | None = None
+    # "module:function(store, record)" run when the stage is served from the cache.
+    on_cached: str | None = None
 
     def config(self, spec: Spec) -> dict[str, Any]:
         cfg = spec.section(*self.sections)
@@ -69,9 +71,13 @@ class StageDef:
         return self.inputs
 
     def function(self) -> StageFn:
-        module, _, attr = self.impl.partition(":")
-        fn: StageFn = getattr(importlib.import_module(module), attr)
+        fn: StageFn = self.hook(self.impl)
         return fn
+
+    @staticmethod
+    def hook(path: str) -> Any:
+        module, _, attr = path.partition(":")
+        return getattr(importlib.import_module(module), attr)
 
 
 def check_stage(stage: StageDef) -> None:

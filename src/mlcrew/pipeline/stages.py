@@ -77,11 +77,12 @@ STAGES: tuple[StageDef, ...] = (
     ),
     StageDef(
         name="register",
-        version="1",
+        version="2",
         sections=("name",),
         inputs=("train.model", "evaluate.report", "split.train", "split.test"),
         outputs=("registration",),
         impl="mlcrew.registry.stage:run",
+        on_cached="mlcrew.registry.stage:reapply",
         description="model version with lineage; 'champion' moves only if every gate passed",
     ),
 )

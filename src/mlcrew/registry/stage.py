@@ -7,9 +7,11 @@ the same version.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from mlcrew.pipeline.stage import StageContext, StageResult
 from mlcrew.registry.versions import CHAMPION, find_by_digest, register_version, set_alias
+from mlcrew.store import Store
 from mlcrew.store.models import Run
 
 
@@ -41,7 +43,27 @@ def run(ctx: StageContext) -> StageResult:
         if verdict["passed"]:
             set_alias(ctx.store, name, CHAMPION, version)
     promoted = bool(verdict["passed"])
-    doc = {"name": name, "version": version, "model_digest": model_digest, "promoted": promoted}
+    doc = {
+        "name": name,
+        "version": version,
+        "model_digest": model_digest,
+        "promoted": promoted,
+        "verdict": verdict,
+        "metrics": report["metrics"],
+    }
     out = ctx.workdir / "registration.json"
     out.write_text(json.dumps(doc, sort_keys=True))
     return StageResult({"registration": out}, doc)
+
+
+def reapply(store: Store, record: dict[str, Any]) -> None:
+    """On a cache hit: the run's model is the same version with the same verdict, so the alias
+    goes where this registration put it (a reverted config brings its champion back)."""
+    if record.get("version") is None:
+        return
+    with store.session() as s:
+        row = find_by_digest(s, record["name"], record["model_digest"])
+        if row is not None and "verdict" in record:
+            row.verdict, row.metrics = record["verdict"], record["metrics"]
+    if record.get("promoted"):
+        set_alias(store, record["name"], CHAMPION, int(record["version"]))

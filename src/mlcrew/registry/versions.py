@@ -61,10 +61,15 @@ def register_version(
     metrics: dict[str, Any],
     verdict: dict[str, Any],
 ) -> tuple[VersionInfo, bool]:
-    """Add a version (or return the existing one for the same model bytes); True if new."""
+    """Add a version (or return the existing one for the same model bytes); True if new.
+
+    Re-registering the same model bytes after the gates changed updates its verdict and metrics:
+    a version always shows its latest evaluation."""
     with store.session() as s:
         existing = find_by_digest(s, name, model_digest)
         if existing is not None:
+            if existing.verdict != verdict or existing.metrics != metrics:
+                existing.verdict, existing.metrics = verdict, metrics
             return VersionInfo.of(existing), False
         latest = s.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
         row = ModelVersion(
@@ -110,6 +115,11 @@ def get_version(store: Store, name: str, ref: str | int = CHAMPION) -> VersionIn
         else:
             alias = s.get(Alias, (name, str(ref)))
             if alias is None:
+                known = sorted(set(s.scalars(select(ModelVersion.name))))
+                if name not in known:
+                    raise NotFoundError(
+                        f"no model named {name!r}; known models: {', '.join(known) or 'none yet'}"
+                    )
                 raise NotFoundError(
                     f"model {name!r} has no {ref!r} yet: no version passed every gate; "
                     "run 'mlcrew run' and check the verdict"
