@@ -52,3 +52,29 @@ def test_type(con: duckdb.DuckDBPyConnection) -> None:
 def test_unknown_column_names_the_check(con: duckdb.DuckDBPyConnection) -> None:
     with pytest.raises(DataError, match=r"checks\[0\] names column 'nope'.*columns: id, kind"):
         run(con, column="nope", not_null=True)
+
+
+def test_allowed_values_keep_their_types() -> None:
+    con = connect()
+    con.execute(
+        "CREATE TABLE t AS SELECT * FROM (VALUES (true, 1.0, DATE '2011-01-01'),"
+        " (false, 2.5, DATE '2011-01-02')) v(flag, x, d)"
+    )
+    assert evaluate_checks(
+        con, "t", [Check.model_validate({"column": "flag", "in": [True, False]})]
+    )[0]["passed"]
+    assert evaluate_checks(con, "t", [Check.model_validate({"column": "x", "in": [1, 2.5]})])[0][
+        "passed"
+    ]
+    only_true = evaluate_checks(con, "t", [Check.model_validate({"column": "flag", "in": [True]})])
+    assert only_true[0]["failing"] == 1 and only_true[0]["samples"] == [{"row": 2, "flag": False}]
+    dates = evaluate_checks(con, "t", [Check.model_validate({"column": "d", "in": ["2011-01-01"]})])
+    assert dates[0]["failing"] == 1
+    with pytest.raises(DataError, match=r"checks\[0\]: 'x' is numeric, but in: lists \['a'\]"):
+        evaluate_checks(con, "t", [Check.model_validate({"column": "x", "in": ["a"]})])
+
+
+def test_between_with_infinity_and_on_text(con: duckdb.DuckDBPyConnection) -> None:
+    assert run(con, column="id", between=[0, float("inf")])["passed"]
+    with pytest.raises(DataError, match=r"checks\[0\]: between needs a numeric column"):
+        run(con, column="kind", between=[0, 1])

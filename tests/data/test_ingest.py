@@ -98,3 +98,16 @@ def test_random_split_is_seeded(store: Store, tmp_path: Path) -> None:
 
     assert test_ids(0) == test_ids(0)
     assert test_ids(0) != test_ids(1)
+
+
+def test_transform_must_be_one_select(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x,y\n1,2\n")
+    spec = """
+name: t
+sources: {a: {path: a.csv}}
+transforms: {sneaky: "select * from a; set threads=4"}
+dataset: {from: sneaky}
+target: y
+"""
+    with pytest.raises(DataError, match="'sneaky' must be exactly one SELECT statement"):
+        ingest(store, tmp_path, spec, {"a": tmp_path / "a.csv"})

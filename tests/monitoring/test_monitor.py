@@ -57,3 +57,29 @@ def test_psi_and_tests_on_known_samples() -> None:
     assert shifted["psi"] > 0.5 and shifted["p_value"] < 1e-10
     cats = categorical_drift(["a"] * 90 + ["b"] * 10, ["a"] * 10 + ["b"] * 80 + ["c"] * 10)
     assert cats["psi"] > 1 and cats["new_categories"] == ["c"]
+
+
+def test_raw_files_go_through_the_transforms(example_dir: Path) -> None:
+    """A transform that rescales a column: monitoring the raw training file must not see drift
+    that is only the difference between raw and transformed values."""
+    from mlcrew.pipeline.runner import Runner
+
+    spec_path = example_dir / "mlcrew.yaml"
+    spec_path.write_text(
+        spec_path.read_text()
+        .replace("weathersit, temp, atemp,", "weathersit, temp * 41 as temp, atemp,")
+        .replace(
+            "{column: temp, not_null: true, between: [0, 1]}", "{column: temp, not_null: true}"
+        )
+    )
+    proj = Project.open(example_dir, db_url=f"sqlite:///{example_dir / 'm.db'}")
+    Runner(proj.root, proj.store, proj.spec, proj.spec_text).run()
+    report = monitor(proj.store, proj.spec, example_dir / "data" / "bikeshare-jan-jun.csv")
+    assert report["data"]["prepared"] == "through the transforms"
+    # Training data plus its test weeks: some seasonal drift, not the scale change of 41x.
+    assert by_name(report, "temp")["psi"] < 0.5
+    raw = monitor(
+        proj.store, proj.spec, example_dir / "data" / "bikeshare-jan-jun.csv", as_given=True
+    )
+    assert raw["data"]["prepared"] == "as given" and by_name(raw, "temp")["psi"] > 5
+    proj.close()

@@ -10,6 +10,8 @@ import json
 from decimal import Decimal
 from typing import Any
 
+import duckdb
+
 from mlcrew.data.tables import connect, scalar
 from mlcrew.errors import CheckFailed, DataError
 from mlcrew.pipeline.stage import StageContext, StageResult
@@ -45,10 +47,6 @@ TYPE_GROUPS = {
 TYPE_GROUPS["number"] = TYPE_GROUPS["integer"] + TYPE_GROUPS["float"]
 
 
-def _sql_literal(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
-
-
 def _describe(check: Check) -> str:
     parts = []
     if check.type:
@@ -81,35 +79,69 @@ def evaluate_checks(con: Any, table: str, checks: list[Check]) -> list[dict[str,
                 f"columns: {', '.join(columns)}"
             )
         quoted = '"' + col.replace('"', '""') + '"'
+        kind = columns[col].split("(")[0]
         conditions: list[str] = []
-        if check.type:
-            actual = columns[col].split("(")[0]
-            if actual not in TYPE_GROUPS[check.type]:
-                result["type_found"] = columns[col]
-                conditions.append("true")
+        params: list[Any] = []
+        if check.type and kind not in TYPE_GROUPS[check.type]:
+            result["type_found"] = columns[col]
+            conditions.append("true")
         if check.not_null:
             conditions.append(f"{quoted} IS NULL")
         if check.between is not None:
-            lo, hi = check.between
-            conditions.append(f"({quoted} < {lo!r} OR {quoted} > {hi!r})")
+            if kind not in TYPE_GROUPS["number"]:
+                raise DataError(
+                    f"checks[{i}]: between needs a numeric column, but {col!r} is "
+                    f"{columns[col]}; use in: [...] or cast it in a transform"
+                )
+            conditions.append(f"({quoted} < ? OR {quoted} > ?)")
+            params += [float(check.between[0]), float(check.between[1])]
         if check.in_ is not None:
-            # Compare as text so that `in: [1, 2]` works on integer and string columns alike.
-            allowed = ", ".join(_sql_literal(str(v)) for v in check.in_) or "NULL"
+            values = _typed_values(i, col, kind, check.in_)
+            if kind in TYPE_GROUPS["number"] or kind == "BOOLEAN":
+                target = quoted
+            else:  # text, dates, ...: compare as text, as written in the spec
+                target = f"CAST({quoted} AS VARCHAR)"
+            marks = ", ".join("?" for _ in values)
             conditions.append(
-                f"({quoted} IS NOT NULL AND CAST({quoted} AS VARCHAR) NOT IN ({allowed}))"
+                f"({quoted} IS NOT NULL AND {target} NOT IN ({marks}))"
+                if values
+                else f"({quoted} IS NOT NULL)"
             )
+            params += values
         where = " OR ".join(conditions) or "false"
         numbered = f'(SELECT row_number() OVER () AS "__row", * FROM "{table}")'
-        result["failing"] = int(scalar(con, f"SELECT count(*) FROM {numbered} WHERE {where}"))
-        if result["failing"]:
+        try:
+            rows = con.execute(f"SELECT count(*) FROM {numbered} WHERE {where}", params).fetchall()
+            result["failing"] = int(rows[0][0])
             samples = con.execute(
                 f'SELECT "__row", {quoted} FROM {numbered} WHERE {where} ORDER BY "__row" '
-                f"LIMIT {SAMPLE_ROWS}"
+                f"LIMIT {SAMPLE_ROWS}",
+                params,
             ).fetchall()
-            result["samples"] = [{"row": int(r[0]), col: _jsonable(r[1])} for r in samples]
+        except duckdb.Error as exc:
+            raise DataError(
+                f"checks[{i}] ({result['rule']}) cannot be evaluated: {str(exc).splitlines()[0]}"
+            ) from None
+        result["samples"] = [{"row": int(r[0]), col: _jsonable(r[1])} for r in samples]
         result["passed"] = result["failing"] == 0
         results.append(result)
     return results
+
+
+def _typed_values(i: int, col: str, kind: str, values: list[Any]) -> list[Any]:
+    """Allowed values in the column's own type, so `in: [true]` or `in: [1, 2.5]` mean what
+    they say; a mismatch is the spec author's mistake and is named as such."""
+    if kind in TYPE_GROUPS["number"]:
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int | float)]
+        if bad:
+            raise DataError(f"checks[{i}]: {col!r} is numeric, but in: lists {bad}; use numbers")
+        return [float(v) for v in values]
+    if kind == "BOOLEAN":
+        bad = [v for v in values if not isinstance(v, bool)]
+        if bad:
+            raise DataError(f"checks[{i}]: {col!r} is boolean, but in: lists {bad}; use true/false")
+        return list(values)
+    return [str(v) for v in values]
 
 
 def _jsonable(value: Any) -> Any:

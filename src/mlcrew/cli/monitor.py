@@ -35,6 +35,9 @@ def monitor_cmd(
     data: Path = typer.Option(..., "--data", "-d", help="New data: .csv or .parquet."),
     project: Path = ProjectOption,
     alias: str = typer.Option("champion", help="Model alias or version to monitor."),
+    as_given: bool = typer.Option(
+        False, "--as-given", help="The file already has the model's columns: skip transforms."
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Compare new data with the champion's training data, per feature, and write a report."""
@@ -42,7 +45,7 @@ def monitor_cmd(
     from mlcrew.project import Project
 
     proj = Project.open(project)
-    report = monitor(proj.store, proj.spec, data.resolve(), alias)
+    report = monitor(proj.store, proj.spec, data.resolve(), alias, as_given)
     if json_out:
         emit_json(report)
         return

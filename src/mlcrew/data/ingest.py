@@ -6,32 +6,57 @@ can read only the project's own tables: no files, no network.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcrew.data.tables import connect, fetch_arrow, load_file, scalar, schema_of, write_parquet
 from mlcrew.errors import DataError
 from mlcrew.pipeline.stage import StageContext, StageResult
 
-
-def run(ctx: StageContext) -> StageResult:
+if TYPE_CHECKING:
     import duckdb
 
+
+def sandbox(con: duckdb.DuckDBPyConnection) -> None:
+    """From here on, SQL reads only tables already loaded and cannot change any setting."""
+    con.execute("SET enable_external_access=false")
+    con.execute("SET lock_configuration=true")
+
+
+def apply_transforms(
+    con: duckdb.DuckDBPyConnection, transforms: dict[str, str], where: str = "mlcrew.yaml"
+) -> dict[str, int]:
+    """Create each transform as a table, in order; each must be one SELECT statement."""
+    import duckdb
+
+    rows: dict[str, int] = {}
+    for name, sql in transforms.items():
+        try:
+            statements = con.extract_statements(sql)
+            if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+                raise DataError(
+                    f"transform {name!r} must be exactly one SELECT statement "
+                    f"(found {len(statements)} statement(s)); fix transforms.{name} in {where}"
+                )
+            con.execute(f'CREATE TABLE "{name}" AS {sql}')
+        except duckdb.Error as exc:
+            raise DataError(
+                f"transform {name!r} failed: {str(exc).splitlines()[0]}; fix transforms.{name} "
+                f"in {where}"
+            ) from None
+        rows[name] = int(scalar(con, f'SELECT count(*) FROM "{name}"'))
+    return rows
+
+
+def run(ctx: StageContext) -> StageResult:
     con = connect()
     record: dict[str, Any] = {"tables": {}}
     for name, raw in ctx.config["sources"].items():
         path = ctx.inputs[f"source.{name}"]
         rows = load_file(con, name, path, raw["format"], f"source {name!r}", raw)
         record["tables"][name] = {"rows": rows}
-    con.execute("SET enable_external_access=false")
-    for name, sql in ctx.config["transforms"].items():
-        try:
-            con.execute(f'CREATE TABLE "{name}" AS {sql}')
-        except duckdb.Error as exc:
-            raise DataError(
-                f"transform {name!r} failed: {str(exc).splitlines()[0]}; fix transforms.{name} "
-                "in mlcrew.yaml"
-            ) from None
-        record["tables"][name] = {"rows": int(scalar(con, f'SELECT count(*) FROM "{name}"'))}
+    sandbox(con)
+    for name, count in apply_transforms(con, ctx.config["transforms"]).items():
+        record["tables"][name] = {"rows": count}
     dataset = ctx.config["dataset"]["from"]
     table = fetch_arrow(con, f'SELECT * FROM "{dataset}"')
     if table.num_rows == 0:

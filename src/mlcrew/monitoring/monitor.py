@@ -16,35 +16,41 @@ from mlcrew.store.models import MonitorReport
 from mlcrew.training.model import TabularModel
 
 
-def _prepare(spec: Spec, path: Path, features: list[str]) -> tuple[Any, str]:
-    """New data as model rows: used as is when it has the features, else run through the spec's
-    transforms in place of its single source (new data usually arrives in the raw format)."""
-    import duckdb
+def _prepare(spec: Spec, path: Path, features: list[str], as_given: bool) -> tuple[Any, str]:
+    """New data as model rows. New data usually arrives in the raw format of the spec's single
+    source, so it goes through the spec's transforms; a file that is already in the model's
+    columns is used as is when `as_given` (or when the transforms do not apply to it)."""
+    from mlcrew.data.ingest import apply_transforms, sandbox
 
     con = connect()
     load_file(con, "__new", path, format_of(path), str(path))
     columns = [r[0] for r in con.execute('DESCRIBE "__new"').fetchall()]
-    if all(f in columns for f in features):
+    has_features = all(f in columns for f in features)
+    if as_given or len(spec.sources) != 1 or not spec.transforms:
+        if not has_features:
+            missing = [f for f in features if f not in columns]
+            raise DataError(
+                f"{path}: missing model features {missing}; give rows with these columns"
+            )
         return fetch_arrow(con, 'SELECT * FROM "__new"'), "as given"
-    if len(spec.sources) != 1:
-        missing = [f for f in features if f not in columns]
-        raise DataError(f"{path}: missing model features {missing}; give rows with these columns")
     source = next(iter(spec.sources))
     con.execute(f'ALTER TABLE "__new" RENAME TO "{source}"')
-    con.execute("SET enable_external_access=false")
+    sandbox(con)
     try:
-        for name, sql in spec.transforms.items():
-            con.execute(f'CREATE TABLE "{name}" AS {sql}')
-    except duckdb.Error as exc:
+        apply_transforms(con, spec.transforms)
+    except DataError as exc:
+        if has_features:
+            return fetch_arrow(con, f'SELECT * FROM "{source}"'), "as given"
         raise DataError(
-            f"{path}: the spec's transforms do not apply to this file: {str(exc).splitlines()[0]}"
+            f"{path}: neither in the raw format of source {source!r} ({exc}) nor in the model's "
+            "columns"
         ) from None
-    return fetch_arrow(
-        con, f'SELECT * FROM "{spec.dataset.from_}"'
-    ), "through the spec's transforms"
+    return fetch_arrow(con, f'SELECT * FROM "{spec.dataset.from_}"'), "through the transforms"
 
 
-def monitor(store: Store, spec: Spec, data: Path, alias: str = CHAMPION) -> dict[str, Any]:
+def monitor(
+    store: Store, spec: Spec, data: Path, alias: str = CHAMPION, as_given: bool = False
+) -> dict[str, Any]:
     """Drift per feature (PSI and a two-sample test) and, when labels are present, performance."""
     from mlcrew.store import file_digest
     from mlcrew.training.evaluate import model_metrics
@@ -56,7 +62,7 @@ def monitor(store: Store, spec: Spec, data: Path, alias: str = CHAMPION) -> dict
     reference_digest = version.data_digests["split.train"]
     with tempfile.TemporaryDirectory() as tmp:
         reference = read_parquet(store.artifacts.local_path(reference_digest, Path(tmp)))
-    current, how = _prepare(spec, data, model.feature_names)
+    current, how = _prepare(spec, data, model.feature_names, as_given)
     if current.num_rows == 0:
         raise DataError(f"{data}: no rows to monitor")
     drift = spec.monitoring.drift
