@@ -33,13 +33,28 @@ class Project:
             )
         text = path.read_text(encoding="utf-8")
         spec = parse_spec(text, path)
-        # Precedence: an explicit URL, then MLCREW_DB_URL, then the spec, then SQLite.
-        url = db_url or os.environ.get("MLCREW_DB_URL") or spec.store.db
-        store = Store.open(root, db_url=url, artifacts=spec.store.artifacts)
+        # Precedence: an explicit URL, then the environment, then the spec, then the defaults.
+        url = db_url or os.environ.get("MLCREW_DB_URL") or _db_url(spec.store.db, root)
+        artifacts = os.environ.get("MLCREW_ARTIFACTS") or _location(spec.store.artifacts, root)
+        store = Store.open(root, db_url=url, artifacts=artifacts)
         return cls(root, spec, text, store)
 
     def close(self) -> None:
         self.store.close()
+
+
+def _db_url(url: str | None, root: Path) -> str | None:
+    """A relative SQLite path in the spec is relative to the project, not to the shell."""
+    prefix = "sqlite:///"
+    if url and url.startswith(prefix) and not url[len(prefix) :].startswith("/"):
+        return prefix + str(root / url[len(prefix) :])
+    return url
+
+
+def _location(path: str | None, root: Path) -> str | None:
+    if path and "://" not in path and not Path(path).is_absolute():
+        return str(root / path)
+    return path
 
 
 def examples() -> list[str]:

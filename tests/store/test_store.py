@@ -112,3 +112,22 @@ def test_writer_killed_mid_write_leaves_no_visible_artifact(tmp_path: Path) -> N
     assert store.artifacts.read_bytes(kept) == b"already stored"
     assert store.artifacts.clean_tmp() == 1
     store.close()
+
+
+def test_relative_store_locations_are_relative_to_the_project(
+    example_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from mlcrew.project import Project
+
+    monkeypatch.delenv("MLCREW_DB_URL", raising=False)
+    monkeypatch.delenv("MLCREW_ARTIFACTS", raising=False)
+    spec = example_dir / "mlcrew.yaml"
+    spec.write_text(spec.read_text() + "store: {db: 'sqlite:///meta.db', artifacts: blobs}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    project = Project.open(example_dir)
+    project.store.artifacts.put_bytes(b"x")
+    project.close()
+    assert (example_dir / "meta.db").exists() and (example_dir / "blobs" / "sha256").is_dir()
+    assert list(elsewhere.iterdir()) == []

@@ -30,7 +30,9 @@ def models_cmd(project: Path = ProjectOption, json_out: bool = JsonOption) -> No
     if not versions:
         console.print(f"{name}: no model versions yet; run 'mlcrew run'")
         return
-    metric = proj.spec.objective.metric
+    from mlcrew.training.metrics import resolve_metric
+
+    metric = resolve_metric(proj.spec.objective.metric, versions[-1].metrics)
     table = Table(title=f"{name}: model versions")
     for col in ("version", metric, "verdict", "aliases", "run", "model", "created"):
         table.add_column(col)

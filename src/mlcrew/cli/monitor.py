@@ -52,7 +52,9 @@ def monitor_cmd(
     console.print(drift_table(report))
     perf = report.get("performance")
     if perf:
-        metric = proj.spec.objective.metric
+        from mlcrew.training.metrics import resolve_metric
+
+        metric = resolve_metric(proj.spec.objective.metric, perf["current"])
         if metric in perf["current"]:
             console.print(
                 f"{metric} on new data: {perf['current'][metric]:.4g} "

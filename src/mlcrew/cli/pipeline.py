@@ -35,12 +35,10 @@ def run_cmd(
     json_out: bool = JsonOption,
 ) -> None:
     """Run the pipeline; stages whose inputs and config are unchanged come from the cache."""
-    from mlcrew.pipeline.runner import Runner
+    from mlcrew.errors import CheckFailed, MlcrewError
+    from mlcrew.pipeline.runner import Runner, RunResult
     from mlcrew.pipeline.stages import STAGES
     from mlcrew.project import Project
-
-    from mlcrew.errors import CheckFailed, MlcrewError
-    from mlcrew.pipeline.runner import RunResult
 
     proj = Project.open(project)
     try:

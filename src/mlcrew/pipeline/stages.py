@@ -56,7 +56,7 @@ STAGES: tuple[StageDef, ...] = (
     ),
     StageDef(
         name="train",
-        version="1",
+        version="2",
         sections=("target", "task", "features", "objective", "training"),
         inputs=("split.train",),
         outputs=("model",),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlcrew.errors import DataError
 from mlcrew.spec import LOWER_IS_BETTER
 
 
@@ -24,10 +25,16 @@ def classification_metrics(
     import numpy as np
     from sklearn import metrics as m
 
+    unseen = sorted(set(y_true) - set(classes))
+    if unseen:
+        raise DataError(
+            f"the evaluated rows hold class(es) {unseen} that the training split never saw; "
+            "use a random split or more data"
+        )
     out = {"accuracy": float(m.accuracy_score(y_true, y_pred))}
     average = "binary" if len(classes) == 2 else "macro"
     pos = classes[-1] if len(classes) == 2 else None
-    kw: dict[str, Any] = {"average": average, "zero_division": 0}
+    kw: dict[str, Any] = {"average": average, "zero_division": 0, "labels": classes}
     if pos is not None:
         kw["pos_label"] = pos
     out["precision"] = float(m.precision_score(y_true, y_pred, **kw))
@@ -38,12 +45,15 @@ def classification_metrics(
         probs = np.column_stack([1 - probs, probs])
     if len(set(y_true)) > 1:
         out["log_loss"] = float(m.log_loss(y_true, probs, labels=classes))
-        if len(classes) == 2:
-            out["roc_auc"] = float(m.roc_auc_score([t == pos for t in y_true], probs[:, 1]))
-        else:
-            out["roc_auc"] = float(
-                m.roc_auc_score(y_true, probs, multi_class="ovr", labels=classes)
-            )
+        try:
+            if len(classes) == 2:
+                out["roc_auc"] = float(m.roc_auc_score([t == pos for t in y_true], probs[:, 1]))
+            else:
+                out["roc_auc"] = float(
+                    m.roc_auc_score(y_true, probs, multi_class="ovr", labels=classes)
+                )
+        except ValueError:  # a class absent from y_true: AUC is undefined, so it is left out
+            pass
     return out
 
 
@@ -54,3 +64,10 @@ def better(metric: str, a: float, b: float) -> bool:
 
 def default_metric(task: str) -> str:
     return "mae" if task == "regression" else "roc_auc"
+
+
+def resolve_metric(metric: str, metrics: dict[str, float]) -> str:
+    """The spec's metric, with `auto` resolved from which task the metrics belong to."""
+    if metric != "auto":
+        return metric
+    return default_metric("regression" if "mae" in metrics else "classification")

@@ -85,12 +85,19 @@ class TabularModel:
         data = lgb.Dataset(
             X,
             label=y,
-            feature_name=[f["name"] for f in self.schema_],
+            # Positional names: LightGBM rejects some characters in names; ours live in schema_.
+            feature_name=[f"f{i}" for i in range(len(self.schema_))],
             categorical_feature=cat_idx or "auto",
             free_raw_data=True,
             params={"verbosity": -1, "max_bin": 255},
         )
-        self.booster_ = lgb.train(self.params, data, num_boost_round=self.rounds)
+        try:
+            self.booster_ = lgb.train(self.params, data, num_boost_round=self.rounds)
+        except lgb.basic.LightGBMError as exc:
+            reason = str(exc).strip().splitlines()[0].split(" at /")[0]
+            raise DataError(
+                f"LightGBM refused to train: {reason}; check training.params in mlcrew.yaml"
+            ) from None
         return self
 
     def _field_schema(self, table: pa.Table, name: str) -> dict[str, Any]:

@@ -48,6 +48,12 @@ def resolve_features(columns: list[str], target: str, features: Features) -> lis
     chosen = [c for c in chosen if c not in features.exclude and c != target]
     if not chosen:
         raise DataError("no features left after features.include/exclude; list some columns")
+    stray = [c for c in features.categorical if c not in chosen]
+    if stray:
+        raise DataError(
+            f"features.categorical names {stray}, which are not features; features: "
+            f"{', '.join(chosen)}"
+        )
     return chosen
 
 
@@ -64,7 +70,14 @@ def _trial_params(rng: Any) -> dict[str, Any]:
 def score(model: TabularModel, table: Any, target: str, metric: str) -> float:
     from mlcrew.training.evaluate import model_metrics
 
-    return model_metrics(model, table, target)[metric]
+    metrics = model_metrics(model, table, target)
+    if metric not in metrics:
+        raise DataError(
+            f"objective.metric {metric!r} cannot be computed on the validation tail of the "
+            f"training data (it may hold a single class); choose one of {sorted(metrics)} or set "
+            "training.budget.trials: 1"
+        )
+    return metrics[metric]
 
 
 def run(ctx: StageContext) -> StageResult:

@@ -15,6 +15,7 @@ from mlcrew.errors import NotFoundError
 from mlcrew.monitoring.reports import get_report, list_reports
 from mlcrew.pipeline.runner import load_run, status
 from mlcrew.registry.versions import CHAMPION, aliases, get_version, list_versions
+from mlcrew.training.metrics import resolve_metric
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parents[2] / "web" / "templates"))
 
@@ -31,6 +32,7 @@ def overview_context(state: AppState) -> dict[str, Any]:
     except NotFoundError:
         champion = None
     versions = list_versions(state.store, state.spec.name)
+    latest = champion or (versions[-1] if versions else None)
     example: dict[str, Any] = {}
     if champion is not None:
         schema = state.models.get(state.spec.name, CHAMPION).model.input_schema()
@@ -45,6 +47,7 @@ def overview_context(state: AppState) -> dict[str, Any]:
         "db": state.store.db_label,
         "example": json.dumps({"rows": [example]}) if example else "",
         "monitor": _latest_monitor(state),
+        "metric": resolve_metric(state.spec.objective.metric, latest.metrics if latest else {}),
     }
 
 
