@@ -89,3 +89,8 @@ def test_yaml_syntax_error_has_line() -> None:
 def test_missing_spec_file_says_how_to_create_one(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match="mlcrew init"):
         load_spec(tmp_path)
+
+
+def test_duplicate_key_is_an_error() -> None:
+    msg = error_of(BASE + "target: z\n")
+    assert msg == "proj/mlcrew.yaml:8: key 'target' appears twice; keep one of them"

@@ -265,6 +265,26 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...
             _line_index(item, (*path, i), out)
 
 
+def _duplicate_key(node: yaml.Node, path: tuple[Any, ...] = ()) -> tuple[str, int] | None:
+    """The first key written twice in one mapping (YAML would silently keep the last)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                return ".".join(str(p) for p in (*path, key)), key_node.start_mark.line + 1
+            seen.add(key)
+            found = _duplicate_key(value_node, (*path, key))
+            if found:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            found = _duplicate_key(item, (*path, i))
+            if found:
+                return found
+    return None
+
+
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model that holds the keys at `loc`, walking the spec's annotations."""
     current: Any = Spec
@@ -356,6 +376,11 @@ def parse_spec(text: str, file: Path | str = SPEC_FILE) -> Spec:
         raise SpecError(f"{file}:1: the spec must be a mapping of keys (name:, sources:, ...)")
     lines: dict[tuple[Any, ...], int] = {}
     if node is not None:
+        duplicate = _duplicate_key(node)
+        if duplicate:
+            raise SpecError(
+                f"{file}:{duplicate[1]}: key {duplicate[0]!r} appears twice; keep one of them"
+            )
         _line_index(node, (), lines)
     try:
         return Spec.model_validate(raw)

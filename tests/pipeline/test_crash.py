@@ -14,28 +14,37 @@ from sqlalchemy import create_engine, text
 MAIN = [sys.executable, "-m", "mlcrew.cli.main"]
 
 
+def finished_stages(db: Path) -> set[str]:
+    if not db.exists():
+        return set()
+    engine = create_engine(f"sqlite:///{db}")
+    try:
+        with engine.connect() as conn:
+            return {r[0] for r in conn.execute(text("select stage from stage_executions"))}
+    except Exception:  # the schema is not created yet
+        return set()
+    finally:
+        engine.dispose()
+
+
 def test_killed_run_resumes_from_cache(example_dir: Path) -> None:
     db = example_dir / ".mlcrew" / "mlcrew.db"
-    proc = subprocess.Popen(
-        [*MAIN, "run", "--json", "-p", str(example_dir)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    done: set[str] = set()
-    while time.monotonic() < deadline and "split" not in done:
-        time.sleep(0.05)
-        if db.exists():
-            engine = create_engine(f"sqlite:///{db}")
-            try:
-                with engine.connect() as conn:
-                    done = {r[0] for r in conn.execute(text("select stage from stage_executions"))}
-            except Exception:  # tables not created yet
-                done = set()
-            engine.dispose()
-    proc.send_signal(signal.SIGKILL)  # during or right after training: no chance to clean up
-    proc.wait()
-    assert "split" in done
+    spec = example_dir / "mlcrew.yaml"  # longer training: a wide window to kill it in
+    spec.write_text(spec.read_text().replace("rounds: 300", "rounds: 1000"))
+    log = example_dir.parent / "killed-run.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen(
+            [*MAIN, "run", "--json", "-p", str(example_dir)], stdout=subprocess.DEVNULL, stderr=err
+        )
+        deadline = time.monotonic() + 120
+        done: set[str] = set()
+        while time.monotonic() < deadline and "split" not in done and proc.poll() is None:
+            time.sleep(0.05)
+            done = finished_stages(db)
+        assert proc.poll() is None, f"the run ended before it could be killed: {log.read_text()}"
+        proc.send_signal(signal.SIGKILL)  # during or right after training: no chance to clean up
+        proc.wait()
+    assert "split" in done, f"split never finished: {log.read_text()}"
     resumed = subprocess.run(
         [*MAIN, "run", "--json", "-p", str(example_dir)],
         capture_output=True,

@@ -82,5 +82,5 @@ def test_bad_training_settings_are_data_errors(tmp_path: Path) -> None:
             "features: {categorical: [alcohl]}", "training: {params: {num_leaves: 0}}"
         )
     )
-    with pytest.raises(DataError, match="LightGBM refused to train.*training.params"):
+    with pytest.raises(DataError, match=r"LightGBM refused to train.*training\.params"):
         run(tmp_path / "p")

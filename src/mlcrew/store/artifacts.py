@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,14 +128,24 @@ class ArtifactStore:
         for p in sorted(self._fs.glob(f"{self._base_url}/sha256/*/*")):
             yield p.rsplit("/", 1)[-1]
 
-    def clean_tmp(self) -> int:
-        """Remove leftovers of writers that died mid-write; they were never visible."""
+    def clean_tmp(self, older_than: float = 3600.0) -> int:
+        """Remove leftovers of writers that died mid-write (never visible). Only files untouched
+        for `older_than` seconds go, so a concurrent writer's file is left alone."""
         if not self._local:
             return 0
         tmp_dir = self._base / "tmp"
-        n = len(list(tmp_dir.glob("*"))) if tmp_dir.exists() else 0
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        return n
+        if not tmp_dir.exists():
+            return 0
+        cutoff = time.time() - older_than
+        removed = 0
+        for part in tmp_dir.iterdir():
+            try:
+                if part.stat().st_mtime < cutoff:
+                    part.unlink()
+                    removed += 1
+            except FileNotFoundError:  # its writer just finished or another cleaner got it
+                continue
+        return removed
 
 
 def file_digest(path: Path | str) -> str:
