@@ -15,7 +15,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -162,14 +162,8 @@ class Runner:
                 .limit(1)
             ).first()
 
-    def run(
-        self,
-        *,
-        force: bool = False,
-        sources: dict[str, str] | None = None,
-        kind: str = "run",
-        of_run: str | None = None,
-    ) -> RunResult:
+    def run(self, *, force: bool = False) -> RunResult:
+        """Run every stage; with `force`, execute even those whose key is known."""
         spec = self.spec
         mark_interrupted(self.store)
         self.store.artifacts.clean_tmp()
@@ -188,8 +182,8 @@ class Runner:
             s.add(
                 Run(
                     id=run_id,
-                    kind=kind,
-                    of_run=of_run,
+                    kind="run",
+                    of_run=None,
                     status="running",
                     spec_digest=spec_digest,
                     started_at=now(),
@@ -198,11 +192,9 @@ class Runner:
             )
         outcomes: list[StageOutcome] = []
         try:
-            available = (
-                dict(sources) if sources else snapshot_sources(self.project, spec, self.store)
-            )
+            available = snapshot_sources(self.project, spec, self.store)
             for position, stage in enumerate(self.stages):
-                outcome = self._run_stage(stage, position, run_id, available, force, kind)
+                outcome = self._run_stage(stage, position, run_id, available, force)
                 outcomes.append(outcome)
                 available.update({f"{stage.name}.{k}": v for k, v in outcome.outputs.items()})
         except MlcrewError as exc:
@@ -238,96 +230,64 @@ class Runner:
         run_id: str,
         available: dict[str, str],
         force: bool,
-        kind: str,
     ) -> StageOutcome:
         config = stage.config(self.spec)
         seed = _seed(stage, self.spec.training.seed)
         inputs = {ref: available[ref] for ref in stage.input_refs(self.spec)}
         key = cache_key(stage, config, inputs, seed)
-        if not force:
-            hit = self._lookup(key)
-            if hit is not None and all(
-                self.store.artifacts.exists(d) for d in hit.outputs.values()
-            ):
-                with self.store.session() as s:
-                    s.add(
-                        StageExecution(
-                            run_id=run_id,
-                            position=position,
-                            stage=stage.name,
-                            key=key,
-                            version=stage.version,
-                            config=config,
-                            seed=seed,
-                            inputs=inputs,
-                            outputs=hit.outputs,
-                            record=hit.record,
-                            state="cached",
-                            seconds=0.0,
-                            finished_at=now(),
-                        )
-                    )
-                if stage.on_cached:
-                    # A stage with effects outside its outputs (the registry's aliases) re-applies
-                    # them, so a run reverted to an earlier config restores that run's outcome.
-                    stage.hook(stage.on_cached)(self.store, dict(hit.record))
-                self.progress(stage.name, "cached", {"outputs": hit.outputs})
-                return StageOutcome(stage.name, "cached", dict(hit.outputs), 0.0, hit.record)
+
+        def record(state: str, outputs: dict[str, str], rec: dict[str, Any], secs: float) -> None:
+            with self.store.session() as s:
+                execution = StageExecution(
+                    run_id=run_id,
+                    position=position,
+                    stage=stage.name,
+                    key=key,
+                    version=stage.version,
+                    config=config,
+                    seed=seed,
+                    inputs=inputs,
+                    outputs=outputs,
+                    record=rec,
+                    state=state,
+                    seconds=secs,
+                    finished_at=now(),
+                )
+                s.add(execution)
+                if state == "executed":
+                    s.flush()
+                    for parent in inputs.values():
+                        for child in outputs.values():
+                            s.add(
+                                LineageEdge(parent=parent, child=child, execution_id=execution.id)
+                            )
+
+        hit = None if force else self._lookup(key)
+        if hit is not None and all(self.store.artifacts.exists(d) for d in hit.outputs.values()):
+            record("cached", hit.outputs, hit.record, 0.0)
+            if stage.on_cached:
+                # A stage with effects outside its outputs (the registry's aliases) re-applies
+                # them, so a run reverted to an earlier config restores that run's outcome.
+                stage.hook(stage.on_cached)(self.store, dict(hit.record))
+            self.progress(stage.name, "cached", {"outputs": hit.outputs})
+            return StageOutcome(stage.name, "cached", dict(hit.outputs), 0.0, hit.record)
         self.progress(stage.name, "start", {})
         started = time.perf_counter()
         try:
-            outputs, record = execute_stage(
+            outputs, rec = execute_stage(
                 stage, config, inputs, seed, self.store, run_id, dry_run=False
             )
         except MlcrewError as exc:
-            record = {"error": str(exc)}
+            failure: dict[str, Any] = {"error": str(exc)}
             if isinstance(exc, CheckFailed):
-                record["report"] = exc.report
-            seconds = time.perf_counter() - started
-            with self.store.session() as s:
-                s.add(
-                    StageExecution(
-                        run_id=run_id,
-                        position=position,
-                        stage=stage.name,
-                        key=key,
-                        version=stage.version,
-                        config=config,
-                        seed=seed,
-                        inputs=inputs,
-                        outputs={},
-                        record=record,
-                        state="failed",
-                        seconds=seconds,
-                        finished_at=now(),
-                    )
-                )
+                failure["report"] = exc.report
+            record("failed", {}, failure, round(time.perf_counter() - started, 3))
             self.progress(stage.name, "failed", {"error": str(exc)})
             raise
         seconds = round(time.perf_counter() - started, 3)
-        with self.store.session() as s:
-            execution = StageExecution(
-                run_id=run_id,
-                position=position,
-                stage=stage.name,
-                key=key,
-                version=stage.version,
-                config=config,
-                seed=seed,
-                inputs=inputs,
-                outputs=outputs,
-                record=record,
-                state="executed",
-                seconds=seconds,
-                finished_at=now(),
-            )
-            s.add(execution)
-            s.flush()
-            for parent in inputs.values():
-                for child in outputs.values():
-                    s.add(LineageEdge(parent=parent, child=child, execution_id=execution.id))
+        record("executed", outputs, rec, seconds)
         self.progress(stage.name, "executed", {"outputs": outputs, "seconds": seconds})
-        return StageOutcome(stage.name, "executed", outputs, seconds, record)
+        return StageOutcome(stage.name, "executed", outputs, seconds, rec)
 
 
 def execute_stage(
@@ -566,7 +526,6 @@ __all__ = [
     "RunResult",
     "Runner",
     "StageOutcome",
-    "asdict",
     "cache_key",
     "load_run",
     "reproduce",
