@@ -34,3 +34,52 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         check=True,
     )
     assert {s["state"] for s in json.loads(status.stdout)["stages"]} == {"fresh"}
+
+
+def test_demo_serve_keeps_the_page_up(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import httpx
+
+    from mlcrew.serving.server import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlcrew.cli.main",
+            "demo",
+            "--serve",
+            "--port",
+            str(port),
+            "--dir",
+            str(tmp_path / "demo"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 300
+        page = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                response = httpx.get(url + "/")
+                # The page is up for good once the demo has finished its monitor step.
+                if response.status_code == 200 and "report 1" in response.text:
+                    page = response.text
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        assert page is not None, proc.stderr.read() if proc.stderr else "no output"
+        assert "all gates passed" in page
+        time.sleep(1)
+        assert proc.poll() is None  # still serving after the summary
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    assert "overview page: http://127.0.0.1:" in out
