@@ -6,8 +6,10 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from mlcrew.errors import ProjectError
+from mlcrew.pipeline.runner import Progress, Runner, RunResult, reproduce, status
 from mlcrew.spec import SPEC_FILE, Spec, parse_spec
 from mlcrew.store import Store
 
@@ -38,6 +40,18 @@ class Project:
         artifacts = os.environ.get("MLCREW_ARTIFACTS") or _location(spec.store.artifacts, root)
         store = Store.open(root, db_url=url, artifacts=artifacts)
         return cls(root, spec, text, store)
+
+    def run(self, *, force: bool = False, progress: Progress | None = None) -> RunResult:
+        """Run the pipeline (cached stages are reused unless `force`)."""
+        return Runner(self.root, self.store, self.spec, self.spec_text, progress).run(force=force)
+
+    def status(self) -> list[dict[str, Any]]:
+        """Each stage as fresh, stale (with why) or never run."""
+        return status(self.root, self.store, self.spec)
+
+    def reproduce(self, run_id: str) -> dict[str, Any]:
+        """Re-execute a run with the cache bypassed and compare every output digest."""
+        return reproduce(self.store, run_id)
 
     def close(self) -> None:
         self.store.close()

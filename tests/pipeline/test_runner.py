@@ -188,3 +188,17 @@ def test_champion_never_shows_a_stale_failed_verdict(project: Project) -> None:
     champion = get_version(project.store, "bike-demand")
     assert champion.verdict["passed"] is True
     assert champion.verdict == doc["verdict"]
+
+
+def test_python_api_as_the_readme_shows(example_dir: Path) -> None:
+    import mlcrew
+
+    project = mlcrew.Project.open(example_dir)
+    result = project.run()
+    assert result.verdict is not None and result.verdict["passed"] is True
+    assert result.champion == {"name": "bike-demand", "version": 1}
+    assert {row["state"] for row in project.status()} == {"fresh"}
+    assert project.reproduce(result.run_id)["identical"] is True
+    champion = mlcrew.get_version(project.store, project.spec.name)
+    assert champion.run_id == result.run_id and champion.data_digests
+    project.close()
