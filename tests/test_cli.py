@@ -90,6 +90,7 @@ def test_failed_check_exits_nonzero_with_report(cli_project: Path) -> None:
     proc = mlcrew("run", "--json", "-p", str(cli_project), ok=False)
     assert proc.returncode == 1
     assert "data check failed: checks[1] (hr: type integer, between 0 and 20)" in proc.stderr
+    assert "fix the data, or the check (checks[1] in mlcrew.yaml" in proc.stderr
     assert "e.g. row" in proc.stderr
     doc = json.loads(proc.stdout)  # the failed run is still reported, as one JSON document
     assert doc["status"] == "failed" and doc["champion"] is None
@@ -164,3 +165,14 @@ def test_models_lists_versions_and_aliases(cli_project: Path) -> None:
     assert doc["versions"][0]["verdict"]["passed"] is True
     human = mlcrew("models", "-p", str(cli_project)).stdout
     assert "champion" in human and "passed" in human
+
+
+def test_runs_lists_what_happened(cli_project: Path) -> None:
+    assert "no runs yet" in mlcrew("runs", "-p", str(cli_project)).stdout
+    first = json.loads(mlcrew("run", "--json", "-p", str(cli_project)).stdout)
+    mlcrew("run", "-p", str(cli_project))
+    runs = json.loads(mlcrew("runs", "--json", "-p", str(cli_project)).stdout)["runs"]
+    assert [r["status"] for r in runs] == ["ok", "ok"]
+    assert runs[1]["run_id"] == first["run_id"] and len(runs[1]["executed"]) == 6
+    assert runs[0]["executed"] == [] and runs[0]["champion"]["version"] == 1
+    assert first["run_id"] in mlcrew("runs", "-p", str(cli_project)).stdout

@@ -94,3 +94,14 @@ def test_missing_spec_file_says_how_to_create_one(tmp_path: Path) -> None:
 def test_duplicate_key_is_an_error() -> None:
     msg = error_of(BASE + "target: z\n")
     assert msg == "proj/mlcrew.yaml:8: key 'target' appears twice; keep one of them"
+
+
+def test_typo_of_a_required_key_is_reported_as_the_typo() -> None:
+    msg = error_of(BASE.replace("target: y", "targt: y"))
+    assert msg.startswith("proj/mlcrew.yaml:7: unknown key 'targt'; did you mean 'target'?")
+    assert "missing" not in msg
+
+
+def test_markup_like_text_survives_in_messages() -> None:
+    msg = error_of(BASE.replace("name: demo", "name: Bike Demand"))
+    assert "(like bike-demand)" in msg and "'Bike Demand'" in msg

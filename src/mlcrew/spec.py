@@ -9,6 +9,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 import types
 import typing
 from pathlib import Path
@@ -48,6 +49,13 @@ class Source(_Model):
         return {"pq": "parquet", "jsonl": "json", "ndjson": "json", "tsv": "csv"}.get(
             suffix, suffix
         )
+
+    @property
+    def resolved_delimiter(self) -> str:
+        """An explicit delimiter: DuckDB's sniffer would read a ragged file as one column."""
+        if self.delimiter:
+            return self.delimiter
+        return "\t" if Path(self.path).suffix.lower() == ".tsv" else ","
 
     @field_validator("path")
     @classmethod
@@ -187,7 +195,7 @@ class StoreConfig(_Model):
 class Spec(_Model):
     """The whole project spec."""
 
-    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)
+    name: str = Field(max_length=64)
     description: str = ""
     sources: dict[str, Source]
     transforms: dict[str, str] = Field(default_factory=dict)
@@ -201,6 +209,16 @@ class Spec(_Model):
     serving: Serving = Field(default_factory=Serving)
     monitoring: Monitoring = Field(default_factory=Monitoring)
     store: StoreConfig = Field(default_factory=StoreConfig)
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", v):
+            raise ValueError(
+                "use lowercase letters, digits, '-', '_' or '.', starting with a letter or digit "
+                "(like bike-demand): it names the model in URLs"
+            )
+        return v
 
     @field_validator("sources")
     @classmethod
@@ -326,6 +344,13 @@ def _field_by_key(model: type[BaseModel], key: str) -> Any:
     return None
 
 
+def _suggest(loc: Any) -> list[str]:
+    """The valid key nearest to an unknown one, if any is near."""
+    parent = _model_at(tuple(loc[:-1]))
+    valid = _valid_keys(parent) if parent else []
+    return difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+
+
 def _valid_keys(model: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
@@ -349,10 +374,12 @@ def _format_error(err: Any, file: Path, lines: dict[tuple[Any, ...], int], raw: 
     if kind == "extra_forbidden":
         parent = _model_at(loc[:-1])
         valid = _valid_keys(parent) if parent else []
-        close = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
+        close = _suggest(loc)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"{where}: unknown key {key_path!r}{hint} Valid keys here: {', '.join(valid)}"
     if kind == "missing":
+        parent_line = lines.get(loc[:-1]) if len(loc) > 1 else None
+        where = f"{file}:{parent_line}" if parent_line else str(file)
         return f"{where}: missing required key {key_path!r}"
     found = err.get("input")
     if err["type"] in ("value_error", "assertion_error") and isinstance(found, dict):
@@ -385,7 +412,22 @@ def parse_spec(text: str, file: Path | str = SPEC_FILE) -> Spec:
     try:
         return Spec.model_validate(raw)
     except ValidationError as exc:
-        messages = [_format_error(e, file, lines, raw) for e in exc.errors()]
+        errors = exc.errors()
+        # An unknown key that is a typo of a required one explains the "missing" error too:
+        # show the typo first, and drop the missing key it accounts for.
+        typos = {
+            (tuple(e["loc"][:-1]), close)
+            for e in errors
+            if e["type"] == "extra_forbidden"
+            for close in _suggest(e["loc"])
+        }
+        errors = [
+            e
+            for e in errors
+            if not (e["type"] == "missing" and (tuple(e["loc"][:-1]), e["loc"][-1]) in typos)
+        ]
+        errors.sort(key=lambda e: e["type"] != "extra_forbidden")
+        messages = [_format_error(e, file, lines, raw) for e in errors]
         head = messages[0]
         more = (
             f" (and {len(messages) - 1} more: " + "; ".join(messages[1:]) + ")"

@@ -76,5 +76,14 @@ def test_allowed_values_keep_their_types() -> None:
 
 def test_between_with_infinity_and_on_text(con: duckdb.DuckDBPyConnection) -> None:
     assert run(con, column="id", between=[0, float("inf")])["passed"]
-    with pytest.raises(DataError, match=r"checks\[0\]: between needs a numeric column"):
-        run(con, column="kind", between=[0, 1])
+    text = run(con, column="kind", between=[0, 1])
+    assert text["failing"] == 3 and text["samples"][0] == {"row": 1, "kind": "a"}
+
+
+def test_text_in_a_numeric_column_is_found_by_row() -> None:
+    con = connect()
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES ('0.5'), ('hot'), ('0.7')) v(temp)")
+    result = evaluate_checks(
+        con, "t", [Check.model_validate({"column": "temp", "between": [0, 1]})]
+    )[0]
+    assert result["failing"] == 1 and result["samples"] == [{"row": 2, "temp": "hot"}]

@@ -88,12 +88,14 @@ def evaluate_checks(con: Any, table: str, checks: list[Check]) -> list[dict[str,
         if check.not_null:
             conditions.append(f"{quoted} IS NULL")
         if check.between is not None:
+            value = quoted
             if kind not in TYPE_GROUPS["number"]:
-                raise DataError(
-                    f"checks[{i}]: between needs a numeric column, but {col!r} is "
-                    f"{columns[col]}; use in: [...] or cast it in a transform"
-                )
-            conditions.append(f"({quoted} < ? OR {quoted} > ?)")
+                # Text where numbers belong (one "hot" in a temperature column makes the whole
+                # column text): every value that is not a number fails, and is shown.
+                value = f"TRY_CAST({quoted} AS DOUBLE)"
+                conditions.append(f"({quoted} IS NOT NULL AND {value} IS NULL)")
+                result["type_found"] = columns[col]
+            conditions.append(f"({value} < ? OR {value} > ?)")
             params += [float(check.between[0]), float(check.between[1])]
         if check.in_ is not None:
             values = _typed_values(i, col, kind, check.in_)
@@ -162,24 +164,34 @@ def run(ctx: StageContext) -> StageResult:
             f"target {target!r} is not a column of the dataset; columns: {', '.join(columns)}"
         )
     results = evaluate_checks(con, "dataset", checks)
-    report = {"rows": int(scalar(con, "SELECT count(*) FROM dataset")), "checks": results}
+    report: dict[str, Any] = {
+        "rows": int(scalar(con, "SELECT count(*) FROM dataset")),
+        "checks": results,
+    }
     errors = [r for r in results if not r["passed"] and r["level"] == "error"]
     report["passed"] = not errors
     out = ctx.workdir / "checks.json"
     out.write_text(json.dumps(report, indent=2, sort_keys=True))
     if errors:
-        first = errors[0]
-        sample = first["samples"][0] if first["samples"] else {}
-        example = (
-            f", e.g. row {sample['row']}: {first['column']}={sample.get(first['column'])!r}"
-            if sample
-            else f" (found type {first.get('type_found')})"
-        )
         more = f"; {len(errors) - 1} more failing check(s)" if len(errors) > 1 else ""
         raise CheckFailed(
-            f"data check failed: checks[{first['check']}] ({first['rule']}): "
-            f"{first['failing']} of {report['rows']} rows fail{example}{more}",
+            f"data check failed: {_summary(errors[0], report['rows'])}{more}; fix the data, or "
+            f"the check (checks[{errors[0]['check']}] in mlcrew.yaml; level: warn only reports)",
             report,
         )
-    warnings = sum(1 for r in results if not r["passed"])
+    warnings = [_summary(r, report["rows"]) for r in results if not r["passed"]]
     return StageResult({"report": out}, {"checks": len(results), "warnings": warnings})
+
+
+def _summary(result: dict[str, Any], rows: int) -> str:
+    """`checks[2] (hum: between 0 and 1): 3 of 4250 rows fail, e.g. row 17: hum=1.2`"""
+    sample = result["samples"][0] if result["samples"] else {}
+    if sample:
+        value = sample.get(result["column"])
+        example = f", e.g. row {sample['row']}: {result['column']}={value!r}"
+    else:
+        example = f" (found type {result.get('type_found')})"
+    return (
+        f"checks[{result['check']}] ({result['rule']}): {result['failing']} of {rows} rows "
+        f"fail{example}"
+    )

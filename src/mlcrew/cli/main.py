@@ -6,6 +6,7 @@ import os
 import sys
 
 import typer
+from rich.markup import escape
 
 from mlcrew.cli import models, monitor, pipeline, project, serve
 from mlcrew.cli.common import err_console
@@ -63,7 +64,7 @@ def main() -> None:
     except MlcrewError as exc:
         if _debug["on"]:
             raise
-        err_console.print(f"[red]error:[/] {exc}", soft_wrap=True)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", soft_wrap=True)
         sys.exit(exc.exit_code)
     except (typer.Exit, SystemExit) as exc:
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
@@ -84,7 +85,8 @@ def main() -> None:
         if _debug["on"]:
             raise
         err_console.print(
-            f"[red]internal error:[/] {exc.__class__.__name__}: {exc} (run with --debug for the "
+            f"[red]internal error:[/] {exc.__class__.__name__}: {escape(str(exc))} (run with "
+            "--debug for the "
             "traceback, and please report it)",
             soft_wrap=True,
         )

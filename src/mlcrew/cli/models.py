@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mlcrew.cli.common import JsonOption, ProjectOption, console, emit_json, short
+from mlcrew.cli.common import JsonOption, ProjectOption, console, emit_json
 
 app = typer.Typer()
 
@@ -34,8 +34,8 @@ def models_cmd(project: Path = ProjectOption, json_out: bool = JsonOption) -> No
 
     metric = resolve_metric(proj.spec.objective.metric, versions[-1].metrics)
     table = Table(title=f"{name}: model versions")
-    for col in ("version", metric, "verdict", "aliases", "run", "model", "created"):
-        table.add_column(col)
+    for col in ("version", metric, "verdict", "aliases", "run", "created"):
+        table.add_column(col, no_wrap=col == "run")
     for v in versions:
         tags = ", ".join(a for a, n in sorted(names.items()) if n == v.version)
         value = v.metrics.get(metric)
@@ -45,7 +45,6 @@ def models_cmd(project: Path = ProjectOption, json_out: bool = JsonOption) -> No
             "[green]passed[/]" if v.verdict.get("passed") else "[red]failed[/]",
             tags,
             v.run_id,
-            short(v.model_digest),
-            v.created_at[:19],
+            v.created_at[:16].replace("T", " "),
         )
     console.print(table)

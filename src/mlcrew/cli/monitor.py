@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlcrew.cli.common import JsonOption, ProjectOption, console, emit_json
@@ -21,7 +22,7 @@ def drift_table(report: dict[str, Any], limit: int | None = None) -> Table:
         psi = f.get("psi")
         p = f.get("p_value")
         table.add_row(
-            f["feature"],
+            escape(f["feature"]),
             "—" if psi is None else f"{psi:.3f}",
             f.get("test", "—"),
             "—" if p is None else f"{p:.2g}",

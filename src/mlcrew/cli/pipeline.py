@@ -6,26 +6,44 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mlcrew.cli.common import JsonOption, ProjectOption, console, emit_json, short
 from mlcrew.cli.progress import stage_progress
+from mlcrew.pipeline.runner import RunResult
 
 app = typer.Typer()
 
+# `mlcrew run` exits with this code when the model failed a gate, so CI can stop on it.
+GATES_FAILED = 3
 
-def print_run(result: dict[str, Any]) -> None:
-    verdict = result.get("verdict")
+
+def print_run(result: RunResult) -> None:
+    for warning in result.to_json()["warnings"]:
+        console.print(f"[yellow]warning:[/] {escape(warning)}")
+    verdict = result.verdict
     if verdict:
         style = "green" if verdict["passed"] else "red"
         console.print(f"[{style}]verdict: {'passed' if verdict['passed'] else 'FAILED'}[/]")
         for reason in verdict["reasons"]:
-            console.print(f"  {reason}")
-    champion = result.get("champion")
-    console.print(
-        f"champion: {champion['name']} v{champion['version']}" if champion else "champion: none"
-    )
-    console.print(f"run: {result['run_id']}", style="dim")
+            console.print(f"  {escape(reason)}")
+    champion, before = result.champion, result.previous_champion
+    reg = result.registration or {}
+
+    def label(c: dict[str, Any] | None) -> str:
+        return f"{c['name']} v{c['version']}" if c else "none"
+
+    if verdict and not verdict["passed"]:
+        console.print(
+            f"registered {reg.get('name')} v{reg.get('version')}, not promoted: a gate failed "
+            f"(champion stays {label(champion)})"
+        )
+    elif champion != before:
+        console.print(f"champion: {label(champion)} (was {label(before)})")
+    else:
+        console.print(f"champion: {label(champion)} (unchanged)")
+    console.print(f"run: {result.run_id}", style="dim")
 
 
 @app.command("run")
@@ -34,9 +52,12 @@ def run_cmd(
     force: bool = typer.Option(False, "--force", help="Bypass the cache: execute every stage."),
     json_out: bool = JsonOption,
 ) -> None:
-    """Run the pipeline; stages whose inputs and config are unchanged come from the cache."""
+    """Run the pipeline; stages whose inputs and config are unchanged come from the cache.
+
+    Exits 0 when the model passed every gate, 3 when it failed one (it is registered, but
+    champion does not move), 1 when the pipeline stopped (e.g. a failed data check)."""
     from mlcrew.errors import CheckFailed, MlcrewError
-    from mlcrew.pipeline.runner import Runner, RunResult
+    from mlcrew.pipeline.runner import Runner
     from mlcrew.pipeline.stages import STAGES
     from mlcrew.project import Project
 
@@ -56,7 +77,9 @@ def run_cmd(
     if json_out:
         emit_json(result.to_json())
     else:
-        print_run(result.to_json())
+        print_run(result)
+    if result.verdict and not result.verdict["passed"]:
+        raise typer.Exit(GATES_FAILED)
 
 
 @app.command("status")
@@ -78,13 +101,48 @@ def status_cmd(project: Path = ProjectOption, json_out: bool = JsonOption) -> No
         detail = row.get("why") or ", ".join(
             f"{k}={short(v)}" for k, v in row.get("outputs", {}).items()
         )
-        table.add_row(row["name"], f"[{colors[row['state']]}]{row['state']}[/]", detail)
+        table.add_row(row["name"], f"[{colors[row['state']]}]{row['state']}[/]", escape(detail))
+    console.print(table)
+
+
+@app.command("runs")
+def runs_cmd(
+    project: Path = ProjectOption,
+    limit: int = typer.Option(20, min=1, help="How many of the latest runs."),
+    json_out: bool = JsonOption,
+) -> None:
+    """List the latest runs: id, status, what executed, verdict and champion."""
+    from mlcrew.pipeline.runner import list_runs
+    from mlcrew.project import Project
+
+    proj = Project.open(project)
+    runs = list_runs(proj.store, limit)
+    if json_out:
+        emit_json({"project": proj.spec.name, "runs": runs})
+        return
+    if not runs:
+        console.print("no runs yet; start one with 'mlcrew run'")
+        return
+    table = Table(title=f"{proj.spec.name}: latest runs")
+    table.add_column("run", no_wrap=True)
+    for col in ("status", "started", "executed", "verdict", "champion"):
+        table.add_column(col)
+    for r in runs:
+        verdict = r["verdict"]
+        table.add_row(
+            r["run_id"],
+            r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/]",
+            r["started_at"][:19],
+            ", ".join(r["executed"]) or "[dim]all cached[/]",
+            "—" if not verdict else ("[green]passed[/]" if verdict["passed"] else "[red]failed[/]"),
+            f"v{r['champion']['version']}" if r["champion"] else "—",
+        )
     console.print(table)
 
 
 @app.command("reproduce")
 def reproduce_cmd(
-    run_id: str = typer.Argument(..., help="The run to re-execute (see 'mlcrew status')."),
+    run_id: str = typer.Argument(..., help="The run to re-execute (see 'mlcrew runs')."),
     project: Path = ProjectOption,
     json_out: bool = JsonOption,
 ) -> None:
@@ -114,5 +172,5 @@ def reproduce_cmd(
                 f"reproduced {short(d['reproduced'])}"
             )
         else:
-            console.print(f"  {d['stage']}: {d['why']}")
+            console.print(f"  {d['stage']}: {escape(d['why'])}")
     raise typer.Exit(1)

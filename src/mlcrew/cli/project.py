@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 
 from mlcrew.cli.common import console, err_console
@@ -43,14 +44,14 @@ def demo_cmd(
             progress=progress,
             keep_serving=serve,
             port=port,
-            on_step=lambda msg: err_console.print(f"[bold]→[/] {msg}"),
+            on_step=lambda msg: err_console.print(f"[bold]→[/] {escape(msg)}"),
         )
     run = result.run
     verdict = run["verdict"]
     lines = [
         f"[bold]project[/]   {result.project}",
         "[bold]verdict[/]   " + ("[green]passed[/]" if verdict["passed"] else "[red]failed[/]"),
-        *[f"            {r}" for r in verdict["reasons"]],
+        *[f"            {escape(r)}" for r in verdict["reasons"]],
         f"[bold]champion[/]  {run['champion']['name']} v{run['champion']['version']}",
         f"[bold]predict[/]   POST {result.url}/v1/models/{run['champion']['name']}/predict",
         f"            July, 17h: predicted {result.response['predictions'][0]:.0f} bikers "

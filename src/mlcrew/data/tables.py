@@ -52,8 +52,31 @@ def load_file(
     try:
         con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM {reader_sql(path, fmt, options)}')
     except duckdb.Error as exc:
-        raise DataError(f"{label}: cannot read as {fmt}: {str(exc).splitlines()[0]}") from None
+        if fmt == "csv":
+            found = ragged_line(path, (options or {}).get("delimiter") or ",")
+            if found:
+                raise DataError(f"{label} {found}; fix the file") from None
+        reason = str(exc).splitlines()[0].replace(f'"{path}"', "the file").replace(str(path), "")
+        raise DataError(f"{label}: cannot read as {fmt}: {reason}") from None
     return int(scalar(con, f'SELECT count(*) FROM "{name}"'))
+
+
+def ragged_line(path: Path, delimiter: str) -> str | None:
+    """The first line whose field count differs from the header's, said as a person would."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        reader = csv.reader(f, delimiter=delimiter)
+        header = next(reader, None)
+        if header is None:
+            return "is empty"
+        for row in reader:
+            if row and len(row) != len(header):
+                return (
+                    f"line {reader.line_num}: {len(row)} fields where the header has "
+                    f"{len(header)} ({delimiter!r}-separated)"
+                )
+    return None
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:

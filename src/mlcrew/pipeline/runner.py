@@ -62,6 +62,12 @@ class RunResult:
     champion: dict[str, Any] | None
     status: str = "ok"
     error: str | None = None
+    previous_champion: dict[str, Any] | None = None
+
+    @property
+    def registration(self) -> dict[str, Any] | None:
+        """What the register stage did: {name, version, promoted, ...}, if it ran."""
+        return next((s.record for s in self.stages if s.name == "register"), None)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +79,10 @@ class RunResult:
             ],
             "verdict": self.verdict,
             "champion": self.champion,
+            "previous_champion": self.previous_champion,
+            "warnings": [
+                w for s in self.stages if s.name == "check" for w in s.record.get("warnings", [])
+            ],
             **({"error": self.error} if self.error else {}),
         }
 
@@ -167,6 +177,7 @@ class Runner:
         spec = self.spec
         mark_interrupted(self.store)
         self.store.artifacts.clean_tmp()
+        self._champion_before = champion_of(self.store, spec.name)
         run_id = new_run_id()
         spec_digest = self.store.artifacts.put_bytes(self.spec_text.encode())
         with self.store.session() as s:
@@ -213,7 +224,9 @@ class Runner:
     ) -> RunResult:
         verdict = next((o.record.get("verdict") for o in outcomes if o.name == "evaluate"), None)
         champion = champion_of(self.store, self.spec.name)
-        result = RunResult(run_id, outcomes, verdict, champion, status, error)
+        result = RunResult(
+            run_id, outcomes, verdict, champion, status, error, self._champion_before
+        )
         with self.store.session() as s:
             run = s.get(Run, run_id)
             assert run is not None
@@ -410,7 +423,10 @@ def status(project: Path, store: Store, spec: Spec) -> list[dict[str, Any]]:
                     )
                     continue
                 for r in refs:
-                    if last.inputs.get(r) != inputs[r]:
+                    if inputs[r] == "missing":
+                        where = spec.sources[r.split(".", 1)[1]].path
+                        why.append(f"source file {r} ({where}) is missing")
+                    elif last.inputs.get(r) != inputs[r]:
                         what = "source file" if r.startswith("source.") else "input"
                         detail = (
                             f" ({spec.sources[r.split('.', 1)[1]].path})"
@@ -499,6 +515,26 @@ def reproduce(store: Store, run_id: str, progress: Progress | None = None) -> di
     }
 
 
+def list_runs(store: Store, limit: int = 20) -> list[dict[str, Any]]:
+    """The most recent runs first, each with its status, verdict and champion."""
+    with store.session() as s:
+        runs = s.scalars(select(Run).order_by(Run.started_at.desc()).limit(limit))
+        return [
+            {
+                "run_id": r.id,
+                "status": r.status,
+                "started_at": r.started_at.isoformat(),
+                "executed": [
+                    x["name"] for x in r.summary.get("stages", []) if x["state"] == "executed"
+                ],
+                "verdict": r.summary.get("verdict"),
+                "champion": r.summary.get("champion"),
+                "error": r.error,
+            }
+            for r in runs
+        ]
+
+
 def load_run(store: Store, run_id: str | None) -> dict[str, Any]:
     with store.session() as s:
         if run_id is None:
@@ -527,6 +563,7 @@ __all__ = [
     "Runner",
     "StageOutcome",
     "cache_key",
+    "list_runs",
     "load_run",
     "reproduce",
     "snapshot_sources",

@@ -11,13 +11,14 @@ def _ingest_config(cfg: dict[str, Any]) -> dict[str, Any]:
     # A source's path is where to find it, not what it is: its content digest is an input.
     from mlcrew.spec import Source
 
-    sources = {
-        name: {
+    sources = {}
+    for name, src in cfg["sources"].items():
+        source = Source.model_validate(src)
+        sources[name] = {
             **{k: v for k, v in src.items() if k != "path"},
-            "format": Source.model_validate(src).resolved_format,
+            "format": source.resolved_format,
+            "delimiter": source.resolved_delimiter if source.resolved_format == "csv" else None,
         }
-        for name, src in cfg["sources"].items()
-    }
     return {**cfg, "sources": sources}
 
 
@@ -36,7 +37,7 @@ STAGES: tuple[StageDef, ...] = (
     ),
     StageDef(
         name="check",
-        version="1",
+        version="2",
         sections=("checks", "target"),
         inputs=("ingest.dataset",),
         outputs=("report",),

@@ -120,6 +120,12 @@ def get_version(store: Store, name: str, ref: str | int = CHAMPION) -> VersionIn
                     raise NotFoundError(
                         f"no model named {name!r}; known models: {', '.join(known) or 'none yet'}"
                     )
+                if ref != CHAMPION:
+                    names = sorted(s.scalars(select(Alias.alias).where(Alias.name == name)))
+                    raise NotFoundError(
+                        f"model {name!r} has no alias {ref!r}; aliases: "
+                        f"{', '.join(names) or 'none'} (or give a version number)"
+                    )
                 raise NotFoundError(
                     f"model {name!r} has no {ref!r} yet: no version passed every gate; "
                     "run 'mlcrew run' and check the verdict"

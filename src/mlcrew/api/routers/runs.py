@@ -8,9 +8,14 @@ from fastapi import APIRouter, Depends, HTTPException
 
 from mlcrew.api.deps import AppState, get_state
 from mlcrew.errors import NotFoundError
-from mlcrew.pipeline.runner import load_run, status
+from mlcrew.pipeline.runner import list_runs, load_run, status
 
 router = APIRouter(prefix="/v1", tags=["runs"])
+
+
+@router.get("/runs")
+def get_runs(limit: int = 20, state: AppState = Depends(get_state)) -> dict[str, Any]:
+    return {"runs": list_runs(state.store, limit)}
 
 
 @router.get("/runs/latest")
