@@ -13,8 +13,6 @@ from mlcrew.project import Project
 from mlcrew.serving.server import BackgroundServer
 
 GOOD_ROW: dict[str, Any] = {
-    "season": 3,
-    "mnth": "July",
     "hr": 17,
     "holiday": 0,
     "weekday": 5,
@@ -46,12 +44,28 @@ def test_predict_good_rows(server: BackgroundServer) -> None:
     assert body["model"] == {"name": "bike-demand", "version": 1}
     rush, sleep = body["predictions"]
     assert rush > 5 * sleep > 0  # 5 pm on a warm workday is busier than 3 am
+    assert body["warnings"] == []
 
 
 def test_predict_accepts_missing_values_as_null(server: BackgroundServer) -> None:
-    response = predict(server, [{**GOOD_ROW, "hum": None, "weathersit": "never seen"}])
+    response = predict(server, [{**GOOD_ROW, "hum": None, "weathersit": "never seen", "hr": 99}])
     assert response.status_code == 200
-    assert isinstance(response.json()["predictions"][0], float)
+    body = response.json()
+    assert isinstance(body["predictions"][0], float)
+    # It answers, and says which values are unlike anything it was trained on.
+    assert body["warnings"] == [
+        {"row": 0, "field": "hr", "warning": "99 is outside the training range [0, 23]"},
+        {
+            "row": 0,
+            "field": "weathersit",
+            "warning": "category 'never seen' not seen in training (treated as unknown)",
+        },
+        {
+            "row": 0,
+            "field": "hum",
+            "warning": "missing value; training had none (treated as unknown)",
+        },
+    ]
 
 
 def test_bad_row_gets_422_naming_row_and_field(server: BackgroundServer) -> None:

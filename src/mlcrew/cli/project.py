@@ -56,6 +56,10 @@ def demo_cmd(
         f"[bold]predict[/]   POST {result.url}/v1/models/{run['champion']['name']}/predict",
         f"            July, 17h: predicted {result.response['predictions'][0]:.0f} bikers "
         f"(actual {result.actual})",
+        *[
+            f"            [yellow]warning[/] {w['field']}: {escape(w['warning'])}"
+            for w in result.response.get("warnings", [])
+        ],
     ]
     perf = result.monitor.get("performance", {}).get("current", {})
     top = [f for f in result.monitor["features"] if f["drifted"]][:4]

@@ -57,7 +57,7 @@ STAGES: tuple[StageDef, ...] = (
     ),
     StageDef(
         name="train",
-        version="2",
+        version="3",
         sections=("target", "task", "features", "objective", "training"),
         inputs=("split.train",),
         outputs=("model",),

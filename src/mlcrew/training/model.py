@@ -102,6 +102,7 @@ class TabularModel:
 
     def _field_schema(self, table: pa.Table, name: str) -> dict[str, Any]:
         import pyarrow as pa
+        import pyarrow.compute as pc
 
         if name not in table.column_names:
             raise DataError(f"feature {name!r} is not a column of the training data")
@@ -118,10 +119,12 @@ class TabularModel:
             return {"name": name, "type": "category", "categories": levels, "nullable": nullable}
         if pa.types.is_boolean(t):
             return {"name": name, "type": "boolean", "nullable": nullable}
-        if pa.types.is_integer(t):
-            return {"name": name, "type": "integer", "nullable": nullable}
-        if pa.types.is_floating(t) or pa.types.is_decimal(t):
-            return {"name": name, "type": "number", "nullable": nullable}
+        if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+            kind = "integer" if pa.types.is_integer(t) else "number"
+            low, high = pc.min_max(col).values()
+            # The range seen in training: the service warns about values outside it.
+            bounds = [None if v.as_py() is None else float(v.as_py()) for v in (low, high)]
+            return {"name": name, "type": kind, "nullable": nullable, "range": bounds}
         raise DataError(
             f"feature {name!r} has type {t}, which the model cannot use; cast it in a transform "
             "or list it under features.exclude"
@@ -166,6 +169,27 @@ class TabularModel:
     def predict_rows(self, rows: list[dict[str, Any]]) -> list[Any]:
         """Validate JSON-like rows against the schema, then predict."""
         return self.predict_table(self.rows_to_table(rows))
+
+    def unfamiliar(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Valid values the model never saw in training: it still answers, and says so."""
+        notes: list[dict[str, Any]] = []
+        for i, row in enumerate(rows):
+            for f in self.schema_:
+                value = row.get(f["name"])
+                note = None
+                if value is None:
+                    if not f.get("nullable"):
+                        note = "missing value; training had none (treated as unknown)"
+                elif f["type"] == "category":
+                    if _category_text(value) not in f["categories"]:
+                        note = f"category {value!r} not seen in training (treated as unknown)"
+                elif f.get("range") and None not in f["range"]:
+                    low, high = f["range"]
+                    if not low <= float(value) <= high:
+                        note = f"{value!r} is outside the training range [{low:g}, {high:g}]"
+                if note:
+                    notes.append({"row": i, "field": f["name"], "warning": note})
+        return notes
 
     def rows_to_table(self, rows: list[dict[str, Any]]) -> pa.Table:
         import pyarrow as pa

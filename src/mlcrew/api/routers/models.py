@@ -23,9 +23,20 @@ class ModelRef(BaseModel):
     version: int
 
 
+class InputWarning(BaseModel):
+    row: int
+    field: str
+    warning: str
+
+
 class PredictResponse(BaseModel):
     predictions: list[Any]
     model: ModelRef
+    warnings: list[InputWarning] = Field(
+        default_factory=list,
+        description="Values unlike anything in training (unseen categories, out-of-range "
+        "numbers, unexpected missing values): the prediction is made, but is less reliable.",
+    )
 
 
 @router.get("")
@@ -81,5 +92,7 @@ def predict(
     except ModelInputError as exc:
         raise HTTPException(422, exc.problems) from None
     return PredictResponse(
-        predictions=predictions, model=ModelRef(name=name, version=loaded.info.version)
+        predictions=predictions,
+        model=ModelRef(name=name, version=loaded.info.version),
+        warnings=[InputWarning(**w) for w in loaded.model.unfamiliar(body.rows)],
     )

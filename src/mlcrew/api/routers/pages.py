@@ -57,9 +57,14 @@ def _latest_monitor(state: AppState) -> dict[str, Any] | None:
 
 
 def _example_value(field: dict[str, Any]) -> Any:
+    """A plausible value: a known category, or the middle of the training range."""
     if field["type"] == "category":
         return field["categories"][0] if field["categories"] else ""
-    return {"integer": 0, "boolean": False}.get(field["type"], 0.0)
+    low, high = field.get("range") or (None, None)
+    if low is None or high is None:
+        return {"integer": 0, "boolean": False}.get(field["type"], 0.0)
+    middle = (low + high) / 2
+    return int(middle) if field["type"] == "integer" else round(middle, 3)
 
 
 @router.get("/", response_class=HTMLResponse)
