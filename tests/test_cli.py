@@ -176,3 +176,19 @@ def test_runs_lists_what_happened(cli_project: Path) -> None:
     assert runs[1]["run_id"] == first["run_id"] and len(runs[1]["executed"]) == 6
     assert runs[0]["executed"] == [] and runs[0]["champion"]["version"] == 1
     assert first["run_id"] in mlcrew("runs", "-p", str(cli_project)).stdout
+
+
+def test_serve_on_a_busy_port_is_a_one_line_error(cli_project: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = mlcrew("serve", "-p", str(cli_project), "--port", str(port), ok=False)
+    assert proc.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in proc.stderr and "--port N" in proc.stderr
+    assert "Traceback" not in proc.stderr and "serving" not in proc.stdout
+    proc = mlcrew("serve", "-p", str(cli_project), "--port", "99999", ok=False)
+    assert proc.returncode == 2 and "less than or equal to 65535" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -53,3 +53,15 @@ def test_try_it_button_sends_a_real_prediction(browser: Any, server: BackgroundS
     text = answer.inner_text()
     assert text.startswith("200 ") and '"predictions":[' in text and '"version":1' in text
     page.close()
+
+
+def test_api_reference_renders_offline(browser: Any, server: BackgroundServer) -> None:
+    page = browser.new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(server.url + "/docs")
+    predict = page.locator("#post--v1-models-name-predict")
+    assert "POST" in predict.locator("h2").inner_text()
+    assert "rows" in predict.locator("table").last.inner_text()
+    assert all(url.startswith(server.url) for url in requests)  # nothing from a CDN
+    page.close()

@@ -83,3 +83,18 @@ def test_raw_files_go_through_the_transforms(example_dir: Path) -> None:
     )
     assert raw["data"]["prepared"] == "as given" and by_name(raw, "temp")["psi"] > 5
     proj.close()
+
+
+def test_file_in_neither_shape_names_what_is_missing(
+    trained_project: Project, tmp_path: Path
+) -> None:
+    raw = (trained_project.root / "data" / "bikeshare-jul-dec.csv").read_text().splitlines()
+    header = raw[0].split(",")
+    keep = [i for i, c in enumerate(header) if c.strip('"') not in ("temp", "hum")]
+    path = tmp_path / "partial.csv"
+    path.write_text("\n".join(",".join(line.split(",")[i] for i in keep) for line in raw[:50]))
+    with pytest.raises(DataError) as info:
+        monitor(trained_project.store, trained_project.spec, path)
+    msg = str(info.value)
+    assert "it lacks ['temp', 'hum'] of source 'rides'" in msg
+    assert "model features ['temp', 'hum']" in msg and "--as-given" in msg

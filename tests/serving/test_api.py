@@ -85,6 +85,9 @@ def test_missing_field_gets_422(server: BackgroundServer) -> None:
 def test_malformed_body_gets_422(server: BackgroundServer) -> None:
     response = httpx.post(f"{server.url}/v1/models/bike-demand/predict", json={"row": []})
     assert response.status_code == 422
+    assert response.json()["detail"] == [{"row": None, "field": "rows", "error": "Field required"}]
+    response = httpx.post(f"{server.url}/v1/models/bike-demand/predict", json={"rows": [1, 2]})
+    assert response.json()["detail"][0]["row"] == 0
 
 
 def test_unknown_model_is_404(server: BackgroundServer) -> None:

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from mlcrew import __version__
+from mlcrew.api import errors
 from mlcrew.api.deps import AppState
 from mlcrew.api.routers import health, models, monitoring, pages, runs
 from mlcrew.serving.loader import ModelCache
@@ -22,7 +23,11 @@ def create_app(project: Path, spec: Spec, store: Store) -> FastAPI:
         title=f"mlcrew: {spec.name}",
         version=__version__,
         description=spec.description or "mlcrew prediction service and project overview.",
+        # The stock /docs pages load their scripts from a CDN; ours render on the server.
+        docs_url=None,
+        redoc_url=None,
     )
+    errors.install(app)
     app.state.mlcrew = AppState(project=project, spec=spec, store=store, models=ModelCache(store))
     for module in (health, models, runs, monitoring, pages):
         app.include_router(module.router)

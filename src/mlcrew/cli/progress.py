@@ -24,7 +24,7 @@ def stage_progress(total: int, enabled: bool = True) -> Iterator[ProgressFn]:
         TextColumn("{task.completed}/{task.total} stages"),
         TimeElapsedColumn(),
         console=err_console,
-        transient=False,
+        transient=True,  # the bar goes; the per-stage lines stay
     )
     task = progress.add_task("pipeline", total=total)
 

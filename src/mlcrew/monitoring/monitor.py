@@ -16,14 +16,37 @@ from mlcrew.store.models import MonitorReport
 from mlcrew.training.model import TabularModel
 
 
-def _prepare(spec: Spec, path: Path, features: list[str], as_given: bool) -> tuple[Any, str]:
+def _source_columns(spec: Spec, project: Path | None) -> list[str]:
+    """The columns of the spec's (single) source file, when it is at hand."""
+    if project is None:
+        return []
+    src = next(iter(spec.sources.values()))
+    file = project / src.path
+    if not file.is_file():
+        return []
+    con = connect()
+    load_file(
+        con,
+        "__src",
+        file,
+        src.resolved_format,
+        str(file),
+        {"delimiter": src.resolved_delimiter, "header": src.header},
+    )
+    return [r[0] for r in con.execute('DESCRIBE "__src"').fetchall()]
+
+
+def _prepare(
+    spec: Spec, path: Path, features: list[str], as_given: bool, project: Path | None = None
+) -> tuple[Any, str]:
     """New data as model rows. New data usually arrives in the raw format of the spec's single
     source, so it goes through the spec's transforms; a file that is already in the model's
     columns is used as is when `as_given` (or when the transforms do not apply to it)."""
     from mlcrew.data.ingest import apply_transforms, sandbox
 
     con = connect()
-    load_file(con, "__new", path, format_of(path), str(path))
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    load_file(con, "__new", path, format_of(path), str(path), {"delimiter": delimiter})
     columns = [r[0] for r in con.execute('DESCRIBE "__new"').fetchall()]
     has_features = all(f in columns for f in features)
     if as_given or len(spec.sources) != 1 or not spec.transforms:
@@ -38,12 +61,20 @@ def _prepare(spec: Spec, path: Path, features: list[str], as_given: bool) -> tup
     sandbox(con)
     try:
         apply_transforms(con, spec.transforms)
-    except DataError as exc:
+    except DataError:
         if has_features:
             return fetch_arrow(con, f'SELECT * FROM "{source}"'), "as given"
+        expected = _source_columns(spec, project)
+        lacking = [c for c in expected if c not in columns]
+        detail = (
+            f"it lacks {lacking} of source {source!r}"
+            if lacking
+            else (f"the spec's transforms do not run on it as source {source!r}")
+        )
+        missing = [f for f in features if f not in columns]
         raise DataError(
-            f"{path}: neither in the raw format of source {source!r} ({exc}) nor in the model's "
-            "columns"
+            f"{path}: {detail}, and it lacks model features {missing}; give new data in the "
+            "source's raw format, or in the model's columns with --as-given"
         ) from None
     return fetch_arrow(con, f'SELECT * FROM "{spec.dataset.from_}"'), "through the transforms"
 
@@ -62,7 +93,7 @@ def monitor(
     reference_digest = version.data_digests["split.train"]
     with tempfile.TemporaryDirectory() as tmp:
         reference = read_parquet(store.artifacts.local_path(reference_digest, Path(tmp)))
-    current, how = _prepare(spec, data, model.feature_names, as_given)
+    current, how = _prepare(spec, data, model.feature_names, as_given, store.project)
     if current.num_rows == 0:
         raise DataError(f"{data}: no rows to monitor")
     drift = spec.monitoring.drift

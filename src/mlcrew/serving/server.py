@@ -17,6 +17,22 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def check_port(host: str, port: int) -> int:
+    """The port to listen on (a free one for 0); a clear error if it is taken."""
+    if port == 0:
+        return free_port(host)
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise MlcrewError(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}; stop what uses it or "
+                "pick another port with --port N (0 for any free one)"
+            ) from None
+    return port
+
+
 class BackgroundServer:
     """`with BackgroundServer(app) as srv: httpx.get(srv.url + "/healthz")`"""
 
@@ -24,7 +40,7 @@ class BackgroundServer:
         import uvicorn
 
         self.host = host
-        self.port = port or free_port(host)
+        self.port = check_port(host, port)
         config = uvicorn.Config(
             app,
             host=host,

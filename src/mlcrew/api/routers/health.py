@@ -13,4 +13,5 @@ router = APIRouter(tags=["health"])
 
 @router.get("/healthz")
 def healthz(state: AppState = Depends(get_state)) -> dict[str, Any]:
+    """The service is up; names the project it serves."""
     return {"status": "ok", "project": state.spec.name}

@@ -41,6 +41,7 @@ class PredictResponse(BaseModel):
 
 @router.get("")
 def list_models(state: AppState = Depends(get_state)) -> dict[str, Any]:
+    """Every registered model with its versions and aliases."""
     versions = list_versions(state.store)
     names = sorted({v.name for v in versions})
     return {

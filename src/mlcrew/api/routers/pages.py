@@ -71,3 +71,50 @@ def _example_value(field: dict[str, Any]) -> Any:
 def overview(request: Request, state: AppState = Depends(get_state)) -> HTMLResponse:
     context = {**overview_context(state), "base_url": str(request.base_url).rstrip("/")}
     return TEMPLATES.TemplateResponse(request, "overview.html", context)
+
+
+def _schema_fields(schema: dict[str, Any], components: dict[str, Any]) -> list[dict[str, Any]]:
+    """The fields of a JSON schema (following one $ref), for the API reference page."""
+    ref = schema.get("$ref", "")
+    if ref:
+        schema = components.get(ref.rsplit("/", 1)[-1], {})
+    required = set(schema.get("required", []))
+    fields = []
+    for name, prop in schema.get("properties", {}).items():
+        kind = prop.get("type") or prop.get("$ref", "").rsplit("/", 1)[-1] or "any"
+        if kind == "array":
+            items = prop.get("items", {})
+            kind = f"list of {items.get('type') or items.get('$ref', '').rsplit('/', 1)[-1]}"
+        fields.append(
+            {
+                "name": name,
+                "type": kind,
+                "required": name in required,
+                "description": prop.get("description", ""),
+            }
+        )
+    return fields
+
+
+@router.get("/docs", response_class=HTMLResponse)
+def api_reference(request: Request) -> HTMLResponse:
+    """The REST API, rendered from the OpenAPI document (no scripts from elsewhere)."""
+    doc = request.app.openapi()
+    components = doc.get("components", {}).get("schemas", {})
+    endpoints = []
+    for path, methods in doc.get("paths", {}).items():
+        for method, op in methods.items():
+            body = op.get("requestBody", {}).get("content", {}).get("application/json", {})
+            endpoints.append(
+                {
+                    "method": method.upper(),
+                    "path": path,
+                    "summary": op.get("summary", ""),
+                    "description": op.get("description", ""),
+                    "tag": (op.get("tags") or [""])[0],
+                    "parameters": op.get("parameters", []),
+                    "body": _schema_fields(body.get("schema", {}), components) if body else [],
+                    "responses": sorted(op.get("responses", {})),
+                }
+            )
+    return TEMPLATES.TemplateResponse(request, "api.html", {"doc": doc, "endpoints": endpoints})

@@ -15,6 +15,7 @@ router = APIRouter(prefix="/v1", tags=["runs"])
 
 @router.get("/runs")
 def get_runs(limit: int = 20, state: AppState = Depends(get_state)) -> dict[str, Any]:
+    """The latest runs: status, what executed, verdict and champion."""
     return {"runs": list_runs(state.store, limit)}
 
 
