@@ -58,6 +58,7 @@ def list_models(state: AppState = Depends(get_state)) -> dict[str, Any]:
 
 @router.get("/{name}")
 def describe(name: str, alias: str = CHAMPION, state: AppState = Depends(get_state)) -> Any:
+    """A version (champion by default): task, target, input schema, metrics, verdict."""
     try:
         loaded = state.models.get(name, alias)
     except NotFoundError as exc:

@@ -21,6 +21,7 @@ def get_runs(limit: int = 20, state: AppState = Depends(get_state)) -> dict[str,
 
 @router.get("/runs/latest")
 def latest_run(state: AppState = Depends(get_state)) -> dict[str, Any]:
+    """The most recent pipeline run."""
     try:
         return load_run(state.store, None)
     except NotFoundError as exc:
@@ -29,6 +30,7 @@ def latest_run(state: AppState = Depends(get_state)) -> dict[str, Any]:
 
 @router.get("/runs/{run_id}")
 def get_run(run_id: str, state: AppState = Depends(get_state)) -> dict[str, Any]:
+    """One run by id."""
     try:
         return load_run(state.store, run_id)
     except NotFoundError as exc:
@@ -37,4 +39,5 @@ def get_run(run_id: str, state: AppState = Depends(get_state)) -> dict[str, Any]
 
 @router.get("/status")
 def get_status(state: AppState = Depends(get_state)) -> dict[str, Any]:
+    """Each stage as fresh, stale (and why) or never run."""
     return {"stages": status(state.project, state.store, state.spec)}
