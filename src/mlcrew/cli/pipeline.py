@@ -52,10 +52,10 @@ def run_cmd(
     force: bool = typer.Option(False, "--force", help="Bypass the cache: execute every stage."),
     json_out: bool = JsonOption,
 ) -> None:
-    """Run the pipeline; stages whose inputs and config are unchanged come from the cache.
+    """Run the pipeline; unchanged stages come from the cache.
 
-    Exits 0 when the model passed every gate, 3 when it failed one (it is registered, but
-    champion does not move), 1 when the pipeline stopped (e.g. a failed data check)."""
+    Exit code: 0 if the model passed every gate; 3 if it failed one (registered, not promoted);
+    1 if the pipeline stopped (a failed data check, bad data)."""
     from mlcrew.errors import CheckFailed, MlcrewError
     from mlcrew.pipeline.runner import Runner
     from mlcrew.pipeline.stages import STAGES
