@@ -192,3 +192,28 @@ def test_serve_on_a_busy_port_is_a_one_line_error(cli_project: Path) -> None:
     proc = mlcrew("serve", "-p", str(cli_project), "--port", "99999", ok=False)
     assert proc.returncode == 2 and "less than or equal to 65535" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_against_postgresql(cli_project: Path) -> None:
+    """A team's shared store: the same commands with MLCREW_DB_URL naming PostgreSQL."""
+    from tests.conftest import _pg_database
+
+    url = _pg_database()
+    env = {**os.environ, "MLCREW_DB_URL": url}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [*MLCREW, *args, "-p", str(cli_project)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    first = json.loads(run("run", "--json").stdout)
+    assert first["champion"] == {"name": "bike-demand", "version": 1}
+    assert not (cli_project / ".mlcrew" / "mlcrew.db").exists()  # nothing went to SQLite
+    assert {s["state"] for s in json.loads(run("status", "--json").stdout)["stages"]} == {"fresh"}
+    assert json.loads(run("reproduce", first["run_id"], "--json").stdout)["identical"] is True
