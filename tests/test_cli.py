@@ -217,3 +217,35 @@ def test_cli_against_postgresql(cli_project: Path) -> None:
     assert not (cli_project / ".mlcrew" / "mlcrew.db").exists()  # nothing went to SQLite
     assert {s["state"] for s in json.loads(run("status", "--json").stdout)["stages"]} == {"fresh"}
     assert json.loads(run("reproduce", first["run_id"], "--json").stdout)["identical"] is True
+
+
+def test_exit_codes_say_what_happened(cli_project: Path) -> None:
+    spec = cli_project / "mlcrew.yaml"
+    spec.write_text(spec.read_text().replace("metric: mae, max: 60", "metric: mae, max: 5"))
+    proc = mlcrew("run", "-p", str(cli_project), ok=False)
+    assert proc.returncode == 3  # a gate failed: CI can stop on it
+    assert "registered bike-demand v1, not promoted: a gate failed" in proc.stdout
+    doc = json.loads(mlcrew("run", "--json", "-p", str(cli_project), ok=False).stdout)
+    assert doc["verdict"]["passed"] is False
+    # A reproduction that disagrees exits non-zero too.
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{cli_project / '.mlcrew' / 'mlcrew.db'}")
+    with engine.begin() as conn:
+        conn.execute(
+            text("update stage_executions set outputs = :o where stage = 'train' and run_id = :r"),
+            {"o": json.dumps({"model": "0" * 64}), "r": doc["run_id"]},
+        )
+    engine.dispose()
+    proc = mlcrew("reproduce", doc["run_id"], "-p", str(cli_project), ok=False)
+    assert proc.returncode == 1 and "did not reproduce" in proc.stdout
+
+
+def test_markup_like_text_is_printed_verbatim(tmp_path: Path) -> None:
+    odd = tmp_path / "x[/]y[bold]"
+    proc = mlcrew("init", str(odd))
+    assert str(odd) in proc.stdout
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "mlcrew.yaml").write_text("name: Bike [red]Demand\n")
+    proc = mlcrew("status", "-p", str(tmp_path / "bad"), ok=False)
+    assert proc.returncode == 2 and "found 'Bike [red]Demand'" in proc.stderr

@@ -51,11 +51,11 @@ class Source(_Model):
         )
 
     @property
-    def resolved_delimiter(self) -> str:
-        """An explicit delimiter: DuckDB's sniffer would read a ragged file as one column."""
+    def resolved_delimiter(self) -> str | None:
+        """The delimiter if the spec or the extension says it; None means: sniff the file."""
         if self.delimiter:
             return self.delimiter
-        return "\t" if Path(self.path).suffix.lower() == ".tsv" else ","
+        return "\t" if Path(self.path).suffix.lower() == ".tsv" else None
 
     @field_validator("path")
     @classmethod

@@ -111,3 +111,28 @@ target: y
 """
     with pytest.raises(DataError, match="'sneaky' must be exactly one SELECT statement"):
         ingest(store, tmp_path, spec, {"a": tmp_path / "a.csv"})
+
+
+def test_semicolon_csv_is_sniffed_and_ragged_lines_are_named(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "semi.csv").write_text("a;b;y\n1;2;3\n4;5;6\n")
+    spec = "name: t\nsources: {s: {path: semi.csv}}\ndataset: {from: s}\ntarget: y\n"
+    table = ingest(store, tmp_path, spec, {"s": tmp_path / "semi.csv"})
+    assert table.column_names == ["a", "b", "y"] and table.num_rows == 2
+    lines = ["a,b,y", *(f"{i},{i},{i}" for i in range(500)), "1,2,3,4"]  # ragged last line
+    (tmp_path / "ragged.csv").write_text("\n".join(lines) + "\n")
+    spec = "name: t\nsources: {r: {path: ragged.csv}}\ndataset: {from: r}\ntarget: y\n"
+    with pytest.raises(DataError, match="source 'r' line 502: 4 fields where the header has 3"):
+        ingest(store, tmp_path, spec, {"r": tmp_path / "ragged.csv"})
+
+
+def test_pivot_is_a_valid_transform(store: Store, tmp_path: Path) -> None:
+    (tmp_path / "long.csv").write_text("id,k,v\n1,a,10\n1,b,20\n2,a,30\n2,b,40\n")
+    spec = """
+name: t
+sources: {long: {path: long.csv}}
+transforms: {wide: "pivot long on k using sum(v) group by id order by id"}
+dataset: {from: wide}
+target: a
+"""
+    table = ingest(store, tmp_path, spec, {"long": tmp_path / "long.csv"})
+    assert table.to_pydict() == {"id": [1, 2], "a": [10, 30], "b": [20, 40]}

@@ -98,3 +98,18 @@ def test_file_in_neither_shape_names_what_is_missing(
     msg = str(info.value)
     assert "it lacks ['temp', 'hum'] of source 'rides'" in msg
     assert "model features ['temp', 'hum']" in msg and "--as-given" in msg
+
+
+def test_labels_arrive_late(trained_project: Project, tmp_path: Path) -> None:
+    lines = (trained_project.root / "data" / "bikeshare-jul-dec.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    target = header.index("bikers")
+    rows = [line.split(",") for line in lines[1:201]]
+    for row in rows[100:]:
+        row[target] = ""  # not labelled yet
+    path = tmp_path / "late.csv"
+    path.write_text("\n".join([lines[0], *(",".join(r) for r in rows)]) + "\n")
+    report = monitor(trained_project.store, trained_project.spec, path)
+    perf = report["performance"]
+    assert perf["labelled_rows"] == 100 and perf["unlabelled_rows"] == 100
+    assert perf["current"]["mae"] > 0

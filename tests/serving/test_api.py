@@ -124,3 +124,29 @@ def test_monitor_reports_over_rest(server: BackgroundServer, trained_project: Pr
     assert httpx.get(f"{server.url}/v1/monitor/reports/999999").status_code == 404
     page = httpx.get(f"{server.url}/").text
     assert f"report {made['report_id']}" in page and "alert" in page
+
+
+def test_numbers_that_are_not_finite_get_422(server: BackgroundServer) -> None:
+    raw = (
+        '{"rows": [{"hr": 17, "holiday": 0, "weekday": 5, "workingday": 1, "weathersit": '
+        '"clear", "temp": NaN, "atemp": 0.7, "hum": 0.4, "windspeed": 0.2}]}'
+    )
+    response = httpx.post(
+        f"{server.url}/v1/models/bike-demand/predict",
+        content=raw,
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "temp"
+    huge = predict(server, [{**GOOD_ROW, "hr": 10**400}])
+    assert huge.status_code == 422 and huge.json()["detail"][0]["field"] == "hr"
+
+
+def test_invalid_json_has_no_row_number(server: BackgroundServer) -> None:
+    response = httpx.post(
+        f"{server.url}/v1/models/bike-demand/predict",
+        content=b'{"rows": [ oops',
+        headers={"content-type": "application/json"},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["row"] is None

@@ -11,7 +11,8 @@ from fastapi.responses import JSONResponse
 
 def _problem(err: dict[str, Any]) -> dict[str, Any]:
     loc = [p for p in err.get("loc", ()) if p != "body"]
-    row = next((p for p in loc if isinstance(p, int)), None)
+    # A row number only where the location is inside `rows` (else an int is a char offset).
+    row = loc[1] if len(loc) > 1 and loc[0] == "rows" and isinstance(loc[1], int) else None
     field = ".".join(str(p) for p in loc if not isinstance(p, int)) or "body"
     return {"row": row, "field": field, "error": err.get("msg", "invalid")}
 

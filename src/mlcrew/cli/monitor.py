@@ -61,5 +61,6 @@ def monitor_cmd(
                 f"{metric} on new data: {perf['current'][metric]:.4g} "
                 f"(at training: {perf['at_training'].get(metric, float('nan')):.4g})"
             )
-    console.print(f"alerts: {', '.join(report['alerts']) or 'none'}")
-    console.print(f"report: {report.get('report_file', report['report_digest'])}", style="dim")
+    console.print(f"alerts: {escape(', '.join(report['alerts']) or 'none')}")
+    where = str(report.get("report_file", report["report_digest"]))
+    console.print(f"report: {escape(where)}", style="dim")

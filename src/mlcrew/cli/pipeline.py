@@ -161,10 +161,10 @@ def reproduce_cmd(
     if report["identical"]:
         n = sum(len(s["outputs"]) for s in report["stages"])
         console.print(
-            f"[green]identical[/]: all {n} outputs of run {run_id} reproduced bit for bit"
+            f"[green]identical[/]: all {n} outputs of run {escape(run_id)} reproduced bit for bit"
         )
         return
-    console.print(f"[red]different[/]: run {run_id} did not reproduce")
+    console.print(f"[red]different[/]: run {escape(run_id)} did not reproduce")
     for d in report["differences"]:
         if d.get("output"):
             console.print(

@@ -24,8 +24,8 @@ def init_cmd(
     from mlcrew.project import init_project
 
     root = init_project(directory, example, force)
-    console.print(f"created {example} project in {root}")
-    console.print(f"next: mlcrew run -p {directory}")
+    console.print(f"created {escape(example)} project in {escape(str(root))}")
+    console.print(f"next: mlcrew run -p {escape(str(directory))}")
 
 
 @app.command("demo")
@@ -49,7 +49,7 @@ def demo_cmd(
     run = result.run
     verdict = run["verdict"]
     lines = [
-        f"[bold]project[/]   {result.project}",
+        f"[bold]project[/]   {escape(str(result.project))}",
         "[bold]verdict[/]   " + ("[green]passed[/]" if verdict["passed"] else "[red]failed[/]"),
         *[f"            {escape(r)}" for r in verdict["reasons"]],
         f"[bold]champion[/]  {run['champion']['name']} v{run['champion']['version']}",
@@ -75,4 +75,4 @@ def demo_cmd(
         console.print(f"overview page: {result.url}/  (Ctrl-C to stop)")
         result.server.wait()
     else:
-        console.print(f"next: mlcrew status -p {result.project}", style="dim")
+        console.print(f"next: mlcrew status -p {escape(str(result.project))}", style="dim")

@@ -32,7 +32,9 @@ def apply_transforms(
     for name, sql in transforms.items():
         try:
             statements = con.extract_statements(sql)
-            if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            # PIVOT parses as one statement of type MULTI; it is still a query.
+            query_types = (duckdb.StatementType.SELECT, duckdb.StatementType.MULTI)
+            if len(statements) != 1 or statements[0].type not in query_types:
                 raise DataError(
                     f"transform {name!r} must be exactly one SELECT statement "
                     f"(found {len(statements)} statement(s)); fix transforms.{name} in {where}"

@@ -49,16 +49,45 @@ def load_file(
     """Materialise a file as table `name`; return its row count. Errors name the file."""
     import duckdb
 
+    options = dict(options or {})
+    if fmt == "csv" and not options.get("delimiter"):
+        # Decide the delimiter here and pass it on: DuckDB's own sniffer reads a file with one
+        # ragged line as a single column, which only surfaces later as a confusing error.
+        options["delimiter"] = sniff_delimiter(path)
     try:
         con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM {reader_sql(path, fmt, options)}')
     except duckdb.Error as exc:
         if fmt == "csv":
-            found = ragged_line(path, (options or {}).get("delimiter") or ",")
+            found = ragged_line(path, options["delimiter"])
             if found:
                 raise DataError(f"{label} {found}; fix the file") from None
         reason = str(exc).splitlines()[0].replace(f'"{path}"', "the file").replace(str(path), "")
         raise DataError(f"{label}: cannot read as {fmt}: {reason}") from None
-    return int(scalar(con, f'SELECT count(*) FROM "{name}"'))
+    rows = int(scalar(con, f'SELECT count(*) FROM "{name}"'))
+    if fmt == "csv" and rows != _data_lines(path, options.get("header", True)):
+        # Fewer rows than lines: quoted newlines, or a ragged line DuckDB took for a header.
+        found = ragged_line(path, options["delimiter"])
+        if found:
+            raise DataError(f"{label} {found}; fix the file")
+    return rows
+
+
+def sniff_delimiter(path: Path) -> str:
+    """The delimiter of a CSV file, from its first lines (comma when unsure)."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8", errors="replace") as f:
+        sample = "".join(f.readline() for _ in range(20))
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        return ","
+
+
+def _data_lines(path: Path, header: bool) -> int:
+    with open(path, "rb") as f:
+        lines = sum(1 for line in f if line.strip())
+    return lines - 1 if header else lines
 
 
 def ragged_line(path: Path, delimiter: str) -> str | None:

@@ -45,8 +45,10 @@ def _prepare(
     from mlcrew.data.ingest import apply_transforms, sandbox
 
     con = connect()
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    load_file(con, "__new", path, format_of(path), str(path), {"delimiter": delimiter})
+    # New data arrives like the source did: read it with the source's CSV options.
+    src = next(iter(spec.sources.values())) if len(spec.sources) == 1 else None
+    options = {"delimiter": src.resolved_delimiter, "header": src.header} if src else {}
+    load_file(con, "__new", path, format_of(path), str(path), options)
     columns = [r[0] for r in con.execute('DESCRIBE "__new"').fetchall()]
     has_features = all(f in columns for f in features)
     if as_given or len(spec.sources) != 1 or not spec.transforms:
@@ -113,11 +115,18 @@ def monitor(
         "alerts": [f["feature"] for f in features if f.get("alert")],
     }
     if model.target_ in current.column_names:
-        current_metrics = model_metrics(model, current, model.target_)
-        report["performance"] = {
-            "current": {k: round(v, 6) for k, v in current_metrics.items()},
-            "at_training": version.metrics,
-        }
+        import pyarrow.compute as pc
+
+        # Labels arrive late: only rows that already have one count towards performance.
+        labelled = current.filter(pc.is_valid(current.column(model.target_)))
+        if labelled.num_rows:
+            current_metrics = model_metrics(model, labelled, model.target_)
+            report["performance"] = {
+                "current": {k: round(v, 6) for k, v in current_metrics.items()},
+                "at_training": version.metrics,
+                "labelled_rows": labelled.num_rows,
+                "unlabelled_rows": current.num_rows - labelled.num_rows,
+            }
     text = json.dumps(report, indent=2, sort_keys=True)
     digest = store.artifacts.put_bytes(text.encode())
     summary = {"rows": current.num_rows, "drifted": report["drifted"], "alerts": report["alerts"]}

@@ -19,6 +19,12 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def check_port(host: str, port: int) -> int:
     """The port to listen on (a free one for 0); a clear error if it is taken."""
+    try:
+        socket.getaddrinfo(host, None)
+    except OSError:
+        raise MlcrewError(
+            f"cannot listen on host {host!r}: no such address; use --host 127.0.0.1"
+        ) from None
     if port == 0:
         return free_port(host)
     with socket.socket() as s:

@@ -217,6 +217,8 @@ class TabularModel:
                         error = f"expected true or false, got {value!r}"
                 elif isinstance(value, bool) or not isinstance(value, int | float):
                     error = f"expected a number, got {value!r}"
+                elif not _finite(value):
+                    error = f"expected a finite number, got {str(value)[:20]}"
                 elif f["type"] == "integer" and isinstance(value, float) and not value.is_integer():
                     error = f"expected an integer, got {value!r}"
                 if error:
@@ -270,6 +272,13 @@ class TabularModel:
 
     def input_schema(self) -> list[dict[str, Any]]:
         return [dict(f) for f in self.schema_]
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:  # an integer too large for a float
+        return False
 
 
 def _category_text(value: Any) -> str:
