@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, Field
 
 from mlcrew.api.deps import AppState, get_state
-from mlcrew.errors import ModelInputError, NotFoundError
 from mlcrew.registry.versions import CHAMPION, aliases, list_versions
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
@@ -59,10 +58,7 @@ def list_models(state: AppState = Depends(get_state)) -> dict[str, Any]:
 @router.get("/{name}")
 def describe(name: str, alias: str = CHAMPION, state: AppState = Depends(get_state)) -> Any:
     """A version (champion by default): task, target, input schema, metrics, verdict."""
-    try:
-        loaded = state.models.get(name, alias)
-    except NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
+    loaded = state.models.get(name, alias)
     return {
         "name": name,
         "version": loaded.info.version,
@@ -79,20 +75,14 @@ def predict(
     name: str, body: PredictRequest, alias: str = CHAMPION, state: AppState = Depends(get_state)
 ) -> PredictResponse:
     """Predict for each row with the model behind `alias` (default: champion)."""
-    try:
-        loaded = state.models.get(name, alias)
-    except NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
+    loaded = state.models.get(name, alias)
     if not body.rows:
         raise HTTPException(422, [{"row": None, "field": "rows", "error": "no rows given"}])
     if len(body.rows) > state.spec.serving.max_rows:
         raise HTTPException(
             413, f"{len(body.rows)} rows exceed serving.max_rows={state.spec.serving.max_rows}"
         )
-    try:
-        predictions = loaded.model.predict_rows(body.rows)
-    except ModelInputError as exc:
-        raise HTTPException(422, exc.problems) from None
+    predictions = loaded.model.predict_rows(body.rows)
     return PredictResponse(
         predictions=predictions,
         model=ModelRef(name=name, version=loaded.info.version),

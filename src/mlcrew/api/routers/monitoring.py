@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 
 from mlcrew.api.deps import AppState, get_state
-from mlcrew.errors import NotFoundError
 from mlcrew.monitoring.reports import get_report, list_reports
 
 router = APIRouter(prefix="/v1/monitor", tags=["monitoring"])
@@ -22,7 +21,4 @@ def reports(limit: int = 20, state: AppState = Depends(get_state)) -> dict[str, 
 @router.get("/reports/{report_id}")
 def report(report_id: int, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """One full report: drift per feature and performance on new data."""
-    try:
-        return get_report(state.store, report_id)
-    except NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
+    return get_report(state.store, report_id)

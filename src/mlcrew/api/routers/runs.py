@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 
 from mlcrew.api.deps import AppState, get_state
-from mlcrew.errors import NotFoundError
 from mlcrew.pipeline.runner import list_runs, load_run, status
 
 router = APIRouter(prefix="/v1", tags=["runs"])
@@ -22,19 +21,13 @@ def get_runs(limit: int = 20, state: AppState = Depends(get_state)) -> dict[str,
 @router.get("/runs/latest")
 def latest_run(state: AppState = Depends(get_state)) -> dict[str, Any]:
     """The most recent pipeline run."""
-    try:
-        return load_run(state.store, None)
-    except NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
+    return load_run(state.store, None)
 
 
 @router.get("/runs/{run_id}")
 def get_run(run_id: str, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """One run by id."""
-    try:
-        return load_run(state.store, run_id)
-    except NotFoundError as exc:
-        raise HTTPException(404, str(exc)) from None
+    return load_run(state.store, run_id)
 
 
 @router.get("/status")
