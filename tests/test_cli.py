@@ -249,3 +249,14 @@ def test_markup_like_text_is_printed_verbatim(tmp_path: Path) -> None:
     (tmp_path / "bad" / "mlcrew.yaml").write_text("name: Bike [red]Demand\n")
     proc = mlcrew("status", "-p", str(tmp_path / "bad"), ok=False)
     assert proc.returncode == 2 and "found 'Bike [red]Demand'" in proc.stderr
+
+
+def test_stricter_gates_keep_but_flag_the_champion(cli_project: Path) -> None:
+    mlcrew("run", "-p", str(cli_project))
+    spec = cli_project / "mlcrew.yaml"
+    spec.write_text(spec.read_text().replace("metric: mae, max: 60", "metric: mae, max: 5"))
+    proc = mlcrew("run", "-p", str(cli_project), ok=False)
+    assert proc.returncode == 3
+    assert "champion bike-demand v1 fails the current gates; it stays champion" in " ".join(
+        proc.stdout.split()
+    )

@@ -34,7 +34,12 @@ def print_run(result: RunResult) -> None:
     def label(c: dict[str, Any] | None) -> str:
         return f"{c['name']} v{c['version']}" if c else "none"
 
-    if verdict and not verdict["passed"]:
+    if verdict and not verdict["passed"] and champion and champion["version"] == reg.get("version"):
+        console.print(
+            f"champion {label(champion)} fails the current gates; it stays champion until a "
+            "model that passes them replaces it"
+        )
+    elif verdict and not verdict["passed"]:
         console.print(
             f"registered {reg.get('name')} v{reg.get('version')}, not promoted: a gate failed "
             f"(champion stays {label(champion)})"
