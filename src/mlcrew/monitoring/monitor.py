@@ -9,6 +9,7 @@ from typing import Any
 
 from mlcrew.data.tables import connect, fetch_arrow, format_of, load_file, read_parquet
 from mlcrew.errors import DataError
+from mlcrew.monitoring.drift import drift_report
 from mlcrew.registry.versions import CHAMPION, get_version
 from mlcrew.spec import Spec
 from mlcrew.store import Store, now
@@ -99,7 +100,7 @@ def monitor(
     if current.num_rows == 0:
         raise DataError(f"{data}: no rows to monitor")
     drift = spec.monitoring.drift
-    features = _drift(reference, current, model.schema_, drift.psi_alert, drift.p_value)
+    features = drift_report(reference, current, model.schema_, drift.psi_alert, drift.p_value)
     report: dict[str, Any] = {
         "model": {"name": spec.name, "version": version.version},
         "data": {
@@ -151,9 +152,3 @@ def monitor(
         tmp_path.replace(out)
         report["report_file"] = str(out)
     return report
-
-
-def _drift(ref: Any, cur: Any, schema: Any, psi_alert: float, p_value: float) -> Any:
-    from mlcrew.monitoring.drift import drift_report
-
-    return drift_report(ref, cur, schema, psi_alert, p_value)

@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlcrew.store.artifacts import ArtifactStore, file_digest
@@ -64,10 +63,6 @@ class Store:
                 Artifact(digest=digest, size=path.stat().st_size, kind=kind, created_at=now())
             )
         return digest
-
-    def known_artifacts(self) -> list[str]:
-        with self.session() as s:
-            return list(s.scalars(select(Artifact.digest)))
 
     def close(self) -> None:
         self.engine.dispose()
