@@ -162,6 +162,7 @@ class Runner:
         self.spec_text = spec_text
         self.progress = progress or (lambda *_: None)
         self.stages = stages
+        self._champion_before: dict[str, Any] | None = None
 
     def _lookup(self, key: str) -> StageExecution | None:
         with self.store.session() as s:
