@@ -59,7 +59,7 @@ class Source(_Model):
 
     @field_validator("path")
     @classmethod
-    def _known_format(cls, v: str) -> str:
+    def _path_given(cls, v: str) -> str:
         if not v.strip():
             raise ValueError("path must not be empty")
         return v

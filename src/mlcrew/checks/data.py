@@ -115,11 +115,15 @@ def evaluate_checks(con: Any, table: str, checks: list[Check]) -> list[dict[str,
         try:
             rows = con.execute(f"SELECT count(*) FROM {numbered} WHERE {where}", params).fetchall()
             result["failing"] = int(rows[0][0])
-            samples = con.execute(
-                f'SELECT "__row", {quoted} FROM {numbered} WHERE {where} ORDER BY "__row" '
-                f"LIMIT {SAMPLE_ROWS}",
-                params,
-            ).fetchall()
+            samples = (
+                con.execute(
+                    f'SELECT "__row", {quoted} FROM {numbered} WHERE {where} ORDER BY "__row" '
+                    f"LIMIT {SAMPLE_ROWS}",
+                    params,
+                ).fetchall()
+                if result["failing"]  # a passing check needs no second scan
+                else []
+            )
         except duckdb.Error as exc:
             raise DataError(
                 f"checks[{i}] ({result['rule']}) cannot be evaluated: {str(exc).splitlines()[0]}"

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mlcrew.errors import CheckFailed, MlcrewError, NotFoundError, SpecError
 from mlcrew.pipeline.stage import StageContext, StageDef
@@ -138,6 +139,16 @@ def mark_interrupted(store: Store) -> list[str]:
     return marked
 
 
+def find_execution(session: Session, key: str) -> StageExecution | None:
+    """The latest execution with this cache key, if any: what `run` reuses and `status` checks."""
+    return session.scalars(
+        select(StageExecution)
+        .where(StageExecution.key == key, StageExecution.state == "executed")
+        .order_by(StageExecution.id.desc())
+        .limit(1)
+    ).first()
+
+
 def champion_of(store: Store, name: str) -> dict[str, Any] | None:
     with store.session() as s:
         alias = s.get(Alias, (name, "champion"))
@@ -166,12 +177,7 @@ class Runner:
 
     def _lookup(self, key: str) -> StageExecution | None:
         with self.store.session() as s:
-            return s.scalars(
-                select(StageExecution)
-                .where(StageExecution.key == key, StageExecution.state == "executed")
-                .order_by(StageExecution.id.desc())
-                .limit(1)
-            ).first()
+            return find_execution(s, key)
 
     def run(self, *, force: bool = False) -> RunResult:
         """Run every stage; with `force`, execute even those whose key is known."""
@@ -406,12 +412,7 @@ def status(project: Path, store: Store, spec: Spec) -> list[dict[str, Any]]:
             if all(r in available for r in refs):
                 inputs = {r: available[r] for r in refs}
                 key = cache_key(stage, config, inputs, seed)
-                hit = s.scalars(
-                    select(StageExecution)
-                    .where(StageExecution.key == key, StageExecution.state == "executed")
-                    .order_by(StageExecution.id.desc())
-                    .limit(1)
-                ).first()
+                hit = find_execution(s, key)
                 if hit is not None:
                     available.update({f"{stage.name}.{k}": v for k, v in hit.outputs.items()})
                     rows.append(
