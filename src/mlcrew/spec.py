@@ -79,6 +79,8 @@ class Split(_Model):
     by: Literal["random", "time"] = "random"
     order: list[str] = Field(default_factory=list)
     test: float = Field(0.2, gt=0, lt=1)
+    # The random split's own seed (default: the project's `seed`); a time split ignores it.
+    seed: int | None = None
 
     @model_validator(mode="after")
     def _order_for_time(self) -> Split:
@@ -166,7 +168,8 @@ class Budget(_Model):
 
 class Training(_Model):
     budget: Budget = Field(default_factory=Budget)
-    seed: int = 0
+    # Training's own seed (default: the project's `seed`), independent of the split's.
+    seed: int | None = None
     threads: int = Field(1, ge=1, le=256)
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
 
@@ -187,6 +190,15 @@ class Monitoring(_Model):
     drift: Drift = Field(default_factory=Drift)
 
 
+class Registry(_Model):
+    """How versions become alias holders (champion, challenger, ...)."""
+
+    # auto: `mlcrew run` promotes a newly registered version that passes every gate.
+    promotion: Literal["auto", "manual"] = "auto"
+    # How much worse than the incumbent (in objective-metric units) a candidate may be.
+    margin: float = Field(0.0, ge=0)
+
+
 class StoreConfig(_Model):
     db: str | None = None
     artifacts: str | None = None
@@ -197,6 +209,8 @@ class Spec(_Model):
 
     name: str = Field(max_length=64)
     description: str = ""
+    # The project seed: the default of dataset.split.seed and training.seed.
+    seed: int = 0
     sources: dict[str, Source]
     transforms: dict[str, str] = Field(default_factory=dict)
     dataset: Dataset
@@ -208,6 +222,7 @@ class Spec(_Model):
     training: Training = Field(default_factory=Training)
     serving: Serving = Field(default_factory=Serving)
     monitoring: Monitoring = Field(default_factory=Monitoring)
+    registry: Registry = Field(default_factory=Registry)
     store: StoreConfig = Field(default_factory=StoreConfig)
 
     @field_validator("name")
@@ -247,6 +262,16 @@ class Spec(_Model):
                 f"transform{hint}; valid: {', '.join(tables)}"
             )
         return self
+
+    @property
+    def split_seed(self) -> int:
+        """The seed of a random split (the project seed unless the split names its own)."""
+        return self.seed if self.dataset.split.seed is None else self.dataset.split.seed
+
+    @property
+    def training_seed(self) -> int:
+        """The seed of model training (the project seed unless training names its own)."""
+        return self.seed if self.training.seed is None else self.training.seed
 
     def section(self, *keys: str) -> dict[str, Any]:
         """The JSON form of the named top-level sections: what a stage's cache key sees."""

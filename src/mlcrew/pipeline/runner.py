@@ -252,7 +252,7 @@ class Runner:
         force: bool,
     ) -> StageOutcome:
         config = stage.config(self.spec)
-        seed = _seed(stage, self.spec.training.seed)
+        seed = _seed(stage, self.spec.training_seed)
         inputs = {ref: available[ref] for ref in stage.input_refs(self.spec)}
         key = cache_key(stage, config, inputs, seed)
 
@@ -388,7 +388,7 @@ def status(project: Path, store: Store, spec: Spec) -> list[dict[str, Any]]:
     with store.session() as s:
         for stage in STAGES:
             config = stage.config(spec)
-            seed = _seed(stage, spec.training.seed)
+            seed = _seed(stage, spec.training_seed)
             refs = stage.input_refs(spec)
             # Compare with what the latest run used (executed or from the cache).
             last = s.scalars(
