@@ -30,7 +30,7 @@ def model_metrics(model: TabularModel, table: Any, target: str) -> dict[str, flo
         return regression_metrics(y_true, model.predict_raw(table))
     labels = [str(v) for v in y.to_pylist()]
     raw = model.predict_raw(table)
-    return classification_metrics(labels, model.predict_table(table), raw, model.classes_)
+    return classification_metrics(labels, model.predict_labels(table), raw, model.classes_)
 
 
 def baseline_metrics(model: TabularModel, train: Any, test: Any, target: str) -> dict[str, float]:

@@ -4,13 +4,21 @@ The same object is trained, evaluated, stored and served, so production never re
 model. It follows scikit-learn's contract (`__init__` stores hyperparameters, `fit` returns self,
 learned state ends in `_`). It is saved as one JSON document holding LightGBM's own text model:
 loading it parses text and never runs code from the file.
+
+The document (format `mlcrew.lightgbm/2`) carries what is known when the model is trained: task,
+target and its type, input schema, classes, parameters and the versions of the libraries that
+trained it. It holds nothing run-dependent (no time, no path, no run id), so the same inputs give
+the same bytes. What is known only later (metrics, verdict, lineage) lives in the registry and
+joins the document in `mlcrew.serving.package`. Documents of format `mlcrew.lightgbm/1` still load.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from mlcrew.errors import DataError, ModelInputError
 
@@ -18,7 +26,13 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
-FORMAT = "mlcrew.lightgbm/1"
+FORMAT = "mlcrew.lightgbm/2"
+READABLE_FORMATS = ("mlcrew.lightgbm/1", FORMAT)
+
+TargetType = Literal["boolean", "integer", "number", "string"]
+FieldType = Literal["category", "boolean", "integer", "number"]
+# The libraries whose versions a model records; a different major version is named at load.
+LIBRARIES = ("lightgbm", "numpy", "pyarrow", "mlcrew", "python")
 
 
 def base_params(task: str, n_classes: int, seed: int, threads: int) -> dict[str, Any]:
@@ -73,13 +87,18 @@ class TabularModel:
                 f"target {target!r} has {y_col.null_count} missing values in the training data; "
                 "filter them out in a transform"
             )
+        self.target_type_ = target_type_of(y_col.type)
+        self.libraries_ = installed_libraries()
         if self.task == "classification":
+            # Text labels order the classes (stable across versions); predictions convert
+            # back to the target's own type through `target_type_`.
             self.classes_ = sorted({str(v) for v in y_col.to_pylist()})
             index = {c: i for i, c in enumerate(self.classes_)}
             y = [index[str(v)] for v in y_col.to_pylist()]
         else:
             self.classes_ = []
             y = pc.cast(y_col, pa.float64()).to_numpy(zero_copy_only=False)
+        self.environment_warnings_: list[str] = []
         X = self._matrix(table)
         cat_idx = [i for i, f in enumerate(self.schema_) if f["type"] == "category"]
         data = lgb.Dataset(
@@ -139,11 +158,7 @@ class TabularModel:
         for j, f in enumerate(self.schema_):
             col = table.column(f["name"])
             if f["type"] == "category":
-                index = {c: float(i) for i, c in enumerate(f["categories"])}
-                X[:, j] = [
-                    index.get(_category_text(v), math.nan) if v is not None else math.nan
-                    for v in col.to_pylist()
-                ]
+                X[:, j] = _category_codes(col, f["categories"])
             else:
                 X[:, j] = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
         return X
@@ -158,13 +173,42 @@ class TabularModel:
 
         return np.asarray(self.booster_.predict(self._matrix(table), num_threads=1))
 
-    def predict_table(self, table: pa.Table) -> list[Any]:
-        raw = self.predict_raw(table)
-        if self.task == "regression":
-            return [float(v) for v in raw]
+    @property
+    def class_values(self) -> list[Any]:
+        """The classes in the target's own type (True, 0, "yes"), in the order of `classes_`."""
+        return [class_value(c, self.target_type_) for c in self.classes_]
+
+    def class_indices(self, raw: np.ndarray) -> np.ndarray:
+        """The index into `classes_` of each row's predicted class, from `predict_raw`."""
         if raw.ndim == 1:
-            return [self.classes_[int(p >= 0.5)] for p in raw]
-        return [self.classes_[int(i)] for i in raw.argmax(axis=1)]
+            return (raw >= 0.5).astype("int64")
+        return raw.argmax(axis=1)  # type: ignore[no-any-return]
+
+    def predict_labels(self, table: pa.Table) -> list[str]:
+        """Predicted classes as text labels (what metrics compare with `str(target)`)."""
+        return [self.classes_[int(i)] for i in self.class_indices(self.predict_raw(table))]
+
+    def predict_table(self, table: pa.Table) -> list[Any]:
+        """Predictions in the target's own type: floats, or classes as bool, int or str."""
+        return self.predict_array(table).to_pylist()  # type: ignore[no-any-return]
+
+    def predict_array(self, table: pa.Table, raw: np.ndarray | None = None) -> pa.Array:
+        """Predictions as one typed Arrow array (float64, or the target's type for classes)."""
+        import pyarrow as pa
+
+        raw = self.predict_raw(table) if raw is None else raw
+        if self.task == "regression":
+            return pa.array(raw, type=pa.float64())
+        values = pa.array(self.class_values, type=_arrow_type(self.target_type_))
+        return values.take(pa.array(self.class_indices(raw)))
+
+    def probabilities(self, raw: np.ndarray) -> np.ndarray:
+        """Per-class probabilities (rows x classes, in the order of `classes_`)."""
+        import numpy as np
+
+        if raw.ndim == 1:
+            return np.column_stack([1.0 - raw, raw])
+        return raw
 
     def predict_rows(self, rows: list[dict[str, Any]]) -> list[Any]:
         """Validate JSON-like rows against the schema, then predict."""
@@ -244,34 +288,226 @@ class TabularModel:
 
     # ------------------------------------------------------------------ persistence
     def to_json(self) -> str:
+        """The model document. Deterministic: nothing in it depends on when or where it ran."""
         doc = {
             "format": FORMAT,
             "task": self.task,
             "target": self.target_,
+            "target_type": self.target_type_,
             "schema": self.schema_,
             "classes": self.classes_,
             "params": self.params,
             "rounds": self.rounds,
+            "libraries": self.libraries_,
             "lightgbm": self.booster_.model_to_string(),
         }
         return json.dumps(doc, sort_keys=True, indent=1)
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> TabularModel:
+    def from_json(cls, text: str | bytes, source: str = "model") -> TabularModel:
+        """Load a model document. Only JSON and LightGBM's text format are parsed, so nothing
+        in the file can run; anything else is a DataError naming `source` and the field.
+        `environment_warnings_` then names each library whose major version differs from the
+        one that trained the model."""
         import lightgbm as lgb
 
-        doc = json.loads(text)
-        if doc.get("format") != FORMAT:
-            raise DataError(f"not an mlcrew model (format {doc.get('format')!r}, want {FORMAT})")
-        model = cls(doc["task"], doc["params"], doc["rounds"])
-        model.target_ = doc["target"]
-        model.schema_ = doc["schema"]
-        model.classes_ = doc["classes"]
-        model.booster_ = lgb.Booster(model_str=doc["lightgbm"])
+        doc = _parse_document(text, source)
+        model = cls(doc.task, doc.params, doc.rounds)
+        model.target_ = doc.target
+        model.target_type_ = doc.target_type
+        model.schema_ = [f.model_dump(exclude_none=True) for f in doc.schema_]
+        model.classes_ = doc.classes
+        model.libraries_ = doc.libraries
+        try:
+            model.booster_ = lgb.Booster(model_str=doc.lightgbm)
+        except lgb.basic.LightGBMError as exc:
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "unreadable"
+            raise DataError(
+                f"{source}: field 'lightgbm' is not a LightGBM text model ({reason}); the "
+                "artifact is damaged or not an mlcrew model: re-run 'mlcrew run --force'"
+            ) from None
+        expected = len(model.schema_)
+        if model.booster_.num_feature() != expected:
+            raise DataError(
+                f"{source}: the LightGBM model reads {model.booster_.num_feature()} features but "
+                f"the schema lists {expected}; the document is inconsistent"
+            )
+        model.environment_warnings_ = library_differences(doc.libraries)
         return model
 
     def input_schema(self) -> list[dict[str, Any]]:
         return [dict(f) for f in self.schema_]
+
+
+# ---------------------------------------------------------------------- the document
+
+
+class _Field(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    type: FieldType
+    nullable: bool = False
+    categories: list[str] | None = None
+    range: list[float | None] | None = None
+
+
+class _Document(BaseModel):
+    """What a model document must hold: plain JSON values of known shapes, nothing else."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    format: str
+    task: Literal["regression", "classification"]
+    target: str
+    target_type: TargetType = "string"  # format 1 predicted classes as text
+    schema_: list[_Field]
+    classes: list[str]
+    params: dict[str, str | int | float | bool | None]
+    rounds: int
+    libraries: dict[str, str] = {}  # format 1 did not record them
+    lightgbm: str
+
+    def __init__(self, **data: Any) -> None:
+        if "schema" in data:
+            data["schema_"] = data.pop("schema")
+        super().__init__(**data)
+
+
+def _parse_document(text: str | bytes, source: str) -> _Document:
+    try:
+        raw = json.loads(text)
+    except (UnicodeDecodeError, ValueError):
+        raise DataError(
+            f"{source} is not an mlcrew model: it is not a JSON document (mlcrew never loads "
+            "pickles or other executable formats); re-run 'mlcrew run --force' to rebuild it"
+        ) from None
+    if not isinstance(raw, dict) or raw.get("format") not in READABLE_FORMATS:
+        found = raw.get("format") if isinstance(raw, dict) else type(raw).__name__
+        hint = (
+            "; it was written by a newer mlcrew: upgrade mlcrew"
+            if isinstance(found, str) and found.startswith("mlcrew.lightgbm/")
+            else ""
+        )
+        raise DataError(
+            f"{source} is not an mlcrew model (format {found!r}, readable: "
+            f"{', '.join(READABLE_FORMATS)}){hint}"
+        )
+    try:
+        return _Document(**raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]).replace("schema_", "schema")
+        raise DataError(
+            f"{source}: field {where!r} of the model document is invalid: {first['msg']}; "
+            "the artifact is damaged or not an mlcrew model"
+        ) from None
+
+
+def target_type_of(arrow_type: pa.DataType) -> TargetType:
+    """How a target column's values come back from predict: its own JSON type."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pa.types.is_boolean(arrow_type):
+        return "boolean"
+    if pa.types.is_integer(arrow_type):
+        return "integer"
+    if pa.types.is_floating(arrow_type) or pa.types.is_decimal(arrow_type):
+        return "number"
+    return "string"
+
+
+def class_value(label: str, target_type: TargetType) -> Any:
+    """A class's text label (as stored) back in the target's own type."""
+    if target_type == "boolean":
+        return label == "True"
+    if target_type == "integer":
+        return int(label)
+    if target_type == "number":
+        return float(label)
+    return label
+
+
+def _arrow_type(target_type: TargetType) -> pa.DataType:
+    import pyarrow as pa
+
+    types = {"boolean": pa.bool_(), "integer": pa.int64(), "number": pa.float64()}
+    return types.get(target_type, pa.string())
+
+
+def installed_libraries() -> dict[str, str]:
+    """Versions of the libraries that train and read a model, as installed now."""
+    import platform
+
+    import lightgbm
+    import numpy
+    import pyarrow
+
+    from mlcrew import __version__
+
+    return {
+        "lightgbm": str(lightgbm.__version__),
+        "numpy": str(numpy.__version__),
+        "pyarrow": str(pyarrow.__version__),
+        "mlcrew": __version__,
+        "python": platform.python_version(),
+    }
+
+
+def _major(name: str, version: str) -> tuple[int, ...]:
+    """The part of a version whose change may break a model: the major number, plus the minor
+    for Python and for 0.x releases (where a minor release may break)."""
+    import re
+
+    found = re.match(r"(\d+)(?:\.(\d+))?", version)
+    if found is None:
+        return ()
+    major, minor = int(found.group(1)), int(found.group(2) or 0)
+    return (major, minor) if name == "python" or major == 0 else (major,)
+
+
+def library_differences(recorded: dict[str, str]) -> list[str]:
+    """One sentence per library whose major version differs from the one that trained."""
+    if not recorded:
+        return []
+    installed = installed_libraries()
+    notes = []
+    for name in LIBRARIES:
+        was, now = recorded.get(name), installed.get(name)
+        if was is None or now is None or _major(name, was) == _major(name, now):
+            continue
+        if name == "lightgbm":
+            notes.append(
+                f"lightgbm {was} trained this model but {now} is installed: a different major "
+                "version of LightGBM may read the model differently or change its predictions; "
+                f"install lightgbm {was.split('.')[0]}.x or retrain with 'mlcrew run --force'"
+            )
+        else:
+            notes.append(
+                f"{name} {was} trained this model but {now} is installed (a different major "
+                "version); check the predictions or retrain"
+            )
+    return notes
+
+
+def _category_codes(col: Any, categories: list[str]) -> np.ndarray:
+    """Each value's index among the training levels as a float; unknown and null -> NaN."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    if pa.types.is_dictionary(col.type):
+        col = col.dictionary_decode()
+    t = col.type
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_integer(t):
+        text = pc.cast(col, pa.string())  # integers print as _category_text prints them
+    else:  # floats (3.0 -> "3"), booleans and anything else: the same text as at training
+        text = pa.array(
+            [None if v is None else _category_text(v) for v in col.to_pylist()], type=pa.string()
+        )
+    codes = pc.index_in(text, value_set=pa.array(categories, type=pa.string()))
+    return pc.cast(codes, pa.float64()).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
 
 
 def _finite(value: int | float) -> bool:

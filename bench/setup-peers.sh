@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the peers the benchmarks compare against into bench/.venv, apart from mlcrew and its
+# .venv: MLflow 3 (with what `mlflow models serve --env-manager local` needs to serve a pyfunc
+# model: LightGBM, pandas, uvicorn) and `wrk` from Debian. Idempotent; re-run to upgrade.
+#   bash bench/setup-peers.sh            then   export PATH="$PWD/bench/.venv/bin:$PATH"
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+PYTHON="${PYTHON:-python3}"
+
+if ! command -v wrk >/dev/null 2>&1; then
+    SUDO=""
+    if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y wrk
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+# The same LightGBM major as mlcrew's, so both sides run the same booster code.
+.venv/bin/python -m pip install --quiet "mlflow>=3,<4" "lightgbm>=4.3" pandas pyarrow
+.venv/bin/python -c "import mlflow, lightgbm; print('bench/.venv: mlflow', mlflow.__version__, '| lightgbm', lightgbm.__version__)"
+echo "wrk: $(wrk --version 2>&1 | head -1)"
+echo "put the peers on PATH with: export PATH=\"$PWD/.venv/bin:\$PATH\""
