@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from mlcrew.cli import models, monitor, pipeline, project, serve
+from mlcrew.cli import export, models, monitor, pipeline, project, score, serve
 from mlcrew.cli.common import err_console
 from mlcrew.errors import MlcrewError
 
@@ -19,7 +19,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for group in (project, pipeline, models, monitor, serve):
+for group in (project, pipeline, models, monitor, serve, score, export):
     app.registered_commands.extend(group.app.registered_commands)
 
 _debug = {"on": bool(os.environ.get("MLCREW_DEBUG"))}

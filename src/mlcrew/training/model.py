@@ -168,10 +168,11 @@ class TabularModel:
     def feature_names(self) -> list[str]:
         return [f["name"] for f in self.schema_]
 
-    def predict_raw(self, table: pa.Table) -> np.ndarray:
+    def predict_raw(self, table: pa.Table, threads: int = 1) -> np.ndarray:
+        """LightGBM's output: values, P(class 1) for binary, or a probability per class."""
         import numpy as np
 
-        return np.asarray(self.booster_.predict(self._matrix(table), num_threads=1))
+        return np.asarray(self.booster_.predict(self._matrix(table), num_threads=threads))
 
     @property
     def class_values(self) -> list[Any]:
