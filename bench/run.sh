@@ -1,6 +1,21 @@
 #!/usr/bin/env bash
-# Run mlcrew's benchmarks from the repo root (called by `make bench`). Extra args go to the
-# script, e.g. `bash bench/run.sh --repeat 30`.
+# Run mlcrew's benchmarks from the repo root (called by `make bench`).
+#   bash bench/run.sh                  all of them
+#   bash bench/run.sh noop --repeat 30 one of noop | serving | batch, extra args to its script
+# serving and batch compare with MLflow in bench/.venv (created by bench/setup-peers.sh when
+# missing) and measure whatever mlcrew the interpreter imports (PYTHONPATH wins).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-.venv/bin/python bench/noop_run.py "$@"
+PY="${PYTHON:-.venv/bin/python}"
+what="${1:-all}"
+case "$what" in noop|serving|batch|all) shift || true ;; *) what=all ;; esac
+
+peers() {
+    [ -x bench/.venv/bin/mlflow ] && command -v wrk >/dev/null 2>&1 || bash bench/setup-peers.sh
+    export PATH="$PWD/bench/.venv/bin:$PATH"
+}
+status=0
+if [ "$what" = noop ] || [ "$what" = all ]; then "$PY" bench/noop_run.py "$@" || status=$?; fi
+if [ "$what" = serving ] || [ "$what" = all ]; then peers; "$PY" bench/serving.py "$@" || status=$?; fi
+if [ "$what" = batch ] || [ "$what" = all ]; then peers; "$PY" bench/batch.py "$@" || status=$?; fi
+exit "$status"

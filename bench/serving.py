@@ -20,9 +20,10 @@ TabularModel.predict_rows on one JSON row (validation + matrix + predict, no HTT
 
 Ready time: from spawning the command to its first successful prediction (median of
 --starts). Load: wrk, 8 connections, 1 thread, --duration s per target, targets interleaved
-round-robin for --rounds rounds (the median round is reported), so machine noise hits all.
+round-robin for --rounds rounds (each column: its median over the rounds), so machine
+noise hits all.
 
-Usage: PATH=bench/.venv/bin:$PATH python bench/serving.py [--rounds 2] [--duration 20]
+Usage: PATH=bench/.venv/bin:$PATH python bench/serving.py [--rounds 3] [--duration 20]
          [--saturation 60] [--mlcrew-args "--workers 2"]
 Writes bench/results/serving.md. Exits 1 if a goal is missed, 2 if something misbehaves.
 """
@@ -208,7 +209,7 @@ def saturation(target: Target, seconds: int, script: Path) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=20, help="seconds of wrk per target")
     parser.add_argument("--starts", type=int, default=3, help="timed starts per server")
     parser.add_argument("--saturation", type=int, default=60, help="seconds (0: skip)")
@@ -305,8 +306,7 @@ def main() -> int:
             t.stop()
 
     def median_load(t: Target) -> dict[str, float]:
-        ordered = sorted(t.loads, key=lambda r: r["rps"])
-        return ordered[len(ordered) // 2]
+        return {k: statistics.median(r[k] for r in t.loads) for k in ("rps", "p50", "p99")}
 
     med = {t.key: median_load(t) for t in targets}
     ready = {t.key: statistics.median(t.ready_s) for t in targets}
@@ -365,8 +365,8 @@ def main() -> int:
         f"- mlcrew: {facts['mlcrew']}; MLflow {facts['mlflow']} (bench/.venv); {facts['wrk']}",
         "- mlcrew routes seen: "
         + ", ".join(f"`{p}` {c or 'no answer'}" for p, c in features.items()),
-        f"- load: wrk -t1 -c8 -d{args.duration}s, {args.rounds} interleaved rounds (median round "
-        "shown); ready = spawn to first successful prediction",
+        f"- load: wrk -t1 -c8 -d{args.duration}s, {args.rounds} interleaved rounds (median of "
+        "each column over the rounds); ready = spawn to first successful prediction",
         "",
         *rows,
         "",

@@ -158,7 +158,8 @@ def test_a_bad_row_is_named_and_nothing_is_written(
         score_file(trained_project.store, "bike-demand", bad, tmp_path / "out.xlsx")
 
 
-def test_classes_keep_their_type_in_files_and_over_http(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["boolean", "integer"])
+def test_classes_keep_their_type_in_files_and_over_http(tmp_path: Path, kind: str) -> None:
     from sklearn.datasets import load_breast_cancer
 
     data = load_breast_cancer()
@@ -169,7 +170,7 @@ def test_classes_keep_their_type_in_files_and_over_http(tmp_path: Path) -> None:
         w = csv.writer(f)
         w.writerow([*names, "benign"])
         for row, t in zip(data.data, data.target, strict=True):
-            w.writerow([*row, "true" if t else "false"])
+            w.writerow([*row, ("true" if t else "false") if kind == "boolean" else int(t)])
     (root / "mlcrew.yaml").write_text(
         "name: cancer\nsources: {rows: {path: data.csv}}\n"
         "dataset: {from: rows, split: {by: random, test: 0.25}}\ntarget: benign\n"
@@ -179,8 +180,12 @@ def test_classes_keep_their_type_in_files_and_over_http(tmp_path: Path) -> None:
     assert project.run().champion == {"name": "cancer", "version": 1}
     scored = score_file(project.store, "cancer", root / "data.csv", tmp_path / "s.parquet")
     table = pq.read_table(scored.output_path)
-    assert table.column("prediction").type == pa.bool_()
-    assert table.column_names[-3:] == ["prediction", "probability_False", "probability_True"]
+    python_type, arrow_type, labels = {
+        "boolean": (bool, pa.bool_(), ["False", "True"]),
+        "integer": (int, pa.int64(), ["0", "1"]),
+    }[kind]
+    assert table.column("prediction").type == arrow_type
+    assert table.column_names[-3:] == ["prediction", *(f"probability_{c}" for c in labels)]
     truth = table.column("benign").to_pylist()
     predicted = table.column("prediction").to_pylist()
     assert sum(p == t for p, t in zip(predicted, truth, strict=True)) / len(truth) > 0.95
@@ -193,8 +198,8 @@ def test_classes_keep_their_type_in_files_and_over_http(tmp_path: Path) -> None:
         )
     assert response.status_code == 200
     assert response.json()["predictions"] == predicted[:20]
-    assert {type(p) for p in response.json()["predictions"]} == {bool}
-    assert '"predictions":[true' in response.text.replace(
-        " ", ""
-    ) or '"predictions":[false' in response.text.replace(" ", "")
+    assert {type(p) for p in response.json()["predictions"]} == {python_type}
+    # On the wire: true/false or 0/1, never "False" or "0".
+    first = ("true" if predicted[0] else "false") if kind == "boolean" else str(predicted[0])
+    assert f'"predictions":[{first},' in response.text.replace(" ", "")
     project.close()

@@ -106,3 +106,28 @@ def test_a_newer_format_asks_for_an_upgrade() -> None:
     doc["format"] = "mlcrew.lightgbm/9"
     with pytest.raises(mlcrew.DataError, match="written by a newer mlcrew: upgrade mlcrew"):
         TabularModel.from_json(json.dumps(doc))
+
+
+def test_the_request_path_builds_the_same_matrix_as_the_table_path() -> None:
+    import numpy as np
+
+    table = pa.table(
+        {
+            "color": ["red", "blue", None, "green"] * 25,
+            "day": pa.array([1, 2, 3, 4] * 25, type=pa.int64()),
+            "wet": [True, False, None, True] * 25,
+            "size": [1.0, None, 3.5, 4.0] * 25,
+            "y": [10.0, 1.0, 11.0, 5.0] * 25,
+        }
+    )
+    model = TabularModel("regression", base_params("regression", 0, 0, 1), 20, ["day"])
+    model.fit(table, "y", ["color", "day", "wet", "size"])
+    rows = [
+        {"color": "red", "day": 2, "wet": True, "size": 1.5},
+        {"color": "purple", "day": "3", "wet": False, "size": None},  # unseen level, text day
+        {"color": None, "day": 4.0, "wet": None, "size": 7},  # nulls, a float day, an int size
+    ]
+    fast = model.rows_matrix(rows)
+    assert np.array_equal(fast, model._matrix(model.rows_to_table(rows)), equal_nan=True)
+    assert np.isnan(fast[1, 0]) and fast[1, 1] == 2.0 and fast[2, 1] == 3.0
+    assert model.predict_rows(rows) == model.predict_table(model.rows_to_table(rows))

@@ -17,6 +17,7 @@ from typing import Any
 
 MODEL_FILE = "model.json"
 READABLE = ("mlcrew.lightgbm/1", "mlcrew.lightgbm/2")
+BATCH_ROWS = 1000
 
 
 def _text(value: Any) -> str | None:
@@ -96,7 +97,10 @@ class MlcrewModel:
         import pandas as pd
 
         frame = model_input if isinstance(model_input, pd.DataFrame) else pd.DataFrame(model_input)
-        raw = np.asarray(self.booster.predict(self._matrix(frame), num_threads=1))
+        # One thread for a request's few rows (no thread start-up), LightGBM's default (all
+        # cores) for a batch.
+        threads = 1 if len(frame) <= BATCH_ROWS else 0
+        raw = np.asarray(self.booster.predict(self._matrix(frame), num_threads=threads))
         if self.task == "regression":
             return raw
         index = (raw >= 0.5).astype("int64") if raw.ndim == 1 else raw.argmax(axis=1)

@@ -212,8 +212,39 @@ class TabularModel:
         return raw
 
     def predict_rows(self, rows: list[dict[str, Any]]) -> list[Any]:
-        """Validate JSON-like rows against the schema, then predict."""
-        return self.predict_table(self.rows_to_table(rows))
+        """Validate JSON-like rows against the schema, then predict.
+
+        The request path: the rows go straight into the float matrix (no Arrow table), which
+        is several times cheaper for the few rows of a request and gives the same matrix."""
+        import numpy as np
+
+        raw = np.asarray(self.booster_.predict(self.rows_matrix(rows), num_threads=1))
+        if self.task == "regression":
+            return raw.tolist()  # type: ignore[no-any-return]
+        values = self.class_values
+        return [values[i] for i in self.class_indices(raw).tolist()]
+
+    def rows_matrix(self, rows: list[dict[str, Any]]) -> np.ndarray:
+        """Validated rows as the matrix LightGBM reads (the same as `_matrix` of their table)."""
+        import numpy as np
+
+        columns = self._validated_columns(rows)
+        X = np.empty((len(rows), len(self.schema_)), dtype=np.float64)
+        for j, f in enumerate(self.schema_):
+            values = columns[j]
+            if f["type"] == "category":
+                index = self._levels(j)
+                X[:, j] = [math.nan if v is None else index.get(v, math.nan) for v in values]
+            else:
+                X[:, j] = [math.nan if v is None else float(v) for v in values]
+        return X
+
+    def _levels(self, j: int) -> dict[str, float]:
+        """Category level -> code of feature `j`, built once per model."""
+        cache: dict[int, dict[str, float]] = self.__dict__.setdefault("_level_codes", {})
+        if j not in cache:
+            cache[j] = {c: float(i) for i, c in enumerate(self.schema_[j]["categories"])}
+        return cache[j]
 
     def unfamiliar(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Valid values the model never saw in training: it still answers, and says so."""
@@ -239,13 +270,29 @@ class TabularModel:
     def rows_to_table(self, rows: list[dict[str, Any]]) -> pa.Table:
         import pyarrow as pa
 
+        columns = self._validated_columns(rows)
+        arrays = {}
+        for f, values in zip(self.schema_, columns, strict=True):
+            if f["type"] == "category":
+                arrays[f["name"]] = pa.array(values, type=pa.string())
+            elif f["type"] == "boolean":
+                arrays[f["name"]] = pa.array(values, type=pa.bool_())
+            else:
+                arrays[f["name"]] = pa.array(
+                    [None if v is None else float(v) for v in values], type=pa.float64()
+                )
+        return pa.table(arrays)
+
+    def _validated_columns(self, rows: list[dict[str, Any]]) -> list[list[Any]]:
+        """Each feature's values (categories as their level text), or a ModelInputError that
+        lists every problem by row and field."""
         problems: list[dict[str, Any]] = []
-        columns: dict[str, list[Any]] = {f["name"]: [] for f in self.schema_}
+        columns: list[list[Any]] = [[] for _ in self.schema_]
         for i, row in enumerate(rows):
             if not isinstance(row, dict):
                 problems.append({"row": i, "field": None, "error": "a row must be a JSON object"})
                 continue
-            for f in self.schema_:
+            for j, f in enumerate(self.schema_):
                 name = f["name"]
                 value = row.get(name)
                 error = None
@@ -268,24 +315,13 @@ class TabularModel:
                     error = f"expected an integer, got {value!r}"
                 if error:
                     problems.append({"row": i, "field": name, "error": error})
-                columns[name].append(value)
+                columns[j].append(value)
         if problems:
             first = problems[0]
             raise ModelInputError(
                 f"row {first['row']}, field {first['field']!r}: {first['error']}", problems
             )
-        arrays = {}
-        for f in self.schema_:
-            values = columns[f["name"]]
-            if f["type"] == "category":
-                arrays[f["name"]] = pa.array(values, type=pa.string())
-            elif f["type"] == "boolean":
-                arrays[f["name"]] = pa.array(values, type=pa.bool_())
-            else:
-                arrays[f["name"]] = pa.array(
-                    [None if v is None else float(v) for v in values], type=pa.float64()
-                )
-        return pa.table(arrays)
+        return columns
 
     # ------------------------------------------------------------------ persistence
     def to_json(self) -> str:
