@@ -83,11 +83,11 @@ class MlcrewModel:
                     if redo.any():
                         codes[redo] = col[redo].map(_text).map(levels)
                 X[:, j] = codes.astype("float64").to_numpy()
-            else:
+            elif pd.api.types.is_numeric_dtype(col.dtype) or pd.api.types.is_bool_dtype(col.dtype):
+                X[:, j] = col.to_numpy(dtype="float64", na_value=np.nan)
+            else:  # objects (JSON rows with nulls, text): parsed as numbers, None -> NaN
                 try:
-                    X[:, j] = pd.to_numeric(col.astype(object).where(col.notna(), None)).astype(
-                        "float64"
-                    )
+                    X[:, j] = pd.to_numeric(col.where(col.notna(), None)).astype("float64")
                 except (TypeError, ValueError) as exc:
                     raise ValueError(f"column {name!r}: expected numbers ({exc})") from None
         return X
