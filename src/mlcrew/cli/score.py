@@ -31,9 +31,8 @@ def score_cmd(
     """Score every row of a file: one output row per input row, its columns + `prediction`."""
     from rich.progress import (
         BarColumn,
-        DownloadColumn,
-        MofNCompleteColumn,
         Progress,
+        TaskProgressColumn,
         TextColumn,
         TimeElapsedColumn,
     )
@@ -47,9 +46,13 @@ def score_cmd(
         raise MlcrewError("give --alias or --version, not both")
     proj = Project.open(project)
     ref: str | int = version if version is not None else (alias or CHAMPION)
-    csv_in = file_format(data, "input") == "csv"
-    columns = [TextColumn("[bold]scoring"), BarColumn()]
-    columns.append(DownloadColumn() if csv_in else MofNCompleteColumn())  # bytes or rows
+    file_format(data, "input")  # a clear error before anything is loaded
+    columns = [
+        TextColumn("[bold]scoring"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.completed:,.0f} rows"),
+    ]
     # A bar only on a terminal: piped stderr gets the result and errors, not redraws.
     bar = Progress(
         *columns,

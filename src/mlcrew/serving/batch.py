@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 FileFormat = Literal["csv", "parquet"]
-# (done, total): bytes of a CSV file or rows of a Parquet file.
+# (rows done, rows in the file): exact for Parquet, estimated for CSV until the end.
 ScoreProgress = Callable[[int, int], None]
 
 STAGE = "score"
@@ -145,7 +145,9 @@ def score_file(
 def _batches(
     path: Path, fmt: FileFormat, features: dict[str, str], chunk_rows: int
 ) -> Iterator[tuple[pa.RecordBatch, int, int]]:
-    """(batch, done, total): done/total in bytes for CSV, rows for Parquet."""
+    """(batch, rows so far, rows in the file): Parquet knows its row count; for a CSV it is
+    estimated from the size of the first lines (pyarrow reads ahead, so bytes read would not
+    say how far the scoring is)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
     import pyarrow.parquet as pq
@@ -160,7 +162,7 @@ def _batches(
             done += batch.num_rows
             yield batch, done, total
         return
-    total = path.stat().st_size
+    total, done = _estimate_rows(path), 0
     source = pa.OSFile(str(path))
     # Feature columns are read as text and converted here, so a bad value is named by row.
     # About chunk_rows rows per block (pyarrow's CSV reader chunks by bytes).
@@ -177,11 +179,23 @@ def _batches(
                 batch = reader.read_next_batch()
             except StopIteration:
                 break
-            yield batch, source.tell(), total
+            done += batch.num_rows
+            yield batch, done, max(total, done)
     except pa.ArrowInvalid as exc:
         raise DataError(f"{path}: cannot read the CSV: {exc}") from None
     finally:
         source.close()
+
+
+def _estimate_rows(path: Path, sample: int = 1 << 20) -> int:
+    """Rows of a CSV file, estimated from the line length in its first megabyte."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(sample)
+    lines = head.count(b"\n")
+    if lines <= 1 or len(head) >= size:
+        return max(lines - 1 + (not head.endswith(b"\n")), 0)
+    return int(size / (len(head) / lines)) - 1
 
 
 def _casts(values: pa.Array, to: pa.DataType) -> bool:
@@ -354,6 +368,8 @@ def _score_stream(
                 progress(done, total)
         if writer is None:  # an empty file: still one output row per input row (none)
             raise DataError(f"{data}: no rows to score")
+        if progress:
+            progress(rows, rows)
     finally:
         if writer is not None:
             writer.close()
