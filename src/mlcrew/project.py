@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from mlcrew.errors import ProjectError
-from mlcrew.pipeline.runner import Progress, Runner, RunResult, reproduce, status
+from mlcrew.pipeline.reproduce import reproduce
+from mlcrew.pipeline.runner import Progress, Runner
+from mlcrew.pipeline.runs import RunResult
+from mlcrew.pipeline.status import status
 from mlcrew.spec import SPEC_FILE, Spec, parse_spec
 from mlcrew.store import Store
 

@@ -14,6 +14,7 @@ import duckdb
 
 from mlcrew.data.tables import connect, scalar
 from mlcrew.errors import CheckFailed, DataError
+from mlcrew.pipeline.configs import CheckConfig
 from mlcrew.pipeline.stage import StageContext, StageResult
 from mlcrew.spec import Check
 
@@ -156,12 +157,12 @@ def _jsonable(value: Any) -> Any:
     return value if isinstance(value, int | float | str | bool | type(None)) else str(value)
 
 
-def run(ctx: StageContext) -> StageResult:
+def run(ctx: StageContext[CheckConfig]) -> StageResult:
     con = connect()
-    path = str(ctx.inputs["ingest.dataset"]).replace("'", "''")
+    path = str(ctx.inputs.path("ingest.dataset")).replace("'", "''")
     con.execute(f"CREATE VIEW dataset AS SELECT * FROM read_parquet('{path}')")
-    checks = [Check.model_validate(c) for c in ctx.config["checks"]]
-    target = ctx.config["target"]
+    checks = list(ctx.config.checks)
+    target = ctx.config.target
     columns = [r[0] for r in con.execute("DESCRIBE dataset").fetchall()]
     if target not in columns:
         raise DataError(

@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from mlcrew.cli import models, monitor, pipeline, project, serve
+from mlcrew.cli import models, monitor, pipeline, project, registry, serve, store
 from mlcrew.cli.common import err_console
 from mlcrew.errors import MlcrewError
 
@@ -19,8 +19,11 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for group in (project, pipeline, models, monitor, serve):
+for group in (project, pipeline, registry, monitor, serve):
     app.registered_commands.extend(group.app.registered_commands)
+# Command groups with sub-commands: `mlcrew models [history]`, `mlcrew store verify`.
+app.add_typer(models.app)
+app.add_typer(store.app)
 
 _debug = {"on": bool(os.environ.get("MLCREW_DEBUG"))}
 

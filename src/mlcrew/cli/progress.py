@@ -41,6 +41,8 @@ def stage_progress(total: int, enabled: bool = True) -> Iterator[ProgressFn]:
             )
             progress.advance(task)
             progress.update(task, description="pipeline")
+        elif event == "waiting":
+            progress.console.print(f"[yellow]waiting:[/] {detail.get('message', '')}")
         elif event == "failed":
             progress.console.print(f"  [red]✗[/] {stage:<9} [red]failed[/]")
 

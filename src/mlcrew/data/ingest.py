@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlcrew.data.tables import connect, fetch_arrow, load_file, scalar, schema_of, write_parquet
 from mlcrew.errors import DataError
+from mlcrew.pipeline.configs import IngestConfig
 from mlcrew.pipeline.stage import StageContext, StageResult
 
 if TYPE_CHECKING:
@@ -49,17 +50,18 @@ def apply_transforms(
     return rows
 
 
-def run(ctx: StageContext) -> StageResult:
+def run(ctx: StageContext[IngestConfig]) -> StageResult:
     con = connect()
     record: dict[str, Any] = {"tables": {}}
-    for name, raw in ctx.config["sources"].items():
-        path = ctx.inputs[f"source.{name}"]
-        rows = load_file(con, name, path, raw["format"], f"source {name!r}", raw)
+    for name, source in ctx.config.sources.items():
+        path = ctx.inputs.path(f"source.{name}")
+        options = source.model_dump()
+        rows = load_file(con, name, path, source.format, f"source {name!r}", options)
         record["tables"][name] = {"rows": rows}
     sandbox(con)
-    for name, count in apply_transforms(con, ctx.config["transforms"]).items():
+    for name, count in apply_transforms(con, ctx.config.transforms).items():
         record["tables"][name] = {"rows": count}
-    dataset = ctx.config["dataset"]["from"]
+    dataset = ctx.config.dataset
     table = fetch_arrow(con, f'SELECT * FROM "{dataset}"')
     if table.num_rows == 0:
         raise DataError(f"dataset {dataset!r} has no rows; check the sources and transforms")

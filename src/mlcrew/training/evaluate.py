@@ -6,9 +6,9 @@ import json
 import time
 from typing import Any
 
-from mlcrew.data.tables import read_parquet
+from mlcrew.pipeline.configs import EvaluateConfig
 from mlcrew.pipeline.stage import StageContext, StageResult
-from mlcrew.spec import LOWER_IS_BETTER, DealBreaker, Objective
+from mlcrew.spec import LOWER_IS_BETTER, DealBreaker
 from mlcrew.training.metrics import (
     better,
     classification_metrics,
@@ -99,12 +99,12 @@ def gate(breaker: DealBreaker, metrics: dict[str, float], latency: float | None)
     }
 
 
-def run(ctx: StageContext) -> StageResult:
-    objective = Objective.model_validate(ctx.config["objective"])
-    target = ctx.config["target"]
-    model = TabularModel.from_json(ctx.inputs["train.model"].read_text())
-    train = read_parquet(ctx.inputs["split.train"])
-    test = read_parquet(ctx.inputs["split.test"])
+def run(ctx: StageContext[EvaluateConfig]) -> StageResult:
+    objective = ctx.config.objective
+    target = ctx.config.target
+    model = TabularModel.from_json(ctx.inputs.bytes("train.model"))
+    train = ctx.inputs.table("split.train")
+    test = ctx.inputs.table("split.test")
     metric = objective.metric if objective.metric != "auto" else default_metric(model.task)
     metrics = model_metrics(model, test, target)
     baseline = baseline_metrics(model, train, test, target)

@@ -13,7 +13,8 @@ from fastapi.templating import Jinja2Templates
 from mlcrew.api.deps import AppState, get_state
 from mlcrew.errors import NotFoundError
 from mlcrew.monitoring.reports import get_report, list_reports
-from mlcrew.pipeline.runner import load_run, status
+from mlcrew.pipeline.runs import load_run
+from mlcrew.pipeline.status import status
 from mlcrew.registry.versions import CHAMPION, aliases, get_version, list_versions
 from mlcrew.training.metrics import resolve_metric
 
