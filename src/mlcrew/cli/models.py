@@ -45,7 +45,7 @@ def models_cmd(
     metric = resolve_metric(proj.spec.objective.metric, versions[-1].metrics)
     table = Table(title=f"{name}: model versions")
     for col in ("version", metric, "verdict", "aliases", "run", "created"):
-        table.add_column(col, no_wrap=col in ("run", "created"))
+        table.add_column(col, no_wrap=col in ("run", "aliases"))
     for v in versions:
         tags = ", ".join(a for a, n in sorted(names.items()) if n == v.version)
         value = v.metrics.get(metric)

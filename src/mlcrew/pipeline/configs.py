@@ -7,7 +7,7 @@ the stages that use them: a time split has none, so a new seed never re-cuts a t
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -19,6 +19,14 @@ class StageConfig(BaseModel):
     longer fits means the stage changed)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Where each field comes from in mlcrew.yaml, so `status` names the key a person edits.
+    spec_keys: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def spec_key(cls, path: str) -> str:
+        """`budget.rounds` -> `training.budget.rounds`."""
+        head, dot, rest = path.partition(".")
+        return cls.spec_keys.get(head, head) + dot + rest
 
 
 class IngestSource(StageConfig):
@@ -29,6 +37,7 @@ class IngestSource(StageConfig):
 
 
 class IngestConfig(StageConfig):
+    spec_keys: ClassVar[dict[str, str]] = {"dataset": "dataset.from"}
     sources: dict[str, IngestSource]
     transforms: dict[str, str]
     dataset: str = Field(description="the table that becomes the dataset")
@@ -40,6 +49,12 @@ class CheckConfig(StageConfig):
 
 
 class SplitConfig(StageConfig):
+    spec_keys: ClassVar[dict[str, str]] = {
+        "by": "dataset.split.by",
+        "order": "dataset.split.order",
+        "test": "dataset.split.test",
+        "seed": "dataset.split.seed (default: seed)",
+    }
     by: Literal["random", "time"]
     order: list[str]
     test: float
@@ -47,6 +62,13 @@ class SplitConfig(StageConfig):
 
 
 class TrainConfig(StageConfig):
+    spec_keys: ClassVar[dict[str, str]] = {
+        "metric": "objective.metric",
+        "budget": "training.budget",
+        "threads": "training.threads",
+        "params": "training.params",
+        "seed": "training.seed (default: seed)",
+    }
     target: str
     task: Literal["auto", "regression", "classification"]
     features: Features

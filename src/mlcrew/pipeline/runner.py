@@ -160,13 +160,22 @@ class Runner:
     def _promote(self, run_id: str, outcomes: list[StageOutcome]) -> Promotion | None:
         """Offer a newly registered, passing version to promotion when the spec allows it."""
         reg = next((o for o in outcomes if o.name == "register"), None)
-        if reg is None or reg.state != "executed" or not reg.record.get("new"):
-            return None  # a known version never moves an alias by itself (rollbacks stay)
-        if not reg.record["verdict"]["passed"] or self.spec.registry.promotion != "auto":
+        if reg is None or reg.state != "executed" or not reg.record.get("newly_passed"):
+            return None  # a known passing version never moves an alias by itself
+        if self.spec.registry.promotion != "auto":
             return None
-        from mlcrew.registry.promotion import promote
+        from mlcrew.registry.promotion import history, promote
 
         version = int(reg.record["version"])
+        if any(e.from_version == version for e in history(self.store, self.spec.name, CHAMPION)):
+            # It held the alias once and was moved away from (a rollback, a better model):
+            # bringing it back is a person's decision.
+            return Promotion(
+                CHAMPION,
+                version,
+                False,
+                [f"v{version} was champion before and was replaced; promote it by hand"],
+            )
         try:
             promote(
                 self.store,

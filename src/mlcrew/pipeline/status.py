@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from mlcrew.pipeline.keys import cache_key, library_versions
@@ -31,13 +32,16 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
-def _config_changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def _config_changes(
+    old: dict[str, Any], new: dict[str, Any], model: type[BaseModel] | None = None
+) -> list[str]:
     a, b = _flatten(old), _flatten(new)
+    name = getattr(model, "spec_key", None)
     changes = []
     for k in sorted(set(a) | set(b)):
         if a.get(k, "<unset>") != b.get(k, "<unset>"):
             before, after = json.dumps(a.get(k, "<unset>")), json.dumps(b.get(k, "<unset>"))
-            changes.append(f"config {k}: {before} -> {after}")
+            changes.append(f"config {name(k) if name else k}: {before} -> {after}")
     return changes
 
 
@@ -80,7 +84,7 @@ def status(
             why = []
             if last.version != stage.version:
                 why.append(f"code version {last.version} -> {stage.version}")
-            why += _config_changes(last.config, config)
+            why += _config_changes(last.config, config, stage.config_model)
             why += _library_changes(last.libraries or {}, libraries)
             if all(r in available for r in refs):
                 inputs = {r: available[r] for r in refs}

@@ -1,8 +1,9 @@
 """The register stage: a model version with lineage. It never moves an alias.
 
 Registering is idempotent by model digest, so a re-run or a reproduction of the same model names
-the same version; `new` in the record says whether this execution created it (only a new,
-passing version is offered to promotion by the runner).
+the same version. The record says whether this execution created the version (`new`) and whether
+it passed its gates for the first time (`newly_passed`): only such a version is offered to
+promotion by the runner, so re-running a known model never undoes a rollback.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def run(ctx: StageContext[RegisterConfig]) -> StageResult:
     verdict = report["verdict"]
     model_digest = ctx.inputs.digest("train.model")
     data = {k: v for k, v in ctx.inputs.digests.items() if k.startswith("split.")}
-    new = False
+    new = newly_passed = False
     if ctx.dry_run:
         with ctx.store.session() as s:
             row = find_by_digest(s, name, model_digest)
@@ -32,6 +33,9 @@ def run(ctx: StageContext[RegisterConfig]) -> StageResult:
         with ctx.store.session() as s:
             run_row = s.get(Run, ctx.run_id)
             spec_digest = run_row.spec_digest if run_row else ""
+            known = find_by_digest(s, name, model_digest)
+            passed_before = bool(known and known.verdict.get("passed"))
+        newly_passed = bool(verdict["passed"]) and not passed_before
         info, new = register_version(
             ctx.store,
             name,
@@ -56,7 +60,7 @@ def run(ctx: StageContext[RegisterConfig]) -> StageResult:
     }
     out = ctx.workdir / "registration.json"
     out.write_text(json.dumps(doc, sort_keys=True))
-    return StageResult({"registration": out}, {**doc, "new": new})
+    return StageResult({"registration": out}, {**doc, "new": new, "newly_passed": newly_passed})
 
 
 def refresh_verdict(store: Store, record: dict[str, Any]) -> None:
