@@ -15,6 +15,7 @@ from mlcrew.errors import NotFoundError
 from mlcrew.monitoring.reports import get_report, list_reports
 from mlcrew.pipeline.runs import load_run
 from mlcrew.pipeline.status import status
+from mlcrew.registry.promotion import history
 from mlcrew.registry.versions import CHAMPION, aliases, get_version, list_versions
 from mlcrew.training.metrics import resolve_metric
 
@@ -45,6 +46,7 @@ def overview_context(state: AppState) -> dict[str, Any]:
         "champion": champion,
         "aliases": aliases(state.store, state.spec.name),
         "versions": list(reversed(versions))[:10],
+        "alias_history": history(state.store, state.spec.name, limit=10),
         "db": state.store.db_label,
         "example": json.dumps({"rows": [example]}) if example else "",
         "monitor": _latest_monitor(state),
