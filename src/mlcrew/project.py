@@ -13,6 +13,7 @@ from mlcrew.pipeline.reproduce import reproduce
 from mlcrew.pipeline.runner import Progress, Runner
 from mlcrew.pipeline.runs import RunResult
 from mlcrew.pipeline.status import status
+from mlcrew.registry.promotion import AliasMove, history, promote, rollback
 from mlcrew.spec import SPEC_FILE, Spec, parse_spec
 from mlcrew.store import Store
 
@@ -55,6 +56,28 @@ class Project:
     def reproduce(self, run_id: str) -> dict[str, Any]:
         """Re-execute a run with the cache bypassed and compare every output digest."""
         return reproduce(self.store, run_id)
+
+    def promote(
+        self, version: int, *, reason: str, alias: str = "champion", force: bool = False
+    ) -> AliasMove | None:
+        """Gated promotion of one of this project's versions (see `mlcrew.promote`)."""
+        return promote(
+            self.store,
+            self.spec.name,
+            version,
+            reason=reason,
+            alias=alias,
+            force=force,
+            margin=self.spec.registry.margin,
+        )
+
+    def rollback(self, *, alias: str = "champion", reason: str = "") -> AliasMove:
+        """Move `alias` back to its previous holder."""
+        return rollback(self.store, self.spec.name, alias=alias, reason=reason)
+
+    def history(self, alias: str | None = None) -> list[AliasMove]:
+        """The alias audit log of this project's model, newest first."""
+        return history(self.store, self.spec.name, alias)
 
     def close(self) -> None:
         self.store.close()
