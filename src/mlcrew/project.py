@@ -11,6 +11,7 @@ from typing import Any
 from mlcrew.errors import ProjectError
 from mlcrew.pipeline.runner import Progress, Runner, RunResult, reproduce, status
 from mlcrew.spec import SPEC_FILE, Spec, parse_spec
+from mlcrew.spec_yaml import read_utf8
 from mlcrew.store import Store
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -33,7 +34,7 @@ class Project:
                 f"{path}: no {SPEC_FILE} here; create a project with "
                 "'mlcrew init --example bikeshare DIR' or pass --project DIR"
             )
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
         spec = parse_spec(text, path)
         # Precedence: an explicit URL, then the environment, then the spec, then the defaults.
         url = db_url or os.environ.get("MLCREW_DB_URL") or _db_url(spec.store.db, root)
