@@ -14,9 +14,11 @@ MLCREW = [sys.executable, "-m", "mlcrew.cli.main"]
 
 
 def mlcrew(
-    *args: str, cwd: Path | None = None, ok: bool = True
+    *args: str, cwd: Path | None = None, ok: bool = True, columns: int | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLCREW_DB_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLCREW_DB_URL", "COLUMNS")}
+    if columns:
+        env["COLUMNS"] = str(columns)  # the terminal width Rich lays tables out for
     proc = subprocess.run(
         [*MLCREW, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
     )
@@ -176,6 +178,12 @@ def test_runs_lists_what_happened(cli_project: Path) -> None:
     assert runs[1]["run_id"] == first["run_id"] and len(runs[1]["executed"]) == 6
     assert runs[0]["executed"] == [] and runs[0]["champion"]["version"] == 1
     assert first["run_id"] in mlcrew("runs", "-p", str(cli_project)).stdout
+    # In an 80-column terminal every run id and start time is whole, on one line.
+    narrow = mlcrew("runs", "-p", str(cli_project), columns=80).stdout
+    assert max(len(line) for line in narrow.splitlines()) <= 80 and "…" not in narrow
+    for r in runs:
+        started = r["started_at"][:16].replace("T", " ")
+        assert any(r["run_id"] in line and started in line for line in narrow.splitlines())
 
 
 def test_serve_on_a_busy_port_is_a_one_line_error(cli_project: Path) -> None:
