@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -268,3 +269,19 @@ def test_stricter_gates_keep_but_flag_the_champion(cli_project: Path) -> None:
     assert "champion bike-demand v1 fails the current gates; it stays champion" in " ".join(
         proc.stdout.split()
     )
+
+
+def test_help_shows_flags_as_flags_and_every_exit_code() -> None:
+    from mlcrew.cli.main import EXIT_CODES
+
+    top = mlcrew("--help", columns=100).stdout
+    assert "--debug " in top and "<bool>" not in top
+    assert "<bool>" not in mlcrew("run", "--help", columns=100).stdout
+    assert "<path>" in mlcrew("run", "--help", columns=100).stdout  # options with values keep it
+    codes = re.findall(r"^  (\d+) ", EXIT_CODES, flags=re.MULTILINE)
+    assert codes == ["0", "1", "2", "3", "70", "130"]
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    for code in codes:
+        assert re.search(rf"^\| {code} \|", section, flags=re.MULTILINE), code
+        assert re.search(rf"^ +{code} ", top, flags=re.MULTILINE), code
