@@ -285,3 +285,19 @@ def test_help_shows_flags_as_flags_and_every_exit_code() -> None:
     for code in codes:
         assert re.search(rf"^\| {code} \|", section, flags=re.MULTILINE), code
         assert re.search(rf"^ +{code} ", top, flags=re.MULTILINE), code
+
+
+def test_counts_read_as_english(tmp_path: Path) -> None:
+    """One row is "1 row": in a failed check and in a split that has too little data."""
+    (tmp_path / "data.csv").write_text("x,y\n5,1\n")
+    spec = tmp_path / "mlcrew.yaml"
+    spec.write_text(
+        "name: one\nsources: {rows: {path: data.csv}}\ndataset: {from: rows}\ntarget: y\n"
+        "checks: [{column: x, between: [0, 1]}]\n"
+    )
+    proc = mlcrew("run", "-p", str(tmp_path), ok=False)
+    assert proc.returncode == 1
+    assert "1 of 1 row fails, e.g. row 1: x=5" in proc.stderr, proc.stderr
+    spec.write_text(spec.read_text().replace("between: [0, 1]", "between: [0, 10]"))
+    proc = mlcrew("run", "-p", str(tmp_path), ok=False)
+    assert "split: 1 row cannot be cut into train and test" in proc.stderr, proc.stderr

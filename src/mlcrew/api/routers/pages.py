@@ -16,8 +16,10 @@ from mlcrew.monitoring.reports import get_report, list_reports
 from mlcrew.pipeline.runner import load_run, status
 from mlcrew.registry.versions import CHAMPION, aliases, get_version, list_versions
 from mlcrew.training.metrics import resolve_metric
+from mlcrew.wording import plural
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parents[2] / "web" / "templates"))
+TEMPLATES.env.filters["plural"] = plural  # {{ n | plural("new row") }}: "1 new row", "2 new rows"
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
