@@ -302,7 +302,12 @@ def test_metrics_that_fit_are_accepted() -> None:
             "training.budget.rounds",
             "expects an integer, found yes (a boolean)",
         ),
-        ("serving:\n  port: '8000'\n", 9, "serving.port", "expects an integer, found 8000 (a str)"),
+        (
+            "serving:\n  port: '8000'\n",
+            9,
+            "serving.port",
+            "expects an integer, found '8000' (text)",
+        ),
         ("seed: on\n", 8, "seed", "expects an integer, found on (a boolean)"),
         (
             "objective:\n  deal_breakers: [{metric: mae, max: true}]\n",

@@ -393,6 +393,14 @@ def _valid_keys(model: type[BaseModel]) -> list[str]:
 
 
 _NUMBER_TYPES = {"int_type": "an integer", "float_type": "a number"}
+_KINDS = {
+    bool: "a boolean",
+    str: "text",
+    float: "a decimal number",
+    int: "an integer",
+    list: "a list",
+    dict: "a mapping",
+}
 
 
 def _format_error(err: Any, file: Path, doc: YamlDocument) -> str:
@@ -419,11 +427,16 @@ def _format_error(err: Any, file: Path, doc: YamlDocument) -> str:
         return f"{where}: missing required key {key_path!r}"
     found = err.get("input")
     written = doc.written.get(loc)
-    if kind in _NUMBER_TYPES and not isinstance(found, dict | list):
+    if kind in _NUMBER_TYPES:
         # Strict number fields: a boolean (`yes`, `true`) or a quoted number is not taken as one.
-        what = "a boolean" if isinstance(found, bool) else f"a {type(found).__name__}"
-        shown = written if written is not None else repr(found)
-        return f"{where}: {key_path}: expects {_NUMBER_TYPES[kind]}, found {shown} ({what})"
+        expects = f"{where}: {key_path}: expects {_NUMBER_TYPES[kind]}"
+        if found is None:
+            return f"{expects}, found null; write a number, or remove the key for the default"
+        what = _KINDS.get(type(found), type(found).__name__)
+        if isinstance(found, dict | list):
+            return f"{expects}, found {what}"
+        shown = repr(found) if isinstance(found, str) or written is None else written
+        return f"{expects}, found {shown} ({what})"
     if kind in ("value_error", "assertion_error") and isinstance(found, dict):
         found = None
     found_text = "" if found is None or isinstance(found, dict | list) else f" (found {found!r})"
