@@ -15,6 +15,7 @@ from mlcrew.pipeline.runs import RunResult
 from mlcrew.pipeline.status import status
 from mlcrew.registry.promotion import AliasMove, history, promote, rollback
 from mlcrew.spec import SPEC_FILE, Spec, parse_spec
+from mlcrew.spec_yaml import read_utf8
 from mlcrew.store import Store
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -37,7 +38,7 @@ class Project:
                 f"{path}: no {SPEC_FILE} here; create a project with "
                 "'mlcrew init --example bikeshare DIR' or pass --project DIR"
             )
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
         spec = parse_spec(text, path)
         # Precedence: an explicit URL, then the environment, then the spec, then the defaults.
         url = db_url or os.environ.get("MLCREW_DB_URL") or _db_url(spec.store.db, root)

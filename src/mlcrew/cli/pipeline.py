@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
@@ -108,19 +109,25 @@ def runs_cmd(
     if not runs:
         console.print("no runs yet; start one with 'mlcrew run'")
         return
-    table = Table(title=f"{proj.spec.name}: latest runs")
-    table.add_column("run", no_wrap=True)
-    for col in ("status", "started", "executed", "verdict", "champion"):
-        table.add_column(col)
+    # Fits 80 columns: light rules, short dates that never wrap, and only `executed` may wrap.
+    table = Table(
+        title=f"{proj.spec.name}: latest runs",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for col in ("run", "status", "started", "verdict", "champion"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("executed", min_width=9)
     for r in runs:
         verdict = r["verdict"]
         table.add_row(
             r["run_id"],
             r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/]",
-            r["started_at"][:19],
-            ", ".join(r["executed"]) or "[dim]all cached[/]",
+            r["started_at"][:16].replace("T", " "),
             "—" if not verdict else ("[green]passed[/]" if verdict["passed"] else "[red]failed[/]"),
             f"v{r['champion']['version']}" if r["champion"] else "—",
+            ", ".join(r["executed"]) or "[dim]all cached[/]",
         )
     console.print(table)
 

@@ -12,6 +12,7 @@ from mlcrew.data.tables import connect, fetch_arrow, load_file, scalar, schema_o
 from mlcrew.errors import DataError
 from mlcrew.pipeline.configs import IngestConfig
 from mlcrew.pipeline.stage import StageContext, StageResult
+from mlcrew.wording import plural
 
 if TYPE_CHECKING:
     import duckdb
@@ -38,7 +39,8 @@ def apply_transforms(
             if len(statements) != 1 or statements[0].type not in query_types:
                 raise DataError(
                     f"transform {name!r} must be exactly one SELECT statement "
-                    f"(found {len(statements)} statement(s)); fix transforms.{name} in {where}"
+                    f"(found {plural(len(statements), 'statement')}); fix transforms.{name} in "
+                    f"{where}"
                 )
             con.execute(f'CREATE TABLE "{name}" AS {sql}')
         except duckdb.Error as exc:

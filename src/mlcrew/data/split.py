@@ -8,6 +8,7 @@ from mlcrew.data.tables import write_parquet
 from mlcrew.errors import DataError
 from mlcrew.pipeline.configs import SplitConfig
 from mlcrew.pipeline.stage import StageContext, StageResult
+from mlcrew.wording import plural
 
 
 def run(ctx: StageContext[SplitConfig]) -> StageResult:
@@ -21,7 +22,8 @@ def run(ctx: StageContext[SplitConfig]) -> StageResult:
     n_test = round(n * split.test)
     if n_test < 1 or n - n_test < 2:
         raise DataError(
-            f"split: {n} rows cannot be cut into train and test with test={split.test}; "
+            f"split: {plural(n, 'row')} cannot be cut into train and test with "
+            f"test={split.test}; "
             "use more data or change dataset.split.test"
         )
     if split.by == "time":

@@ -18,8 +18,10 @@ from mlcrew.pipeline.status import status
 from mlcrew.registry.promotion import history
 from mlcrew.registry.versions import CHAMPION, aliases, get_version, list_versions
 from mlcrew.training.metrics import resolve_metric
+from mlcrew.wording import plural
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parents[2] / "web" / "templates"))
+TEMPLATES.env.filters["plural"] = plural  # {{ n | plural("new row") }}: "1 new row", "2 new rows"
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -60,9 +62,12 @@ def _latest_monitor(state: AppState) -> dict[str, Any] | None:
 
 
 def _example_value(field: dict[str, Any]) -> Any:
-    """A plausible value: a known category, or the middle of the training range."""
+    """A plausible value of the JSON type a client has: a known category, or the middle of the
+    training range. A category over an integer column (weekday) is shown as the integer: its
+    levels are kept as text ("0"), and the model maps 0 and "0" to the same level."""
     if field["type"] == "category":
-        return field["categories"][0] if field["categories"] else ""
+        level = field["categories"][0] if field["categories"] else ""
+        return int(level) if level.lstrip("-").isdigit() and str(int(level)) == level else level
     low, high = field.get("range") or (None, None)
     if low is None or high is None:
         return {"integer": 0, "boolean": False}.get(field["type"], 0.0)
