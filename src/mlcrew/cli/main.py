@@ -17,12 +17,11 @@ from mlcrew.errors import MlcrewError
 # Every exit code mlcrew uses, for scripts and CI (README "Exit codes" says the same).
 EXIT_CODES = """\b
 Exit codes:
-  0   done (for `run`: the model passed every gate)
-  1   the work failed: bad data, a failed data check, not found, a run that did not reproduce
-  2   bad usage, or a spec or project that is missing or invalid (the message says where)
-  3   a gate said no: `run` (a model failed a gate: registered, not promoted) or
-      `promote` (the promotion gates refused; the reasons are printed)
-  70  internal error: a bug in mlcrew (rerun with --debug and please report it)
+  0   done (`run`: the model passed every gate)
+  1   failed: bad data, a failed check, not found, not reproduced
+  2   bad usage, or a missing or invalid spec/project (says where)
+  3   a gate said no: `run` (registered, not promoted), `promote`
+  70  internal error: a bug (rerun with --debug, please report it)
   130 interrupted (Ctrl-C)"""
 
 
