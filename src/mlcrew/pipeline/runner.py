@@ -182,7 +182,7 @@ class Runner:
                 self.spec.name,
                 version,
                 alias=CHAMPION,
-                reason=f"auto: run {run_id} registered v{version}, which passed every gate",
+                reason=f"auto: passed every gate (run {run_id})",
                 actor=self.actor,
                 margin=self.spec.registry.margin,
             )
