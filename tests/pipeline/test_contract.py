@@ -18,32 +18,19 @@ from mlcrew.pipeline.reproduce import reproduce
 from mlcrew.pipeline.runner import Runner
 from mlcrew.pipeline.stage import StageContext, StageDef, StageResult
 from mlcrew.pipeline.stages import stage_by_name
-from mlcrew.pipeline.status import status
 from mlcrew.project import Project
 from mlcrew.registry import get_version
 from mlcrew.serving.loader import ModelCache
 from mlcrew.store.models import StageExecution
-from tests.conftest import _reload, run_pipeline
+from tests.conftest import current_status, edit_spec, run_pipeline
 
 MAIN = [sys.executable, "-m", "mlcrew.cli.main"]
-
-
-def edit_spec(proj: Project, old: str, new: str) -> None:
-    path = proj.root / "mlcrew.yaml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
-
-
-def stages_status(proj: Project) -> dict[str, dict[str, str]]:
-    spec, _ = _reload(proj)
-    return {r["name"]: r for r in status(proj.root, proj.store, spec)}  # type: ignore[arg-type]
 
 
 def test_a_seed_change_leaves_a_time_split_fresh(project: Project) -> None:
     run_pipeline(project)
     edit_spec(project, "  seed: 0\n", "  seed: 5\n")  # training.seed
-    st = stages_status(project)
+    st = current_status(project)
     assert st["split"]["state"] == "fresh"  # a time split has no seed to change
     assert st["train"]["state"] == "stale"
     assert "config training.seed (default: seed): 0 -> 5" in st["train"]["why"]
@@ -56,7 +43,7 @@ def test_split_and_training_seeds_are_separate(project: Project) -> None:
     edit_spec(project, "split: {by: time, order: [day, hr], test: 0.2}", "split: {by: random}")
     first = run_pipeline(project)
     edit_spec(project, "split: {by: random}", "split: {by: random, seed: 3}")
-    st = stages_status(project)
+    st = current_status(project)
     assert st["split"]["state"] == "stale"
     assert "config dataset.split.seed (default: seed): 0 -> 3" in st["split"]["why"]
     assert st["train"]["state"] == "stale" and "upstream split not fresh" in st["train"]["why"]

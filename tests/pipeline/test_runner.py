@@ -9,28 +9,15 @@ from sqlalchemy import func, select
 
 from mlcrew.errors import CheckFailed
 from mlcrew.pipeline.reproduce import reproduce
-from mlcrew.pipeline.status import status
 from mlcrew.project import Project
 from mlcrew.store.models import LineageEdge, ModelVersion
-from tests.conftest import _reload, run_pipeline
+from tests.conftest import current_status, edit_spec, run_pipeline
 
 ALL = ["ingest", "check", "split", "train", "evaluate", "register"]
 
 
 def states(doc: dict[str, object]) -> dict[str, str]:
     return {s["name"]: s["state"] for s in doc["stages"]}  # type: ignore[index,union-attr]
-
-
-def edit_spec(proj: Project, old: str, new: str) -> None:
-    path = proj.root / "mlcrew.yaml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
-
-
-def current_status(proj: Project) -> dict[str, dict[str, str]]:
-    spec, _ = _reload(proj)
-    return {r["name"]: r for r in status(proj.root, proj.store, spec)}  # type: ignore[arg-type]
 
 
 def test_first_run_executes_all_then_everything_is_cached(project: Project) -> None:

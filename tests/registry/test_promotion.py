@@ -15,16 +15,9 @@ from mlcrew.errors import MlcrewError, PromotionRefused
 from mlcrew.project import Project
 from mlcrew.registry import aliases, history, promote, rollback
 from mlcrew.store.models import Alias, AliasEvent
-from tests.conftest import run_pipeline
+from tests.conftest import edit_spec, run_pipeline
 
 NAME = "bike-demand"
-
-
-def edit_spec(proj: Project, old: str, new: str) -> None:
-    path = proj.root / "mlcrew.yaml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
 
 
 def two_versions(proj: Project) -> None:
