@@ -5,7 +5,9 @@ SHELL := /bin/bash
 
 PYTHON ?= python3
 VENV   := .venv
-STAMP  := $(VENV)/.installed
+# What is installed: mlcrew alone (enough for the demo), or with the dev extra (tests, lint).
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
 ARGS ?=
 PYTEST_ARGS ?=
 
@@ -21,17 +23,22 @@ help: ## Show this help
 		awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 	@echo "Variables: ARGS (for demo), PYTEST_ARGS (for test)"
 
-venv: $(STAMP) ## Create .venv and install the package with the dev extra
+venv: $(STAMP_DEV) ## Create .venv and install the package with the dev extra
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Re-install only when pyproject.toml is newer than the stamp.
-$(STAMP): pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install -e '.[dev]'
+# Re-install only when pyproject.toml is newer than the stamp. The dev install holds the
+# demo's packages too, so it stamps both.
+$(STAMP_RUN): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -e .
 	touch $@
 
-demo: venv ## Run the demo (pass options with ARGS="...")
+$(STAMP_DEV): pyproject.toml | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -e '.[dev]'
+	touch $@ $(STAMP_RUN)
+
+demo: $(STAMP_RUN) ## Install mlcrew (no dev tools) and run the demo in a temporary project (options: ARGS="--dir DIR" keeps it)
 	$(VENV)/bin/mlcrew demo $(ARGS)
 
 lint: venv ## Run ruff and mypy

@@ -68,6 +68,22 @@ def run_pipeline(proj: Project, **kwargs: object) -> dict[str, object]:
     return Runner(fresh.root, fresh.store, fresh.spec, fresh.spec_text).run(**kwargs).to_json()  # type: ignore[arg-type]
 
 
+def edit_spec(proj: Project, old: str, new: str) -> None:
+    """Edit the project's mlcrew.yaml in place (the text must be there)."""
+    path = proj.root / "mlcrew.yaml"
+    text = path.read_text()
+    assert old in text, f"{old!r} is not in the spec"
+    path.write_text(text.replace(old, new))
+
+
+def current_status(proj: Project) -> dict[str, dict[str, str]]:
+    """`status` against the spec as it is on disk now, by stage name."""
+    from mlcrew.pipeline.status import status
+
+    spec, _ = _reload(proj)
+    return {r["name"]: r for r in status(proj.root, proj.store, spec)}  # type: ignore[arg-type]
+
+
 def _reload(proj: Project) -> tuple[object, str]:
     from mlcrew.spec import parse_spec
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +15,11 @@ MLCREW = [sys.executable, "-m", "mlcrew.cli.main"]
 
 
 def mlcrew(
-    *args: str, cwd: Path | None = None, ok: bool = True
+    *args: str, cwd: Path | None = None, ok: bool = True, columns: int | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "MLCREW_DB_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in ("MLCREW_DB_URL", "COLUMNS")}
+    if columns:
+        env["COLUMNS"] = str(columns)  # the terminal width Rich lays tables out for
     proc = subprocess.run(
         [*MLCREW, *args], cwd=cwd, capture_output=True, text=True, env=env, timeout=300
     )
@@ -176,6 +179,12 @@ def test_runs_lists_what_happened(cli_project: Path) -> None:
     assert runs[1]["run_id"] == first["run_id"] and len(runs[1]["executed"]) == 6
     assert runs[0]["executed"] == [] and runs[0]["champion"]["version"] == 1
     assert first["run_id"] in mlcrew("runs", "-p", str(cli_project)).stdout
+    # In an 80-column terminal every run id and start time is whole, on one line.
+    narrow = mlcrew("runs", "-p", str(cli_project), columns=80).stdout
+    assert max(len(line) for line in narrow.splitlines()) <= 80 and "…" not in narrow
+    for r in runs:
+        started = r["started_at"][:16].replace("T", " ")
+        assert any(r["run_id"] in line and started in line for line in narrow.splitlines())
 
 
 def test_serve_on_a_busy_port_is_a_one_line_error(cli_project: Path) -> None:
@@ -260,3 +269,35 @@ def test_stricter_gates_keep_but_flag_the_champion(cli_project: Path) -> None:
     assert "champion bike-demand v1 fails the current gates; it stays champion" in " ".join(
         proc.stdout.split()
     )
+
+
+def test_help_shows_flags_as_flags_and_every_exit_code() -> None:
+    from mlcrew.cli.main import EXIT_CODES
+
+    top = mlcrew("--help", columns=100).stdout
+    assert "--debug " in top and "<bool>" not in top
+    assert "<bool>" not in mlcrew("run", "--help", columns=100).stdout
+    assert "<path>" in mlcrew("run", "--help", columns=100).stdout  # options with values keep it
+    codes = re.findall(r"^  (\d+) ", EXIT_CODES, flags=re.MULTILINE)
+    assert codes == ["0", "1", "2", "3", "70", "130"]
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Exit codes", 1)[1].split("\n## ", 1)[0]
+    for code in codes:
+        assert re.search(rf"^\| {code} \|", section, flags=re.MULTILINE), code
+        assert re.search(rf"^ +{code} ", top, flags=re.MULTILINE), code
+
+
+def test_counts_read_as_english(tmp_path: Path) -> None:
+    """One row is "1 row": in a failed check and in a split that has too little data."""
+    (tmp_path / "data.csv").write_text("x,y\n5,1\n")
+    spec = tmp_path / "mlcrew.yaml"
+    spec.write_text(
+        "name: one\nsources: {rows: {path: data.csv}}\ndataset: {from: rows}\ntarget: y\n"
+        "checks: [{column: x, between: [0, 1]}]\n"
+    )
+    proc = mlcrew("run", "-p", str(tmp_path), ok=False)
+    assert proc.returncode == 1
+    assert "1 of 1 row fails, e.g. row 1: x=5" in proc.stderr, proc.stderr
+    spec.write_text(spec.read_text().replace("between: [0, 1]", "between: [0, 10]"))
+    proc = mlcrew("run", "-p", str(tmp_path), ok=False)
+    assert "split: 1 row cannot be cut into train and test" in proc.stderr, proc.stderr

@@ -14,21 +14,38 @@ from mlcrew.errors import (
     ModelInputError,
     NotFoundError,
     ProjectError,
+    PromotionRefused,
     SpecError,
     StoreError,
 )
 from mlcrew.monitoring.monitor import monitor
-from mlcrew.pipeline.runner import Runner, RunResult, load_run, reproduce, status
+from mlcrew.pipeline.reproduce import reproduce
+from mlcrew.pipeline.runner import Runner
+from mlcrew.pipeline.runs import RunResult, list_runs, load_run
 from mlcrew.pipeline.stage import StageContext, StageDef, StageResult, check_stage
 from mlcrew.pipeline.stages import STAGES
+from mlcrew.pipeline.status import status
 from mlcrew.project import Project, init_project
-from mlcrew.registry import CHAMPION, VersionInfo, get_version, list_versions, set_alias
+from mlcrew.registry import (
+    CHALLENGER,
+    CHAMPION,
+    AliasMove,
+    VersionInfo,
+    get_version,
+    history,
+    list_versions,
+    promote,
+    rollback,
+    set_alias,
+)
 from mlcrew.spec import Spec, load_spec, parse_spec
 from mlcrew.store import Store
 
 __all__ = [
+    "CHALLENGER",
     "CHAMPION",
     "STAGES",
+    "AliasMove",
     "CheckFailed",
     "DataError",
     "MlcrewError",
@@ -36,6 +53,7 @@ __all__ = [
     "NotFoundError",
     "Project",
     "ProjectError",
+    "PromotionRefused",
     "RunResult",
     "Runner",
     "Spec",
@@ -49,13 +67,17 @@ __all__ = [
     "__version__",
     "check_stage",
     "get_version",
+    "history",
     "init_project",
+    "list_runs",
     "list_versions",
     "load_run",
     "load_spec",
     "monitor",
     "parse_spec",
+    "promote",
     "reproduce",
+    "rollback",
     "set_alias",
     "status",
 ]

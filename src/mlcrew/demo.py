@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +28,18 @@ class DemoResult:
     monitor: dict[str, Any]
     url: str
     server: BackgroundServer | None = field(default=None, repr=False)
+    # True when the project lives in a temporary folder, which `close` removes.
+    temporary: bool = False
+    store: Any = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Stop the server if it still runs, close the store, remove a temporary project."""
+        if self.server is not None:
+            self.server.stop()
+        if self.store is not None:
+            self.store.close()
+        if self.temporary:
+            shutil.rmtree(self.project, ignore_errors=True)
 
 
 def run_demo(
@@ -38,20 +51,45 @@ def run_demo(
     on_step: Callable[[str], None] = lambda _: None,
 ) -> DemoResult:
     """Create, run, serve, predict over HTTP and monitor. With `keep_serving` the server is left
-    running in `result.server` for the caller to wait on."""
+    running in `result.server` for the caller to wait on. Without `directory` the project lives
+    in a temporary folder that `result.close()` removes (a failure removes it at once), so
+    repeated demos leave nothing behind."""
+    temporary = directory is None
+    root = Path(tempfile.mkdtemp(prefix="mlcrew-demo-")) if directory is None else Path(directory)
+    project: Project | None = None
+    try:
+        if (root / SPEC_FILE).exists():
+            on_step(f"using the project in {root}")
+        else:
+            on_step(f"creating {'a temporary' if temporary else 'the'} project in {root}")
+            init_project(root, "bikeshare")
+        project = Project.open(root)
+        result = _run_serve_monitor(project, progress, keep_serving, port, on_step)
+    except BaseException:
+        if project is not None:
+            project.close()
+        if temporary:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    result.temporary = temporary
+    result.store = project.store
+    return result
+
+
+def _run_serve_monitor(
+    project: Project,
+    progress: Progress | None,
+    keep_serving: bool,
+    port: int,
+    on_step: Callable[[str], None],
+) -> DemoResult:
     import httpx
 
     from mlcrew.api.app import create_app
     from mlcrew.monitoring.monitor import monitor
     from mlcrew.training.model import TabularModel
 
-    root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="mlcrew-demo-"))
-    if (root / SPEC_FILE).exists():
-        on_step(f"using the project in {root}")
-    else:
-        on_step(f"creating project in {root}")
-        init_project(root, "bikeshare")
-    project = Project.open(root)
+    root = project.root
     on_step("running the pipeline")
     result = Runner(project.root, project.store, project.spec, project.spec_text, progress).run()
     if not result.champion:
@@ -102,7 +140,8 @@ def _champion_digest(project: Project) -> str:
 
 def _typed(value: str, kind: str) -> Any:
     if kind == "category":
-        return value
+        # A category over an integer column (weekday) is sent as the integer a client has.
+        return int(value) if value.lstrip("-").isdigit() and str(int(value)) == value else value
     if kind == "integer":
         return int(value)
     if kind == "boolean":

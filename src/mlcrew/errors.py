@@ -49,3 +49,13 @@ class ModelInputError(MlcrewError):
     def __init__(self, message: str, problems: list[dict[str, object]]) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+class PromotionRefused(MlcrewError):
+    """A promotion's gates refused the candidate; `reasons` says which and why."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, reasons: list[str]) -> None:
+        super().__init__(message)
+        self.reasons = reasons

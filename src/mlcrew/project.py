@@ -9,8 +9,13 @@ from pathlib import Path
 from typing import Any
 
 from mlcrew.errors import ProjectError
-from mlcrew.pipeline.runner import Progress, Runner, RunResult, reproduce, status
+from mlcrew.pipeline.reproduce import reproduce
+from mlcrew.pipeline.runner import Progress, Runner
+from mlcrew.pipeline.runs import RunResult
+from mlcrew.pipeline.status import status
+from mlcrew.registry.promotion import AliasMove, history, promote, rollback
 from mlcrew.spec import SPEC_FILE, Spec, parse_spec
+from mlcrew.spec_yaml import read_utf8
 from mlcrew.store import Store
 
 EXAMPLES = Path(__file__).parent / "examples"
@@ -33,7 +38,7 @@ class Project:
                 f"{path}: no {SPEC_FILE} here; create a project with "
                 "'mlcrew init --example bikeshare DIR' or pass --project DIR"
             )
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
         spec = parse_spec(text, path)
         # Precedence: an explicit URL, then the environment, then the spec, then the defaults.
         url = db_url or os.environ.get("MLCREW_DB_URL") or _db_url(spec.store.db, root)
@@ -52,6 +57,28 @@ class Project:
     def reproduce(self, run_id: str) -> dict[str, Any]:
         """Re-execute a run with the cache bypassed and compare every output digest."""
         return reproduce(self.store, run_id)
+
+    def promote(
+        self, version: int, *, reason: str, alias: str = "champion", force: bool = False
+    ) -> AliasMove | None:
+        """Gated promotion of one of this project's versions (see `mlcrew.promote`)."""
+        return promote(
+            self.store,
+            self.spec.name,
+            version,
+            reason=reason,
+            alias=alias,
+            force=force,
+            margin=self.spec.registry.margin,
+        )
+
+    def rollback(self, *, alias: str = "champion", reason: str = "") -> AliasMove:
+        """Move `alias` back to its previous holder."""
+        return rollback(self.store, self.spec.name, alias=alias, reason=reason)
+
+    def history(self, alias: str | None = None) -> list[AliasMove]:
+        """The alias audit log of this project's model, newest first."""
+        return history(self.store, self.spec.name, alias)
 
     def close(self) -> None:
         self.store.close()

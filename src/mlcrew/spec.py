@@ -13,12 +13,20 @@ import re
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from mlcrew.errors import SpecError
+from mlcrew.spec_yaml import YamlDocument, load_yaml, read_utf8
 
 SPEC_FILE = "mlcrew.yaml"
 
@@ -27,6 +35,12 @@ CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "log_loss", "f1", "precision", 
 METRICS = REGRESSION_METRICS + CLASSIFICATION_METRICS
 # Metrics where a smaller value is better; the rest are "larger is better".
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss"})
+
+
+# Numbers are strict per field: in pydantic's lax mode YAML's `true` or `yes` would pass as 1.
+# (Model-wide strict mode would also refuse YAML lists where the models hold tuples.)
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
 
 
 class _Model(BaseModel):
@@ -78,9 +92,9 @@ class Split(_Model):
 
     by: Literal["random", "time"] = "random"
     order: list[str] = Field(default_factory=list)
-    test: float = Field(0.2, gt=0, lt=1)
+    test: Float = Field(0.2, gt=0, lt=1)
     # The random split's own seed (default: the project's `seed`); a time split ignores it.
-    seed: int | None = None
+    seed: Int | None = None
 
     @model_validator(mode="after")
     def _order_for_time(self) -> Split:
@@ -102,7 +116,7 @@ class Check(_Model):
         None
     )
     not_null: bool = False
-    between: tuple[float, float] | None = None
+    between: tuple[Float, Float] | None = None
     in_: list[str | int | float | bool] | None = Field(None, alias="in")
     level: Literal["error", "warn"] = "error"
 
@@ -125,9 +139,9 @@ class DealBreaker(_Model):
     """A hard gate: the model is not promoted if the bound is crossed."""
 
     metric: str | None = None
-    min: float | None = None
-    max: float | None = None
-    latency_p99_ms: float | None = Field(None, gt=0)
+    min: Float | None = None
+    max: Float | None = None
+    latency_p99_ms: Float | None = Field(None, gt=0)
 
     @model_validator(mode="after")
     def _one_kind(self) -> DealBreaker:
@@ -162,27 +176,27 @@ class Objective(_Model):
 class Budget(_Model):
     """Work budget: counted in trials and boosting rounds, never in seconds."""
 
-    trials: int = Field(1, ge=1, le=1000)
-    rounds: int = Field(300, ge=1, le=100_000)
+    trials: Int = Field(1, ge=1, le=1000)
+    rounds: Int = Field(300, ge=1, le=100_000)
 
 
 class Training(_Model):
     budget: Budget = Field(default_factory=Budget)
     # Training's own seed (default: the project's `seed`), independent of the split's.
-    seed: int | None = None
-    threads: int = Field(1, ge=1, le=256)
+    seed: Int | None = None
+    threads: Int = Field(1, ge=1, le=256)
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
 
 
 class Serving(_Model):
     host: str = "127.0.0.1"
-    port: int = Field(8000, ge=0, le=65535)
-    max_rows: int = Field(10_000, ge=1)
+    port: Int = Field(8000, ge=0, le=65535)
+    max_rows: Int = Field(10_000, ge=1)
 
 
 class Drift(_Model):
-    psi_alert: float = Field(0.2, gt=0)
-    p_value: float = Field(0.01, gt=0, lt=1)
+    psi_alert: Float = Field(0.2, gt=0)
+    p_value: Float = Field(0.01, gt=0, lt=1)
 
 
 class Monitoring(_Model):
@@ -196,7 +210,7 @@ class Registry(_Model):
     # auto: `mlcrew run` promotes a newly registered version that passes every gate.
     promotion: Literal["auto", "manual"] = "auto"
     # How much worse than the incumbent (in objective-metric units) a candidate may be.
-    margin: float = Field(0.0, ge=0)
+    margin: Float = Field(0.0, ge=0)
 
 
 class StoreConfig(_Model):
@@ -210,7 +224,7 @@ class Spec(_Model):
     name: str = Field(max_length=64)
     description: str = ""
     # The project seed: the default of dataset.split.seed and training.seed.
-    seed: int = 0
+    seed: Int = 0
     sources: dict[str, Source]
     transforms: dict[str, str] = Field(default_factory=dict)
     dataset: Dataset
@@ -263,6 +277,34 @@ class Spec(_Model):
             )
         return self
 
+    @model_validator(mode="after")
+    def _metrics_fit_task(self) -> Spec:
+        """A metric of the other kind of task could never be computed: refuse it at load."""
+        named = [("objective.metric", self.objective.metric)] + [
+            (f"objective.deal_breakers.{i}.metric", d.metric)
+            for i, d in enumerate(self.objective.deal_breakers)
+            if d.metric is not None
+        ]
+        named = [(key, metric) for key, metric in named if metric in METRICS]
+        if self.task != "auto":
+            valid = REGRESSION_METRICS if self.task == "regression" else CLASSIFICATION_METRICS
+            for key, metric in named:
+                if metric not in valid:
+                    raise ValueError(
+                        f"@{key}: {metric!r} is a {_task_of(metric)} metric, but task is "
+                        f"{self.task}; valid: {', '.join(valid)}"
+                    )
+        elif named:
+            # The task is inferred from the data, but metrics of both kinds cannot all fit it.
+            first_key, first = named[0]
+            for key, metric in named[1:]:
+                if _task_of(metric) != _task_of(first):
+                    raise ValueError(
+                        f"@{key}: {metric!r} is a {_task_of(metric)} metric, but {first_key} is "
+                        f"{first!r}, a {_task_of(first)} one; use metrics of one kind of task"
+                    )
+        return self
+
     @property
     def split_seed(self) -> int:
         """The seed of a random split (the project seed unless the split names its own)."""
@@ -282,6 +324,10 @@ class Spec(_Model):
         return hashlib.sha256(canonical_json(self.model_dump(mode="json")).encode()).hexdigest()
 
 
+def _task_of(metric: str) -> str:
+    return "regression" if metric in REGRESSION_METRICS else "classification"
+
+
 def _check_identifier(name: str) -> None:
     if not name.isidentifier():
         raise ValueError(f"{name!r} is not a valid table name (letters, digits, underscores)")
@@ -292,40 +338,6 @@ def canonical_json(value: Any) -> str:
 
 
 # ---------------------------------------------------------------- loading with line numbers
-
-
-def _line_index(node: yaml.Node, path: tuple[Any, ...], out: dict[tuple[Any, ...], int]) -> None:
-    """Map each key path of a composed YAML document to its 1-based line."""
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            out[(*path, key)] = key_node.start_mark.line + 1
-            _line_index(value_node, (*path, key), out)
-            out[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_index(item, (*path, i), out)
-
-
-def _duplicate_key(node: yaml.Node, path: tuple[Any, ...] = ()) -> tuple[str, int] | None:
-    """The first key written twice in one mapping (YAML would silently keep the last)."""
-    if isinstance(node, yaml.MappingNode):
-        seen: set[Any] = set()
-        for key_node, value_node in node.value:
-            key = key_node.value
-            if key in seen:
-                return ".".join(str(p) for p in (*path, key)), key_node.start_mark.line + 1
-            seen.add(key)
-            found = _duplicate_key(value_node, (*path, key))
-            if found:
-                return found
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            found = _duplicate_key(item, (*path, i))
-            if found:
-                return found
-    return None
 
 
 def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
@@ -380,7 +392,18 @@ def _valid_keys(model: type[BaseModel]) -> list[str]:
     return [f.alias or n for n, f in model.model_fields.items()]
 
 
-def _format_error(err: Any, file: Path, lines: dict[tuple[Any, ...], int], raw: Any) -> str:
+_NUMBER_TYPES = {"int_type": "an integer", "float_type": "a number"}
+_KINDS = {
+    bool: "a boolean",
+    str: "text",
+    float: "a decimal number",
+    int: "an integer",
+    list: "a list",
+    dict: "a mapping",
+}
+
+
+def _format_error(err: Any, file: Path, doc: YamlDocument) -> str:
     loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
     msg = err["msg"].removeprefix("Value error, ")
     if msg.startswith("@"):
@@ -388,11 +411,7 @@ def _format_error(err: Any, file: Path, lines: dict[tuple[Any, ...], int], raw: 
         rel, _, msg = msg[1:].partition(": ")
         loc = loc + tuple(int(p) if p.isdigit() else p for p in rel.split("."))
     # pydantic puts model-level validator errors at the model's own path.
-    line = None
-    for cut in range(len(loc), -1, -1):
-        if loc[:cut] in lines:
-            line = lines[loc[:cut]]
-            break
+    line = doc.line_of(loc)
     key_path = ".".join(str(p) for p in loc) or "(top level)"
     where = f"{file}:{line}" if line else str(file)
     kind = err["type"]
@@ -403,37 +422,38 @@ def _format_error(err: Any, file: Path, lines: dict[tuple[Any, ...], int], raw: 
         hint = f"; did you mean {close[0]!r}?" if close else ""
         return f"{where}: unknown key {key_path!r}{hint} Valid keys here: {', '.join(valid)}"
     if kind == "missing":
-        parent_line = lines.get(loc[:-1]) if len(loc) > 1 else None
+        parent_line = doc.lines.get(loc[:-1]) if len(loc) > 1 else None
         where = f"{file}:{parent_line}" if parent_line else str(file)
         return f"{where}: missing required key {key_path!r}"
     found = err.get("input")
-    if err["type"] in ("value_error", "assertion_error") and isinstance(found, dict):
+    written = doc.written.get(loc)
+    if kind in _NUMBER_TYPES:
+        # Strict number fields: a boolean (`yes`, `true`) or a quoted number is not taken as one.
+        expects = f"{where}: {key_path}: expects {_NUMBER_TYPES[kind]}"
+        if found is None:
+            return f"{expects}, found null; write a number, or remove the key for the default"
+        what = _KINDS.get(type(found), type(found).__name__)
+        if isinstance(found, dict | list):
+            return f"{expects}, found {what}"
+        shown = repr(found) if isinstance(found, str) or written is None else written
+        return f"{expects}, found {shown} ({what})"
+    if kind in ("value_error", "assertion_error") and isinstance(found, dict):
         found = None
     found_text = "" if found is None or isinstance(found, dict | list) else f" (found {found!r})"
     return f"{where}: {key_path}: {msg}{found_text}"
 
 
+# How many errors after the first one a message lists (a spec of 10,000 checks can have many).
+_MORE_SHOWN = 9
+
+
 def parse_spec(text: str, file: Path | str = SPEC_FILE) -> Spec:
     """Parse spec text; raise SpecError naming file, line, key path, found and valid values."""
     file = Path(file)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(f"{file}{line}: not valid YAML: {problem}") from None
+    doc = load_yaml(text, file)
+    raw = doc.data
     if not isinstance(raw, dict):
         raise SpecError(f"{file}:1: the spec must be a mapping of keys (name:, sources:, ...)")
-    lines: dict[tuple[Any, ...], int] = {}
-    if node is not None:
-        duplicate = _duplicate_key(node)
-        if duplicate:
-            raise SpecError(
-                f"{file}:{duplicate[1]}: key {duplicate[0]!r} appears twice; keep one of them"
-            )
-        _line_index(node, (), lines)
     try:
         return Spec.model_validate(raw)
     except ValidationError as exc:
@@ -452,13 +472,12 @@ def parse_spec(text: str, file: Path | str = SPEC_FILE) -> Spec:
             if not (e["type"] == "missing" and (tuple(e["loc"][:-1]), e["loc"][-1]) in typos)
         ]
         errors.sort(key=lambda e: e["type"] != "extra_forbidden")
-        messages = [_format_error(e, file, lines, raw) for e in errors]
-        head = messages[0]
-        more = (
-            f" (and {len(messages) - 1} more: " + "; ".join(messages[1:]) + ")"
-            if len(messages) > 1
-            else ""
-        )
+        messages = [_format_error(e, file, doc) for e in errors]
+        head, rest = messages[0], messages[1:]
+        shown = "; ".join(rest[:_MORE_SHOWN])
+        if len(rest) > _MORE_SHOWN:
+            shown += f"; {len(rest) - _MORE_SHOWN} not shown"
+        more = f" (and {len(rest)} more: {shown})" if rest else ""
         raise SpecError(head + more) from None
 
 
@@ -471,4 +490,4 @@ def load_spec(project: Path | str) -> Spec:
         raise SpecError(
             f"{path}: no spec found; create one with 'mlcrew init --example bikeshare DIR'"
         )
-    return parse_spec(path.read_text(encoding="utf-8"), path)
+    return parse_spec(read_utf8(path), path)

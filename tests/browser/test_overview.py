@@ -65,3 +65,44 @@ def test_api_reference_renders_offline(browser: Any, server: BackgroundServer) -
     assert "rows" in predict.locator("table").last.inner_text()
     assert all(url.startswith(server.url) for url in requests)  # nothing from a CDN
     page.close()
+
+
+def test_page_fits_1280_and_try_it_sends_values_of_the_schema_types(
+    browser: Any, server: BackgroundServer, trained_project: Project, tmp_path: Path
+) -> None:
+    import json
+
+    page = browser.new_page(viewport={"width": 1280, "height": 800})
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.post_data or "") if r.method == "POST" else None)
+    page.goto(server.url + "/")
+    page.get_by_role("button", name="Send this request").click()
+    page.wait_for_function("document.getElementById('answer').textContent.length > 0")
+    assert page.locator("#answer").inner_text().startswith("200 ")
+    # No sideways scrolling at a common laptop width, with the answer shown: not the page, and
+    # not the example request either (the whole curl command is readable).
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    assert page.evaluate("(e => e.scrollWidth <= e.clientWidth)(document.getElementById('try'))")
+    card = page.locator("#try").evaluate("e => e.closest('.card').getBoundingClientRect().right")
+    assert page.locator("#answer").evaluate("e => e.getBoundingClientRect().right") <= card
+    page.screenshot(path=str(tmp_path / "overview-1280.png"), full_page=True)
+    page.close()
+
+    row = json.loads(sent[0])["rows"][0]
+    shown = json.loads(
+        page_text := server_get(server.url + "/").split("-d '", 1)[1].split("'</pre>", 1)[0]
+    )
+    assert shown["rows"][0] == row, page_text  # the curl shown is the request sent
+    # weekday is a category over an integer column: it is sent as the integer a client has.
+    assert row["weekday"] in range(7) and isinstance(row["weekday"], int)
+    assert isinstance(row["weathersit"], str)
+    assert all(isinstance(row[f], float) for f in ("temp", "atemp", "hum", "windspeed"))
+    assert isinstance(row["hr"], int)
+
+
+def server_get(url: str) -> str:
+    import html
+
+    import httpx
+
+    return html.unescape(httpx.get(url).text)

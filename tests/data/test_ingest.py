@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlcrew.errors import DataError
-from mlcrew.pipeline.runner import execute_stage
+from mlcrew.pipeline.execute import execute_stage
 from mlcrew.pipeline.stages import stage_by_name
 from mlcrew.spec import parse_spec
 from mlcrew.store import Store
@@ -25,7 +25,7 @@ def ingest(store: Store, tmp_path: Path, spec_text: str, files: dict[str, Path])
     spec = parse_spec(spec_text)
     stage = stage_by_name("ingest")
     inputs = {f"source.{n}": store.artifacts.put_file(p) for n, p in files.items()}
-    outputs, _ = execute_stage(stage, stage.config(spec), inputs, None, store, "t", dry_run=False)
+    outputs, _ = execute_stage(stage, stage.config(spec), inputs, store, "t", dry_run=False)
     return pq.read_table(store.artifacts.local_path(outputs["dataset"]))
 
 
@@ -87,13 +87,13 @@ def test_random_split_is_seeded(store: Store, tmp_path: Path) -> None:
 
     def test_ids(seed: int) -> list[int]:
         spec = parse_spec(
-            "name: t\nsources: {d: {path: d.parquet}}\n"
+            f"name: t\nseed: {seed}\nsources: {{d: {{path: d.parquet}}}}\n"
             "dataset: {from: d, split: {by: random, test: 0.3}}\ntarget: y\n"
         )
         out, record = execute_stage(
-            stage, stage.config(spec), {"ingest.dataset": digest}, seed, store, "t", dry_run=False
+            stage, stage.config(spec), {"ingest.dataset": digest}, store, "t", dry_run=False
         )
-        assert record == {"by": "random", "train_rows": 70, "test_rows": 30}
+        assert record == {"by": "random", "seed": seed, "train_rows": 70, "test_rows": 30}
         return pq.read_table(store.artifacts.local_path(out["test"])).column("i").to_pylist()
 
     assert test_ids(0) == test_ids(0)

@@ -45,6 +45,14 @@ def test_killed_run_resumes_from_cache(example_dir: Path) -> None:
         proc.send_signal(signal.SIGKILL)  # during or right after training: no chance to clean up
         proc.wait()
     assert "split" in done, f"split never finished: {log.read_text()}"
+    # At once, before any other run: the killed run shows as interrupted, with what it did.
+    runs = subprocess.run(
+        [*MAIN, "runs", "--json", "-p", str(example_dir)], capture_output=True, text=True
+    )
+    assert runs.returncode == 0, runs.stderr
+    (killed,) = json.loads(runs.stdout)["runs"]
+    assert killed["status"] == "interrupted"
+    assert killed["executed"][:3] == ["ingest", "check", "split"]
     resumed = subprocess.run(
         [*MAIN, "run", "--json", "-p", str(example_dir)],
         capture_output=True,

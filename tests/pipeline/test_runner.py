@@ -8,28 +8,16 @@ import pytest
 from sqlalchemy import func, select
 
 from mlcrew.errors import CheckFailed
-from mlcrew.pipeline.runner import reproduce, status
+from mlcrew.pipeline.reproduce import reproduce
 from mlcrew.project import Project
 from mlcrew.store.models import LineageEdge, ModelVersion
-from tests.conftest import _reload, run_pipeline
+from tests.conftest import current_status, edit_spec, run_pipeline
 
 ALL = ["ingest", "check", "split", "train", "evaluate", "register"]
 
 
 def states(doc: dict[str, object]) -> dict[str, str]:
     return {s["name"]: s["state"] for s in doc["stages"]}  # type: ignore[index,union-attr]
-
-
-def edit_spec(proj: Project, old: str, new: str) -> None:
-    path = proj.root / "mlcrew.yaml"
-    text = path.read_text()
-    assert old in text
-    path.write_text(text.replace(old, new))
-
-
-def current_status(proj: Project) -> dict[str, dict[str, str]]:
-    spec, _ = _reload(proj)
-    return {r["name"]: r for r in status(proj.root, proj.store, spec)}  # type: ignore[arg-type]
 
 
 def test_first_run_executes_all_then_everything_is_cached(project: Project) -> None:
@@ -157,24 +145,45 @@ def test_stage_contract_checker() -> None:
 
     for stage in STAGES:
         check_stage(stage)
+    from pydantic import BaseModel
+
+    spec, _ = _reload_example()
+    for stage in STAGES:
+        check_stage(stage, spec)
     broken = StageDef(
-        name="my stage", version="", sections=(), inputs=("x",), outputs=(), impl="nowhere:fn"
+        name="my stage",
+        version="",
+        config_model=BaseModel,
+        build_config=lambda spec: BaseModel(),
+        inputs=("x",),
+        outputs=(),
+        impl="nowhere:fn",
+        libraries=("no-such-distribution",),
     )
     with pytest.raises(TypeError) as info:
         check_stage(broken)
     msg = str(info.value)
     assert "must be an identifier" in msg and "version must be set" in msg
     assert "'stage.output'" in msg and "cannot be imported" in msg
+    assert "'no-such-distribution' is not an installed distribution" in msg
 
 
-def test_reverting_the_spec_brings_its_champion_back(project: Project) -> None:
+def _reload_example() -> tuple[object, str]:
+    from mlcrew.project import EXAMPLES
+    from mlcrew.spec import load_spec
+
+    return load_spec(EXAMPLES / "bikeshare"), ""
+
+
+def test_reverting_the_spec_moves_no_alias(project: Project) -> None:
     run_pipeline(project)
     edit_spec(project, "rounds: 300", "rounds: 200")
     assert run_pipeline(project)["champion"] == {"name": "bike-demand", "version": 2}
     edit_spec(project, "rounds: 200", "rounds: 300")
     doc = run_pipeline(project)
     assert set(states(doc).values()) == {"cached"}
-    assert doc["champion"] == {"name": "bike-demand", "version": 1}
+    # A run computes; it does not decide. v1 comes back only through promotion.
+    assert doc["champion"] == {"name": "bike-demand", "version": 2}
 
 
 def test_champion_never_shows_a_stale_failed_verdict(project: Project) -> None:

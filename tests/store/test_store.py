@@ -133,3 +133,42 @@ def test_relative_store_locations_are_relative_to_the_project(
     project.close()
     assert (example_dir / "meta.db").exists() and (example_dir / "blobs" / "sha256").is_dir()
     assert list(elsewhere.iterdir()) == []
+
+
+def test_upgrade_from_0001_keeps_aliases_and_logs_them(tmp_path: Path, db_url: str) -> None:
+    """A store made by the first release upgrades in place: its alias gets an audit entry."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from mlcrew.registry import history
+    from mlcrew.store.db import MIGRATIONS, make_engine
+
+    engine = make_engine(db_url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001")
+        conn.execute(
+            text(
+                "insert into model_versions (name, version, model_digest, run_id, spec_digest,"
+                " data_digests, metrics, verdict, created_at) values ('m', 1, :d, 'r', :d,"
+                " '{}', '{}', '{\"passed\": true}', :t)"
+            ),
+            {"d": "a" * 64, "t": now()},
+        )
+        conn.execute(
+            text(
+                "insert into aliases (name, alias, version, updated_at)"
+                " values ('m', 'champion', 1, :t)"
+            ),
+            {"t": now()},
+        )
+    engine.dispose()
+    store = Store(db_url, tmp_path / "artifacts")
+    assert current_revision(store.engine) == HEAD_REVISION
+    (event,) = history(store, "m")
+    assert (event.alias, event.from_version, event.to_version) == ("champion", None, 1)
+    assert "before the audit log existed" in event.reason
+    store.close()

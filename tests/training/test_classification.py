@@ -9,7 +9,8 @@ import pytest
 from sklearn.datasets import load_breast_cancer, load_wine
 
 from mlcrew.errors import DataError
-from mlcrew.pipeline.runner import Runner, reproduce
+from mlcrew.pipeline.reproduce import reproduce
+from mlcrew.pipeline.runner import Runner
 from mlcrew.project import Project
 
 

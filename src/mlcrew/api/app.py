@@ -10,7 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from mlcrew import __version__
 from mlcrew.api import errors
 from mlcrew.api.deps import AppState
-from mlcrew.api.routers import health, models, monitoring, pages, runs
+from mlcrew.api.routers import health, models, monitoring, pages, registry, runs
 from mlcrew.serving.loader import ModelCache
 from mlcrew.spec import Spec
 from mlcrew.store import Store
@@ -29,7 +29,7 @@ def create_app(project: Path, spec: Spec, store: Store) -> FastAPI:
     )
     errors.install(app)
     app.state.mlcrew = AppState(project=project, spec=spec, store=store, models=ModelCache(store))
-    for module in (health, models, runs, monitoring, pages):
+    for module in (health, models, registry, runs, monitoring, pages):
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     return app

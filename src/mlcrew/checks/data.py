@@ -14,8 +14,10 @@ import duckdb
 
 from mlcrew.data.tables import connect, scalar
 from mlcrew.errors import CheckFailed, DataError
+from mlcrew.pipeline.configs import CheckConfig
 from mlcrew.pipeline.stage import StageContext, StageResult
 from mlcrew.spec import Check
+from mlcrew.wording import plural
 
 SAMPLE_ROWS = 5
 
@@ -156,12 +158,12 @@ def _jsonable(value: Any) -> Any:
     return value if isinstance(value, int | float | str | bool | type(None)) else str(value)
 
 
-def run(ctx: StageContext) -> StageResult:
+def run(ctx: StageContext[CheckConfig]) -> StageResult:
     con = connect()
-    path = str(ctx.inputs["ingest.dataset"]).replace("'", "''")
+    path = str(ctx.inputs.path("ingest.dataset")).replace("'", "''")
     con.execute(f"CREATE VIEW dataset AS SELECT * FROM read_parquet('{path}')")
-    checks = [Check.model_validate(c) for c in ctx.config["checks"]]
-    target = ctx.config["target"]
+    checks = list(ctx.config.checks)
+    target = ctx.config.target
     columns = [r[0] for r in con.execute("DESCRIBE dataset").fetchall()]
     if target not in columns:
         raise DataError(
@@ -177,7 +179,7 @@ def run(ctx: StageContext) -> StageResult:
     out = ctx.workdir / "checks.json"
     out.write_text(json.dumps(report, indent=2, sort_keys=True))
     if errors:
-        more = f"; {len(errors) - 1} more failing check(s)" if len(errors) > 1 else ""
+        more = f"; {plural(len(errors) - 1, 'more failing check')}" if len(errors) > 1 else ""
         raise CheckFailed(
             f"data check failed: {_summary(errors[0], report['rows'])}{more}; fix the data, or "
             f"the check (checks[{errors[0]['check']}] in mlcrew.yaml; level: warn only reports)",
@@ -196,6 +198,6 @@ def _summary(result: dict[str, Any], rows: int) -> str:
     else:
         example = f" (found type {result.get('type_found')})"
     return (
-        f"checks[{result['check']}] ({result['rule']}): {result['failing']} of {rows} rows "
-        f"fail{example}"
+        f"checks[{result['check']}] ({result['rule']}): {result['failing']} of "
+        f"{plural(rows, 'row')} {'fails' if result['failing'] == 1 else 'fail'}{example}"
     )

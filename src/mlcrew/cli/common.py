@@ -26,3 +26,17 @@ def emit_json(doc: Any) -> None:
 
 def short(digest: str | None) -> str:
     return (digest or "")[:12]
+
+
+def open_model_project(project: Path, name: str) -> Any:
+    """The project whose model is `name`; a clear error if the project holds another model."""
+    from mlcrew.errors import NotFoundError
+    from mlcrew.project import Project
+
+    proj = Project.open(project)
+    if name != proj.spec.name:
+        raise NotFoundError(
+            f"this project's model is {proj.spec.name!r}, not {name[:64]!r}; use "
+            f"{proj.spec.name!r} or point --project at the project that holds {name[:64]!r}"
+        )
+    return proj

@@ -4,23 +4,66 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 import typer
 from rich.markup import escape
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from mlcrew.cli import export, models, monitor, pipeline, project, score, serve
+from mlcrew.cli import export, models, monitor, pipeline, project, registry, score, serve, store
 from mlcrew.cli.common import err_console
 from mlcrew.errors import MlcrewError
+
+# Every exit code mlcrew uses, for scripts and CI (README "Exit codes" says the same).
+EXIT_CODES = """\b
+Exit codes:
+  0   done (`run`: the model passed every gate)
+  1   failed: bad data, a failed check, not found, not reproduced
+  2   bad usage, or a missing or invalid spec/project (says where)
+  3   a gate said no: `run` (registered, not promoted), `promote`
+  70  internal error: a bug (rerun with --debug, please report it)
+  130 interrupted (Ctrl-C)"""
+
+
+def _plain_flags(params: list[Any]) -> list[Any]:
+    """A flag takes no value: show none beside it in --help (Typer prints `<bool>`)."""
+    for param in params:
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    return params
+
+
+class _Command(TyperCommand):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
+
+class _Group(TyperGroup):
+    def get_params(self, ctx: Any) -> list[Any]:
+        return _plain_flags(super().get_params(ctx))
+
 
 app = typer.Typer(
     name="mlcrew",
     help="mlcrew: one spec, one store, one pipeline from raw data to a monitored model.",
+    epilog=EXIT_CODES,
+    cls=_Group,
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for group in (project, pipeline, models, monitor, serve, score, export):
+for group in (project, pipeline, registry, monitor, serve, score, export):
+    for command in group.app.registered_commands:
+        if command.cls in (None, TyperCommand):
+            command.cls = _Command
     app.registered_commands.extend(group.app.registered_commands)
+# Command groups with sub-commands: `mlcrew models [history]`, `mlcrew store verify`.
+for sub in (models.app, store.app):
+    sub.info.cls = _Group
+    for command in sub.registered_commands:
+        if command.cls in (None, TyperCommand):
+            command.cls = _Command
+    app.add_typer(sub)
 
 _debug = {"on": bool(os.environ.get("MLCREW_DEBUG"))}
 

@@ -10,12 +10,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from mlcrew.cli.common import JsonOption, ProjectOption, console, emit_json
+from mlcrew.wording import plural
 
 app = typer.Typer()
 
 
 def drift_table(report: dict[str, Any], limit: int | None = None) -> Table:
-    table = Table(title=f"drift vs training reference ({report['data']['rows']} new rows)")
+    rows = plural(report["data"]["rows"], "new row")
+    table = Table(title=f"drift vs training reference ({rows})")
     for col in ("feature", "PSI", "test", "p-value", "drifted"):
         table.add_column(col)
     for f in report["features"][:limit]:

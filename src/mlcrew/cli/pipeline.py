@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import typer
+from rich import box
 from rich.markup import escape
 from rich.table import Table
 
 from mlcrew.cli.common import JsonOption, ProjectOption, console, emit_json, short
 from mlcrew.cli.progress import stage_progress
-from mlcrew.pipeline.runner import RunResult
+from mlcrew.pipeline.runs import RunResult
 
 app = typer.Typer()
 
@@ -28,26 +28,7 @@ def print_run(result: RunResult) -> None:
         console.print(f"[{style}]verdict: {'passed' if verdict['passed'] else 'FAILED'}[/]")
         for reason in verdict["reasons"]:
             console.print(f"  {escape(reason)}")
-    champion, before = result.champion, result.previous_champion
-    reg = result.registration or {}
-
-    def label(c: dict[str, Any] | None) -> str:
-        return f"{c['name']} v{c['version']}" if c else "none"
-
-    if verdict and not verdict["passed"] and champion and champion["version"] == reg.get("version"):
-        console.print(
-            f"champion {label(champion)} fails the current gates; it stays champion until a "
-            "model that passes them replaces it"
-        )
-    elif verdict and not verdict["passed"]:
-        console.print(
-            f"registered {reg.get('name')} v{reg.get('version')}, not promoted: a gate failed "
-            f"(champion stays {label(champion)})"
-        )
-    elif champion != before:
-        console.print(f"champion: {label(champion)} (was {label(before)})")
-    else:
-        console.print(f"champion: {label(champion)} (unchanged)")
+    console.print(escape(result.champion_story()))
     console.print(f"run: {result.run_id}", style="dim")
 
 
@@ -90,7 +71,7 @@ def run_cmd(
 @app.command("status")
 def status_cmd(project: Path = ProjectOption, json_out: bool = JsonOption) -> None:
     """Show each stage as fresh, stale (and why) or never run."""
-    from mlcrew.pipeline.runner import status
+    from mlcrew.pipeline.status import status
     from mlcrew.project import Project
 
     proj = Project.open(project)
@@ -117,30 +98,36 @@ def runs_cmd(
     json_out: bool = JsonOption,
 ) -> None:
     """List the latest runs: id, status, what executed, verdict and champion."""
-    from mlcrew.pipeline.runner import list_runs
+    from mlcrew.pipeline.runs import list_runs
     from mlcrew.project import Project
 
     proj = Project.open(project)
-    runs = list_runs(proj.store, limit)
+    runs = list_runs(proj.store, limit, proj.spec.name)
     if json_out:
         emit_json({"project": proj.spec.name, "runs": runs})
         return
     if not runs:
         console.print("no runs yet; start one with 'mlcrew run'")
         return
-    table = Table(title=f"{proj.spec.name}: latest runs")
-    table.add_column("run", no_wrap=True)
-    for col in ("status", "started", "executed", "verdict", "champion"):
-        table.add_column(col)
+    # Fits 80 columns: light rules, short dates that never wrap, and only `executed` may wrap.
+    table = Table(
+        title=f"{proj.spec.name}: latest runs",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for col in ("run", "status", "started", "verdict", "champion"):
+        table.add_column(col, no_wrap=True)
+    table.add_column("executed", min_width=9)
     for r in runs:
         verdict = r["verdict"]
         table.add_row(
             r["run_id"],
             r["status"] if r["status"] == "ok" else f"[red]{r['status']}[/]",
-            r["started_at"][:19],
-            ", ".join(r["executed"]) or "[dim]all cached[/]",
+            r["started_at"][:16].replace("T", " "),
             "—" if not verdict else ("[green]passed[/]" if verdict["passed"] else "[red]failed[/]"),
             f"v{r['champion']['version']}" if r["champion"] else "—",
+            ", ".join(r["executed"]) or "[dim]all cached[/]",
         )
     console.print(table)
 
@@ -152,7 +139,7 @@ def reproduce_cmd(
     json_out: bool = JsonOption,
 ) -> None:
     """Re-execute a run with the cache bypassed and compare every output digest."""
-    from mlcrew.pipeline.runner import reproduce
+    from mlcrew.pipeline.reproduce import reproduce
     from mlcrew.project import Project
 
     proj = Project.open(project)

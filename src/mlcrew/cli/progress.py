@@ -15,7 +15,12 @@ from mlcrew.pipeline.runner import Progress as ProgressFn
 @contextmanager
 def stage_progress(total: int, enabled: bool = True) -> Iterator[ProgressFn]:
     if not enabled:
-        yield lambda *_: None
+        # Even with --json (stdout is for the document), a pause is said on stderr.
+        def quiet(stage: str, event: str, detail: dict[str, Any]) -> None:
+            if event == "waiting":
+                err_console.print(f"waiting: {detail.get('message', '')}", markup=False)
+
+        yield quiet
         return
     progress = Progress(
         SpinnerColumn(),
@@ -41,6 +46,8 @@ def stage_progress(total: int, enabled: bool = True) -> Iterator[ProgressFn]:
             )
             progress.advance(task)
             progress.update(task, description="pipeline")
+        elif event == "waiting":
+            progress.console.print(f"[yellow]waiting:[/] {detail.get('message', '')}")
         elif event == "failed":
             progress.console.print(f"  [red]✗[/] {stage:<9} [red]failed[/]")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.markup import escape
@@ -10,6 +11,10 @@ from rich.panel import Panel
 
 from mlcrew.cli.common import console, err_console
 from mlcrew.cli.progress import stage_progress
+from mlcrew.wording import plural
+
+if TYPE_CHECKING:
+    from mlcrew.demo import DemoResult
 
 app = typer.Typer()
 
@@ -30,7 +35,9 @@ def init_cmd(
 
 @app.command("demo")
 def demo_cmd(
-    directory: Path | None = typer.Option(None, "--dir", help="Project folder (default: temp)."),
+    directory: Path | None = typer.Option(
+        None, "--dir", help="Project folder to keep (default: a temporary one, removed at the end)."
+    ),
     serve: bool = typer.Option(False, "--serve", help="Keep the service and page up afterwards."),
     port: int = typer.Option(0, help="Port for the service (default: a free one)."),
 ) -> None:
@@ -46,10 +53,25 @@ def demo_cmd(
             port=port,
             on_step=lambda msg: err_console.print(f"[bold]→[/] {escape(msg)}"),
         )
+    try:
+        console.print(Panel(_summary(result), title="mlcrew demo: bike-demand", expand=False))
+        if result.server is not None:
+            console.print(f"overview page: {result.url}/  (Ctrl-C to stop)")
+            result.server.wait()
+    finally:
+        result.close()
+    if result.temporary:
+        console.print("temporary project removed; keep one with --dir DIR", style="dim")
+    else:
+        console.print(f"next: mlcrew status -p {escape(str(result.project))}", style="dim")
+
+
+def _summary(result: DemoResult) -> str:
     run = result.run
     verdict = run["verdict"]
     lines = [
-        f"[bold]project[/]   {escape(str(result.project))}",
+        f"[bold]project[/]   {escape(str(result.project))}"
+        + (" [dim](temporary: removed at the end)[/]" if result.temporary else ""),
         "[bold]verdict[/]   " + ("[green]passed[/]" if verdict["passed"] else "[red]failed[/]"),
         *[f"            {escape(r)}" for r in verdict["reasons"]],
         f"[bold]champion[/]  {run['champion']['name']} v{run['champion']['version']}",
@@ -61,18 +83,26 @@ def demo_cmd(
             for w in result.response.get("warnings", [])
         ],
     ]
-    perf = result.monitor.get("performance", {}).get("current", {})
-    top = [f for f in result.monitor["features"] if f["drifted"]][:4]
+    monitor = result.monitor
+    perf = monitor.get("performance", {}).get("current", {})
+    drifted = [f for f in monitor["features"] if f["drifted"]]
     lines.append(
-        f"[bold]monitor[/]   July-December, {result.monitor['data']['rows']} rows: "
+        f"[bold]monitor[/]   July-December, {plural(monitor['data']['rows'], 'row')}: "
         + (f"mae {perf['mae']:.1f} " if "mae" in perf else "")
-        + f"({len(result.monitor['drifted'])} of {len(result.monitor['features'])} features "
-        "drifted)"
+        + f"({len(drifted)} of {plural(len(monitor['features']), 'feature')} drifted)"
     )
-    lines += [f"            {f['feature']}: PSI {f['psi']:.2f}" for f in top]
-    console.print(Panel("\n".join(lines), title="mlcrew demo: bike-demand", expand=False))
-    if result.server is not None:
-        console.print(f"overview page: {result.url}/  (Ctrl-C to stop)")
-        result.server.wait()
-    else:
-        console.print(f"next: mlcrew status -p {escape(str(result.project))}", style="dim")
+    # Every drifted feature, so the count and the list agree: drift is a PSI alert or a
+    # significant test, and both numbers are shown.
+    lines += [f"            {escape(f['feature'])}: {_drift_text(f)}" for f in drifted]
+    return "\n".join(lines)
+
+
+def _drift_text(feature: dict[str, Any]) -> str:
+    if feature.get("missing"):
+        return "missing from the new data"
+    parts = []
+    if feature.get("psi") is not None:
+        parts.append(f"PSI {feature['psi']:.2f}" + (" (alert)" if feature.get("alert") else ""))
+    if feature.get("p_value") is not None:
+        parts.append(f"{feature.get('test', 'test')} p={feature['p_value']:.2g}")
+    return ", ".join(parts)

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 from mlcrew.data.tables import connect, fetch_arrow, load_file, scalar, schema_of, write_parquet
 from mlcrew.errors import DataError
+from mlcrew.pipeline.configs import IngestConfig
 from mlcrew.pipeline.stage import StageContext, StageResult
+from mlcrew.wording import plural
 
 if TYPE_CHECKING:
     import duckdb
@@ -37,7 +39,8 @@ def apply_transforms(
             if len(statements) != 1 or statements[0].type not in query_types:
                 raise DataError(
                     f"transform {name!r} must be exactly one SELECT statement "
-                    f"(found {len(statements)} statement(s)); fix transforms.{name} in {where}"
+                    f"(found {plural(len(statements), 'statement')}); fix transforms.{name} in "
+                    f"{where}"
                 )
             con.execute(f'CREATE TABLE "{name}" AS {sql}')
         except duckdb.Error as exc:
@@ -49,17 +52,18 @@ def apply_transforms(
     return rows
 
 
-def run(ctx: StageContext) -> StageResult:
+def run(ctx: StageContext[IngestConfig]) -> StageResult:
     con = connect()
     record: dict[str, Any] = {"tables": {}}
-    for name, raw in ctx.config["sources"].items():
-        path = ctx.inputs[f"source.{name}"]
-        rows = load_file(con, name, path, raw["format"], f"source {name!r}", raw)
+    for name, source in ctx.config.sources.items():
+        path = ctx.inputs.path(f"source.{name}")
+        options = source.model_dump()
+        rows = load_file(con, name, path, source.format, f"source {name!r}", options)
         record["tables"][name] = {"rows": rows}
     sandbox(con)
-    for name, count in apply_transforms(con, ctx.config["transforms"]).items():
+    for name, count in apply_transforms(con, ctx.config.transforms).items():
         record["tables"][name] = {"rows": count}
-    dataset = ctx.config["dataset"]["from"]
+    dataset = ctx.config.dataset
     table = fetch_arrow(con, f'SELECT * FROM "{dataset}"')
     if table.num_rows == 0:
         raise DataError(f"dataset {dataset!r} has no rows; check the sources and transforms")

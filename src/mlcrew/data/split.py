@@ -4,24 +4,26 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlcrew.data.tables import read_parquet, write_parquet
+from mlcrew.data.tables import write_parquet
 from mlcrew.errors import DataError
+from mlcrew.pipeline.configs import SplitConfig
 from mlcrew.pipeline.stage import StageContext, StageResult
-from mlcrew.spec import Split
+from mlcrew.wording import plural
 
 
-def run(ctx: StageContext) -> StageResult:
+def run(ctx: StageContext[SplitConfig]) -> StageResult:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    split = Split.model_validate(ctx.config["split"])
-    table = read_parquet(ctx.inputs["ingest.dataset"])
+    split = ctx.config
+    table = ctx.inputs.table("ingest.dataset")
     n = table.num_rows
     n_test = round(n * split.test)
     if n_test < 1 or n - n_test < 2:
         raise DataError(
-            f"split: {n} rows cannot be cut into train and test with test={split.test}; "
+            f"split: {plural(n, 'row')} cannot be cut into train and test with "
+            f"test={split.test}; "
             "use more data or change dataset.split.test"
         )
     if split.by == "time":
@@ -39,7 +41,7 @@ def run(ctx: StageContext) -> StageResult:
         ordered = table.take(indices)
         train, test = ordered.slice(0, n - n_test), ordered.slice(n - n_test)
     else:
-        rng = np.random.default_rng(ctx.seed or 0)
+        rng = np.random.default_rng(split.seed or 0)
         test_mask = np.zeros(n, dtype=bool)
         test_mask[rng.permutation(n)[:n_test]] = True
         train = table.filter(pa.array(~test_mask))
@@ -49,6 +51,7 @@ def run(ctx: StageContext) -> StageResult:
     write_parquet(test, out_test)
     record: dict[str, Any] = {
         "by": split.by,
+        "seed": split.seed,
         "train_rows": train.num_rows,
         "test_rows": test.num_rows,
     }

@@ -149,5 +149,12 @@ def read_parquet(path: Path) -> pa.Table:
     return pq.read_table(path)
 
 
+def read_parquet_bytes(data: bytes) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    return pq.read_table(pa.BufferReader(data))
+
+
 def schema_of(table: pa.Table) -> list[dict[str, str]]:
     return [{"name": f.name, "type": str(f.type)} for f in table.schema]

@@ -1,0 +1,1 @@
+"""The pipeline: stage contract, default stages, cache keys, runner, status and reproduce."""

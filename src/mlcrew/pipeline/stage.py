@@ -1,33 +1,93 @@
-"""The stage contract: every pipeline step is a plain function over artifacts.
+"""The stage contract: every pipeline step is a plain function over read-only artifacts.
 
-A stage declares its name, code version, the spec sections it reads, the artifacts it takes and the
-artifacts it makes. Its function receives only those (never the whole spec), so a re-run from the
-recorded config and input digests is a faithful re-execution. Implementations are imported lazily,
-so that a cached run never pays for importing LightGBM or DuckDB.
+A stage declares its name, code version, a typed config built from the spec (only what it
+reads), the artifacts it takes, the artifacts it makes and the libraries whose versions can
+change its output. Its function receives that config and a read-only view of its inputs (never
+the whole spec, never a path into the store), so a re-run from the recorded config and input
+digests is a faithful re-execution. Implementations are imported lazily, so that a cached run
+never pays for importing LightGBM or DuckDB.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from mlcrew.errors import NotFoundError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from mlcrew.spec import Spec
     from mlcrew.store import Store
 
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
+
+
+class InputView:
+    """A stage's inputs, read-only: their bytes, text, tables or a private copy on disk.
+
+    Every read is checked against the input's digest, so a blob changed in the store is
+    never fed to a stage."""
+
+    def __init__(self, store: Store, digests: dict[str, str], scratch: Path) -> None:
+        self._store = store
+        self._digests = dict(digests)
+        self._scratch = scratch
+
+    def __contains__(self, ref: object) -> bool:
+        return ref in self._digests
+
+    @property
+    def digests(self) -> dict[str, str]:
+        return dict(self._digests)
+
+    def digest(self, ref: str) -> str:
+        try:
+            return self._digests[ref]
+        except KeyError:
+            raise NotFoundError(
+                f"input {ref!r} is not declared by this stage; declared: "
+                f"{', '.join(sorted(self._digests)) or 'none'}"
+            ) from None
+
+    def bytes(self, ref: str) -> bytes:
+        return self._store.artifacts.read_bytes(self.digest(ref))
+
+    def text(self, ref: str) -> str:
+        return self.bytes(ref).decode("utf-8")
+
+    def json(self, ref: str) -> Any:
+        return json.loads(self.bytes(ref))
+
+    def table(self, ref: str) -> pa.Table:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        return pq.read_table(pa.BufferReader(self.bytes(ref)))
+
+    def path(self, ref: str) -> Path:
+        """A private copy of the input as a file, for readers that need a path (DuckDB)."""
+        digest = self.digest(ref)
+        target = self._scratch / digest
+        if not target.exists():
+            self._store.artifacts.copy_to(digest, target)
+        return target
+
 
 @dataclass
-class StageContext:
+class StageContext(Generic[ConfigT]):
     """What a stage function may see."""
 
-    config: dict[str, Any]
-    inputs: dict[str, Path]
-    input_digests: dict[str, str]
+    config: ConfigT
+    inputs: InputView
     workdir: Path
-    seed: int | None
     store: Store
     run_id: str
     dry_run: bool = False  # reproduce: compute outputs, change nothing in the registry
@@ -39,7 +99,7 @@ class StageResult:
     record: dict[str, Any] = field(default_factory=dict)
 
 
-StageFn = Callable[[StageContext], StageResult]
+StageFn = Callable[[StageContext[Any]], StageResult]
 
 
 @dataclass(frozen=True)
@@ -48,20 +108,23 @@ class StageDef:
 
     name: str
     version: str
-    sections: tuple[str, ...]
+    config_model: type[BaseModel]
+    build_config: Callable[[Spec], BaseModel]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     impl: str
-    uses_seed: bool = False
+    # Distributions whose versions can change the stage's output; part of the cache key.
+    libraries: tuple[str, ...] = ()
     description: str = ""
-    # Hook to shape the cache-relevant config, e.g. to drop file paths (content is an input).
-    shape_config: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     # "module:function(store, record)" run when the stage is served from the cache.
     on_cached: str | None = None
 
-    def config(self, spec: Spec) -> dict[str, Any]:
-        cfg = spec.section(*self.sections)
-        return self.shape_config(cfg) if self.shape_config else cfg
+    def config(self, spec: Spec) -> BaseModel:
+        return self.build_config(spec)
+
+    def load_config(self, recorded: dict[str, Any]) -> BaseModel:
+        """A recorded config, validated again (re-execution gets the same typed object)."""
+        return self.config_model.model_validate(recorded)
 
     def input_refs(self, spec: Spec) -> tuple[str, ...]:
         if "sources" in self.inputs:
@@ -80,7 +143,13 @@ class StageDef:
         return getattr(importlib.import_module(module), attr)
 
 
-def check_stage(stage: StageDef) -> None:
+def dump_config(config: BaseModel) -> dict[str, Any]:
+    """The canonical JSON form of a stage config: what is recorded and hashed."""
+    data: dict[str, Any] = config.model_dump(mode="json", by_alias=True)
+    return data
+
+
+def check_stage(stage: StageDef, spec: Spec | None = None) -> None:
     """Tell a stage author which part of the contract their declaration breaks."""
     problems: list[str] = []
     if not stage.name.isidentifier():
@@ -89,9 +158,16 @@ def check_stage(stage: StageDef) -> None:
         problems.append("version must be set; bump it whenever the stage's code changes output")
     if not stage.outputs:
         problems.append("a stage must declare at least one output")
+    if not (isinstance(stage.config_model, type) and issubclass(stage.config_model, BaseModel)):
+        problems.append("config_model must be a pydantic model class")
     for ref in stage.inputs:
         if ref != "sources" and ref.count(".") != 1:
             problems.append(f"input {ref!r} must read 'stage.output'")
+    for lib in stage.libraries:
+        from mlcrew.pipeline.keys import library_versions
+
+        if library_versions((lib,))[lib] == "not installed":
+            problems.append(f"library {lib!r} is not an installed distribution")
     if ":" not in stage.impl:
         problems.append(f"impl {stage.impl!r} must read 'module:function'")
     else:
@@ -99,5 +175,13 @@ def check_stage(stage: StageDef) -> None:
             stage.function()
         except (ImportError, AttributeError) as exc:
             problems.append(f"impl {stage.impl!r} cannot be imported: {exc}")
+    if spec is not None and not problems:
+        built = stage.config(spec)
+        if not isinstance(built, stage.config_model):
+            problems.append(
+                f"build_config returns {type(built).__name__}, not {stage.config_model.__name__}"
+            )
+        elif stage.load_config(dump_config(built)) != built:
+            problems.append("the config does not survive a JSON round trip (dump -> validate)")
     if problems:
         raise TypeError(f"stage {stage.name!r} breaks the stage contract: " + "; ".join(problems))

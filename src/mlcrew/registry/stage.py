@@ -1,7 +1,9 @@
-"""The register stage: a model version with lineage; `champion` moves only if every gate passed.
+"""The register stage: a model version with lineage. It never moves an alias.
 
 Registering is idempotent by model digest, so a re-run or a reproduction of the same model names
-the same version.
+the same version. The record says whether this execution created the version (`new`) and whether
+it passed its gates for the first time (`newly_passed`): only such a version is offered to
+promotion by the runner, so re-running a known model never undoes a rollback.
 """
 
 from __future__ import annotations
@@ -9,18 +11,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from mlcrew.pipeline.configs import RegisterConfig
 from mlcrew.pipeline.stage import StageContext, StageResult
-from mlcrew.registry.versions import CHAMPION, find_by_digest, register_version, set_alias
+from mlcrew.registry.versions import find_by_digest, register_version, update_evaluation
 from mlcrew.store import Store
 from mlcrew.store.models import Run
 
 
-def run(ctx: StageContext) -> StageResult:
-    name = ctx.config["name"]
-    report = json.loads(ctx.inputs["evaluate.report"].read_text())
+def run(ctx: StageContext[RegisterConfig]) -> StageResult:
+    name = ctx.config.name
+    report = ctx.inputs.json("evaluate.report")
     verdict = report["verdict"]
-    model_digest = ctx.input_digests["train.model"]
-    data = {k: v for k, v in ctx.input_digests.items() if k.startswith("split.")}
+    model_digest = ctx.inputs.digest("train.model")
+    data = {k: v for k, v in ctx.inputs.digests.items() if k.startswith("split.")}
+    new = newly_passed = False
     if ctx.dry_run:
         with ctx.store.session() as s:
             row = find_by_digest(s, name, model_digest)
@@ -29,7 +33,10 @@ def run(ctx: StageContext) -> StageResult:
         with ctx.store.session() as s:
             run_row = s.get(Run, ctx.run_id)
             spec_digest = run_row.spec_digest if run_row else ""
-        info, _new = register_version(
+            known = find_by_digest(s, name, model_digest)
+            passed_before = bool(known and known.verdict.get("passed"))
+        newly_passed = bool(verdict["passed"]) and not passed_before
+        info, new = register_version(
             ctx.store,
             name,
             model_digest,
@@ -38,32 +45,29 @@ def run(ctx: StageContext) -> StageResult:
             data_digests=data,
             metrics=report["metrics"],
             verdict=verdict,
+            metric=report.get("metric"),
         )
         version = info.version
-        if verdict["passed"]:
-            set_alias(ctx.store, name, CHAMPION, version)
-    promoted = bool(verdict["passed"])
+    # Only what the model and its evaluation determine goes into the output (it is hashed);
+    # whether the version was new is a fact of this execution, kept in the record.
     doc = {
         "name": name,
         "version": version,
         "model_digest": model_digest,
-        "promoted": promoted,
         "verdict": verdict,
         "metrics": report["metrics"],
+        "metric": report.get("metric"),
     }
     out = ctx.workdir / "registration.json"
     out.write_text(json.dumps(doc, sort_keys=True))
-    return StageResult({"registration": out}, doc)
+    return StageResult({"registration": out}, {**doc, "new": new, "newly_passed": newly_passed})
 
 
-def reapply(store: Store, record: dict[str, Any]) -> None:
-    """On a cache hit: the run's model is the same version with the same verdict, so the alias
-    goes where this registration put it (a reverted config brings its champion back)."""
+def refresh_verdict(store: Store, record: dict[str, Any]) -> None:
+    """On a cache hit: the version shows this (latest) evaluation of it. No alias moves."""
     if record.get("version") is None:
         return
     with store.session() as s:
         row = find_by_digest(s, record["name"], record["model_digest"])
         if row is not None and "verdict" in record:
-            row.verdict, row.metrics = record["verdict"], record["metrics"]
-    if record.get("promoted"):
-        set_alias(store, record["name"], CHAMPION, int(record["version"]))
+            update_evaluation(row, record["verdict"], record["metrics"], record.get("metric"))

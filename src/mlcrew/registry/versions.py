@@ -1,4 +1,4 @@
-"""Model versions, aliases and lineage. Promotion workflows deepen this module later."""
+"""Model versions and aliases. Aliases move only through registry/promotion.py."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from mlcrew.store import Store, now
 from mlcrew.store.models import Alias, ModelVersion
 
 CHAMPION = "champion"
+CHALLENGER = "challenger"
+# Python's int is unbounded; a database integer is not. Anything beyond is "no such version".
+MAX_VERSION = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,7 @@ class VersionInfo:
     metrics: dict[str, Any]
     verdict: dict[str, Any]
     created_at: str
+    metric: str | None = None
 
     @classmethod
     def of(cls, row: ModelVersion) -> VersionInfo:
@@ -39,6 +43,7 @@ class VersionInfo:
             dict(row.metrics),
             dict(row.verdict),
             row.created_at.isoformat(),
+            row.metric,
         )
 
 
@@ -47,6 +52,14 @@ def find_by_digest(session: Session, name: str, model_digest: str) -> ModelVersi
         select(ModelVersion).where(
             ModelVersion.name == name, ModelVersion.model_digest == model_digest
         )
+    ).first()
+
+
+def find_version(session: Session, name: str, version: int) -> ModelVersion | None:
+    if not 0 < version <= MAX_VERSION:
+        return None
+    return session.scalars(
+        select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == version)
     ).first()
 
 
@@ -60,16 +73,17 @@ def register_version(
     data_digests: dict[str, Any],
     metrics: dict[str, Any],
     verdict: dict[str, Any],
+    metric: str | None = None,
 ) -> tuple[VersionInfo, bool]:
     """Add a version (or return the existing one for the same model bytes); True if new.
 
     Re-registering the same model bytes after the gates changed updates its verdict and metrics:
-    a version always shows its latest evaluation."""
+    a version always shows its latest evaluation. Numbers are allocated under the project's run
+    lock, and the (name, version) unique constraint backs that up."""
     with store.session() as s:
         existing = find_by_digest(s, name, model_digest)
         if existing is not None:
-            if existing.verdict != verdict or existing.metrics != metrics:
-                existing.verdict, existing.metrics = verdict, metrics
+            update_evaluation(existing, verdict, metrics, metric)
             return VersionInfo.of(existing), False
         latest = s.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name))
         row = ModelVersion(
@@ -81,6 +95,7 @@ def register_version(
             data_digests=data_digests,
             metrics=metrics,
             verdict=verdict,
+            metric=metric,
             created_at=now(),
         )
         s.add(row)
@@ -88,23 +103,40 @@ def register_version(
         return VersionInfo.of(row), True
 
 
-def set_alias(store: Store, name: str, alias: str, version: int) -> None:
+def update_evaluation(
+    row: ModelVersion, verdict: dict[str, Any], metrics: dict[str, Any], metric: str | None
+) -> None:
+    """The version's latest evaluation (one place for both a new registration and a cached one)."""
+    if row.verdict != verdict:
+        row.verdict = verdict
+    if row.metrics != metrics:
+        row.metrics = metrics
+    if metric and row.metric != metric:
+        row.metric = metric
+
+
+def alias_holder(store: Store, name: str, alias: str) -> int | None:
+    """The version an alias points to, or None."""
     with store.session() as s:
-        if (
-            s.scalars(
-                select(ModelVersion).where(
-                    ModelVersion.name == name, ModelVersion.version == version
-                )
-            ).first()
-            is None
-        ):
-            raise NotFoundError(f"model {name!r} has no version {version}")
         row = s.get(Alias, (name, alias))
-        if row is None:
-            s.add(Alias(name=name, alias=alias, version=version, updated_at=now()))
-        else:
-            row.version = version
-            row.updated_at = now()
+        return row.version if row else None
+
+
+def set_alias(store: Store, name: str, alias: str, version: int, reason: str = "") -> None:
+    """Point an alias at a version without gates, as an audited, forced move.
+
+    Prefer `promote` (gated) and `rollback`; this is for scripts that know better."""
+    from mlcrew.registry.promotion import move_alias
+
+    move_alias(
+        store,
+        name,
+        alias,
+        version,
+        action="promote",
+        reason=reason or "set_alias (Python API, ungated)",
+        forced=True,
+    )
 
 
 def get_version(store: Store, name: str, ref: str | int = CHAMPION) -> VersionInfo:
@@ -118,24 +150,23 @@ def get_version(store: Store, name: str, ref: str | int = CHAMPION) -> VersionIn
                 known = sorted(set(s.scalars(select(ModelVersion.name))))
                 if name not in known:
                     raise NotFoundError(
-                        f"no model named {name!r}; known models: {', '.join(known) or 'none yet'}"
+                        f"no model named {name[:64]!r}; known models: "
+                        f"{', '.join(known) or 'none yet'}"
                     )
                 if ref != CHAMPION:
                     names = sorted(s.scalars(select(Alias.alias).where(Alias.name == name)))
                     raise NotFoundError(
-                        f"model {name!r} has no alias {ref!r}; aliases: "
+                        f"model {name!r} has no alias {str(ref)[:64]!r}; aliases: "
                         f"{', '.join(names) or 'none'} (or give a version number)"
                     )
                 raise NotFoundError(
-                    f"model {name!r} has no {ref!r} yet: no version passed every gate; "
-                    "run 'mlcrew run' and check the verdict"
+                    f"model {name!r} has no {ref!r} yet: no version has been promoted; run "
+                    "'mlcrew run' and check the verdict, or 'mlcrew promote'"
                 )
             number = alias.version
-        row = s.scalars(
-            select(ModelVersion).where(ModelVersion.name == name, ModelVersion.version == number)
-        ).first()
+        row = find_version(s, name, number)
         if row is None:
-            raise NotFoundError(f"model {name!r} has no version {number}")
+            raise NotFoundError(f"model {name[:64]!r} has no version {str(number)[:20]}")
         return VersionInfo.of(row)
 
 

@@ -25,6 +25,7 @@ from mlcrew.registry.versions import CHAMPION
 from mlcrew.serving.package import ModelPackage, load_package
 from mlcrew.store import Store, file_digest, now
 from mlcrew.store.models import LineageEdge, Run, StageExecution
+from mlcrew.training.model import installed_libraries
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -440,6 +441,7 @@ def _finish_run(store: Store, result: ScoreResult) -> None:
             outputs={"scores": result.output_digest},
             record=result.to_json(),
             state="executed",
+            libraries=installed_libraries(),  # what scored, beside what trained (in the model)
             seconds=result.seconds,
             finished_at=now(),
         )

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Session
 
 from mlcrew.store.artifacts import ArtifactStore, file_digest
 from mlcrew.store.db import make_engine, migrate, redact, session_factory
+from mlcrew.store.locks import NamedLock
 from mlcrew.store.models import Artifact
 
-__all__ = ["ArtifactStore", "Store", "file_digest", "now"]
+__all__ = ["ArtifactStore", "NamedLock", "Store", "file_digest", "now"]
 
 STATE_DIR = ".mlcrew"
 
@@ -58,11 +59,24 @@ class Store:
     def put_artifact(self, path: Path, kind: str, session: Session) -> str:
         """Store a file and record it (in the caller's transaction)."""
         digest = self.artifacts.put_file(path)
-        if session.get(Artifact, digest) is None:
-            session.add(
-                Artifact(digest=digest, size=path.stat().st_size, kind=kind, created_at=now())
-            )
+        self.record_artifact(digest, path.stat().st_size, kind, session)
         return digest
+
+    def record_artifact(self, digest: str, size: int, kind: str, session: Session) -> None:
+        """Record a stored blob; safe when another process records the same digest at once."""
+        values = {"digest": digest, "size": size, "kind": kind, "created_at": now()}
+        if self.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            session.execute(pg_insert(Artifact).values(values).on_conflict_do_nothing())
+        else:
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            session.execute(sqlite_insert(Artifact).values(values).on_conflict_do_nothing())
+
+    def lock(self, name: str) -> NamedLock:
+        """A lock shared by every process using this metadata database."""
+        return NamedLock(self.engine, name)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -58,11 +58,62 @@ class ArtifactStore:
             os.replace(tmp, target)
         return target
 
-    def read_bytes(self, digest: str) -> bytes:
+    def read_bytes(self, digest: str, *, verify: bool = True) -> bytes:
+        """The artifact's bytes; with `verify` (the default) its sha256 is checked first, so a
+        blob changed on disk is never loaded as a model or fed to a stage."""
         if self._local:
-            return self.local_path(digest).read_bytes()
-        with self._fs.open(f"{self._base_url}/{self._rel(digest)}", "rb") as f:
-            return bytes(f.read())
+            data = self.local_path(digest).read_bytes()
+        else:
+            with self._fs.open(f"{self._base_url}/{self._rel(digest)}", "rb") as f:
+                data = bytes(f.read())
+        if verify and hashlib.sha256(data).hexdigest() != digest:
+            raise self.corrupt(digest)
+        return data
+
+    def copy_to(self, digest: str, target: Path) -> Path:
+        """A private, verified copy of the artifact at `target` (a stage may do as it likes
+        with it; the store's blob is never handed out)."""
+        h = hashlib.sha256()
+        tmp = target.with_name(target.name + ".part")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        src: IO[bytes]
+        if self._local:
+            src = open(self.local_path(digest), "rb")  # noqa: SIM115 - closed below
+        else:
+            src = self._fs.open(f"{self._base_url}/{self._rel(digest)}", "rb")
+        with src, open(tmp, "wb") as out:
+            for chunk in iter(lambda: src.read(CHUNK), b""):
+                h.update(chunk)
+                out.write(chunk)
+        if h.hexdigest() != digest:
+            tmp.unlink(missing_ok=True)
+            raise self.corrupt(digest)
+        os.replace(tmp, target)
+        return target
+
+    def check(self, digest: str) -> bool | None:
+        """True if the blob matches its digest, False if it does not, None if it is missing."""
+        if not self.exists(digest):
+            return None
+        h = hashlib.sha256()
+        if self._local:
+            f: IO[bytes] = open(self._base / self._rel(digest), "rb")  # noqa: SIM115
+        else:
+            f = self._fs.open(f"{self._base_url}/{self._rel(digest)}", "rb")
+        with f:
+            for chunk in iter(lambda: f.read(CHUNK), b""):
+                h.update(chunk)
+        return h.hexdigest() == digest
+
+    def location(self, digest: str) -> str:
+        return f"{self.root.rstrip('/')}/{self._rel(digest)}"
+
+    def corrupt(self, digest: str) -> StoreError:
+        return StoreError(
+            f"artifact {digest[:12]} is corrupt: its content no longer matches its sha256 "
+            f"({self.location(digest)}); restore it from a backup, or delete it and re-create it "
+            "with 'mlcrew run --force'. 'mlcrew store verify' checks every artifact."
+        )
 
     # -- writes
     def put_bytes(self, data: bytes) -> str:

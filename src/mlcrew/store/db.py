@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mlcrew.errors import StoreError
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -58,17 +58,23 @@ def current_revision(engine: Engine) -> str | None:
 
 def migrate(engine: Engine) -> None:
     """Bring the schema to the head revision. Alembic is imported only when work is due."""
+    from mlcrew.store.locks import NamedLock
+
     try:
         if current_revision(engine) == HEAD_REVISION:
             return
-        from alembic import command
-        from alembic.config import Config
+        # Two processes opening a fresh store at once must not both create the tables.
+        with NamedLock(engine, "mlcrew:migrate").hold():
+            if current_revision(engine) == HEAD_REVISION:
+                return
+            from alembic import command
+            from alembic.config import Config
 
-        cfg = Config()
-        cfg.set_main_option("script_location", str(MIGRATIONS))
-        with engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            cfg = Config()
+            cfg.set_main_option("script_location", str(MIGRATIONS))
+            with engine.begin() as conn:
+                cfg.attributes["connection"] = conn
+                command.upgrade(cfg, "head")
     except SQLAlchemyError as exc:
         raise StoreError(
             f"cannot open the metadata database {redact(str(engine.url))}: "

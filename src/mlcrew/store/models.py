@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -52,6 +61,8 @@ class StageExecution(Base):
     outputs: Mapped[dict[str, Any]] = mapped_column(default=dict)
     record: Mapped[dict[str, Any]] = mapped_column(default=dict)
     state: Mapped[str] = mapped_column(String(16))  # executed | cached | failed
+    # Versions of the libraries the stage declares, as they were when it executed.
+    libraries: Mapped[dict[str, Any]] = mapped_column(default=dict)
     seconds: Mapped[float] = mapped_column(default=0.0)
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
@@ -81,6 +92,8 @@ class ModelVersion(Base):
     data_digests: Mapped[dict[str, Any]] = mapped_column(default=dict)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     verdict: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The objective metric the version was evaluated on (what promotion compares).
+    metric: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
@@ -90,6 +103,23 @@ class Alias(Base):
     alias: Mapped[str] = mapped_column(String(32), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AliasEvent(Base):
+    """One move of an alias: the audit log. Written in the same transaction as the move."""
+
+    __tablename__ = "alias_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    alias: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))  # promote | rollback
+    from_version: Mapped[int | None] = mapped_column(Integer)
+    to_version: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    forced: Mapped[bool] = mapped_column(Boolean)
+    verdict: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class MonitorReport(Base):

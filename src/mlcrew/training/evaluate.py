@@ -6,9 +6,9 @@ import json
 import time
 from typing import Any
 
-from mlcrew.data.tables import read_parquet
+from mlcrew.pipeline.configs import EvaluateConfig
 from mlcrew.pipeline.stage import StageContext, StageResult
-from mlcrew.spec import LOWER_IS_BETTER, DealBreaker, Objective
+from mlcrew.spec import LOWER_IS_BETTER, DealBreaker
 from mlcrew.training.metrics import (
     better,
     classification_metrics,
@@ -99,12 +99,32 @@ def gate(breaker: DealBreaker, metrics: dict[str, float], latency: float | None)
     }
 
 
-def run(ctx: StageContext) -> StageResult:
-    objective = Objective.model_validate(ctx.config["objective"])
-    target = ctx.config["target"]
-    model = TabularModel.from_json(ctx.inputs["train.model"].read_text())
-    train = read_parquet(ctx.inputs["split.train"])
-    test = read_parquet(ctx.inputs["split.test"])
+def distinct(a: float, b: float) -> tuple[str, str]:
+    """Both numbers with 4 significant digits, or with as many more as it takes for two unequal
+    numbers not to print alike: a gate never reads `(1.667 < 1.667)`."""
+    for digits in range(4, 18):
+        a_text, b_text = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if a == b or a_text != b_text:
+            return a_text, b_text
+    return repr(a), repr(b)
+
+
+def _value_text(value: float, breaker: DealBreaker | None) -> str:
+    """A gate's value, precise enough to differ visibly from the bound it is compared with."""
+    bounds = [] if breaker is None else [x for x in (breaker.min, breaker.max) if x is not None]
+    for digits in range(4, 18):
+        text = f"{value:.{digits}g}"
+        if all(b == value or f"{b:.{digits}g}" != text for b in bounds):
+            return text
+    return repr(value)
+
+
+def run(ctx: StageContext[EvaluateConfig]) -> StageResult:
+    objective = ctx.config.objective
+    target = ctx.config.target
+    model = TabularModel.from_json(ctx.inputs.bytes("train.model"))
+    train = ctx.inputs.table("split.train")
+    test = ctx.inputs.table("split.test")
     metric = objective.metric if objective.metric != "auto" else default_metric(model.task)
     metrics = model_metrics(model, test, target)
     baseline = baseline_metrics(model, train, test, target)
@@ -115,19 +135,21 @@ def run(ctx: StageContext) -> StageResult:
         if metric not in metrics:
             gates.append({"gate": f"beats the dummy baseline on {metric}", "passed": False})
         else:
+            ours, theirs = metrics[metric], baseline[metric]
             direction = "<" if metric in LOWER_IS_BETTER else ">"
+            ours_text, theirs_text = distinct(ours, theirs)
             gates.append(
                 {
                     "gate": f"beats the dummy baseline on {metric} "
-                    f"({metrics[metric]:.4g} {direction} {baseline[metric]:.4g})",
+                    f"({ours_text} {direction if ours != theirs else '='} {theirs_text})",
                     "passed": better(metric, metrics[metric], baseline[metric]),
                 }
             )
     reasons = [
         ("passed: " if g["passed"] else "FAILED: ")
         + g["gate"]
-        + (f" (value {g['value']:.4g})" if isinstance(g.get("value"), float) else "")
-        for g in gates
+        + (f" (value {_value_text(g['value'], b)})" if isinstance(g.get("value"), float) else "")
+        for g, b in zip(gates, [*objective.deal_breakers, *[None] * len(gates)], strict=False)
     ]
     verdict = {"passed": all(g["passed"] for g in gates), "reasons": reasons}
     report = {

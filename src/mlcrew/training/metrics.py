@@ -28,7 +28,8 @@ def classification_metrics(
     unseen = sorted(set(y_true) - set(classes))
     if unseen:
         raise DataError(
-            f"the evaluated rows hold class(es) {unseen} that the training split never saw; "
+            f"the evaluated rows hold {'a class' if len(unseen) == 1 else 'classes'} {unseen} "
+            "that the training split never saw; "
             "use a random split or more data"
         )
     out = {"accuracy": float(m.accuracy_score(y_true, y_pred))}

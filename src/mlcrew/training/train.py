@@ -10,10 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mlcrew.data.tables import read_parquet
 from mlcrew.errors import DataError
+from mlcrew.pipeline.configs import TrainConfig
 from mlcrew.pipeline.stage import StageContext, StageResult
-from mlcrew.spec import Features, Objective, Training
+from mlcrew.spec import Features
 from mlcrew.training.metrics import better, default_metric
 from mlcrew.training.model import TabularModel, base_params
 
@@ -75,46 +75,44 @@ def score(model: TabularModel, table: Any, target: str, metric: str) -> float:
         raise DataError(
             f"objective.metric {metric!r} cannot be computed on the validation tail of the "
             f"training data (it may hold a single class); choose one of {sorted(metrics)} or set "
-            "training.budget.trials: 1"
+            "cfg.budget.trials: 1"
         )
     return metrics[metric]
 
 
-def run(ctx: StageContext) -> StageResult:
+def run(ctx: StageContext[TrainConfig]) -> StageResult:
     import numpy as np
 
     cfg = ctx.config
-    training = Training.model_validate(cfg["training"])
-    objective = Objective.model_validate(cfg["objective"])
-    features_cfg = Features.model_validate(cfg["features"])
-    target = cfg["target"]
-    table = read_parquet(ctx.inputs["split.train"])
+    features_cfg = cfg.features
+    target = cfg.target
+    table = ctx.inputs.table("split.train")
     if target not in table.column_names:
         raise DataError(f"target {target!r} is not a column of the training data")
-    task = infer_task(table, target, cfg["task"])
+    task = infer_task(table, target, cfg.task)
     features = resolve_features(table.column_names, target, features_cfg)
     n_classes = len(set(table.column(target).to_pylist())) if task == "classification" else 0
     if task == "classification" and n_classes < 2:
         raise DataError(f"target {target!r} has a single class in the training data")
-    seed = ctx.seed or 0
-    params = {**base_params(task, n_classes, seed, training.threads), **training.params}
-    metric = objective.metric if objective.metric != "auto" else default_metric(task)
+    seed = cfg.seed
+    params = {**base_params(task, n_classes, seed, cfg.threads), **cfg.params}
+    metric = cfg.metric if cfg.metric != "auto" else default_metric(task)
     trials: list[dict[str, Any]] = []
-    if training.budget.trials > 1:
+    if cfg.budget.trials > 1:
         rng = np.random.default_rng(seed)
         cut = int(table.num_rows * 0.8)
         fit_part, valid_part = table.slice(0, cut), table.slice(cut)
         best: tuple[float, dict[str, Any]] | None = None
-        for i in range(training.budget.trials):
-            trial = {**params, **(_trial_params(rng) if i else {}), **training.params}
-            m = TabularModel(task, trial, training.budget.rounds, features_cfg.categorical)
+        for i in range(cfg.budget.trials):
+            trial = {**params, **(_trial_params(rng) if i else {}), **cfg.params}
+            m = TabularModel(task, trial, cfg.budget.rounds, features_cfg.categorical)
             value = score(m.fit(fit_part, target, features), valid_part, target, metric)
             trials.append({"trial": i, metric: value, **{k: trial[k] for k in SEARCH_SPACE}})
             if best is None or better(metric, value, best[0]):
                 best = (value, trial)
         assert best is not None
         params = best[1]
-    model = TabularModel(task, params, training.budget.rounds, features_cfg.categorical)
+    model = TabularModel(task, params, cfg.budget.rounds, features_cfg.categorical)
     model.fit(table, target, features)
     out = ctx.workdir / "model.json"
     out.write_text(model.to_json())
@@ -128,7 +126,8 @@ def run(ctx: StageContext) -> StageResult:
         "task": task,
         "features": features,
         "rows": table.num_rows,
-        "rounds": training.budget.rounds,
+        "rounds": cfg.budget.rounds,
+        "seed": seed,
         "trials": trials,
         "metric": metric,
         "params": {k: params[k] for k in SEARCH_SPACE},

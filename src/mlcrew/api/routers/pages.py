@@ -13,11 +13,15 @@ from fastapi.templating import Jinja2Templates
 from mlcrew.api.deps import AppState, get_state
 from mlcrew.errors import NotFoundError
 from mlcrew.monitoring.reports import get_report, list_reports
-from mlcrew.pipeline.runner import load_run, status
+from mlcrew.pipeline.runs import load_run
+from mlcrew.pipeline.status import status
+from mlcrew.registry.promotion import history
 from mlcrew.registry.versions import CHAMPION, aliases, get_version, list_versions
 from mlcrew.training.metrics import resolve_metric
+from mlcrew.wording import plural
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parents[2] / "web" / "templates"))
+TEMPLATES.env.filters["plural"] = plural  # {{ n | plural("new row") }}: "1 new row", "2 new rows"
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -44,6 +48,7 @@ def overview_context(state: AppState) -> dict[str, Any]:
         "champion": champion,
         "aliases": aliases(state.store, state.spec.name),
         "versions": list(reversed(versions))[:10],
+        "alias_history": history(state.store, state.spec.name, limit=10),
         "db": state.store.db_label,
         "example": json.dumps({"rows": [example]}) if example else "",
         "monitor": _latest_monitor(state),
@@ -57,9 +62,12 @@ def _latest_monitor(state: AppState) -> dict[str, Any] | None:
 
 
 def _example_value(field: dict[str, Any]) -> Any:
-    """A plausible value: a known category, or the middle of the training range."""
+    """A plausible value of the JSON type a client has: a known category, or the middle of the
+    training range. A category over an integer column (weekday) is shown as the integer: its
+    levels are kept as text ("0"), and the model maps 0 and "0" to the same level."""
     if field["type"] == "category":
-        return field["categories"][0] if field["categories"] else ""
+        level = field["categories"][0] if field["categories"] else ""
+        return int(level) if level.lstrip("-").isdigit() and str(int(level)) == level else level
     low, high = field.get("range") or (None, None)
     if low is None or high is None:
         return {"integer": 0, "boolean": False}.get(field["type"], 0.0)

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Depends
 
 from mlcrew.api.deps import AppState, get_state
-from mlcrew.pipeline.runner import list_runs, load_run, status
+from mlcrew.pipeline.runs import list_runs, load_run
+from mlcrew.pipeline.status import status
 
 router = APIRouter(prefix="/v1", tags=["runs"])
 
@@ -15,19 +16,19 @@ router = APIRouter(prefix="/v1", tags=["runs"])
 @router.get("/runs")
 def get_runs(limit: int = 20, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """The latest runs: status, what executed, verdict and champion."""
-    return {"runs": list_runs(state.store, limit)}
+    return {"runs": list_runs(state.store, limit, state.spec.name)}
 
 
 @router.get("/runs/latest")
 def latest_run(state: AppState = Depends(get_state)) -> dict[str, Any]:
     """The most recent pipeline run."""
-    return load_run(state.store, None)
+    return load_run(state.store, None, state.spec.name)
 
 
 @router.get("/runs/{run_id}")
 def get_run(run_id: str, state: AppState = Depends(get_state)) -> dict[str, Any]:
     """One run by id."""
-    return load_run(state.store, run_id)
+    return load_run(state.store, run_id, state.spec.name)
 
 
 @router.get("/status")

@@ -1,0 +1,140 @@
+"""Each stage's typed config, built from the spec: exactly what the stage reads, nothing more.
+
+A stage's cache key is the canonical dump of its config (plus input digests and library
+versions), so whatever is in here decides what re-runs the stage. Seeds are part of the config of
+the stages that use them: a time split has none, so a new seed never re-cuts a time split.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mlcrew.spec import Budget, Check, Features, Objective, Spec
+
+
+class StageConfig(BaseModel):
+    """Base of stage configs: frozen, and unknown keys are errors (a recorded config that no
+    longer fits means the stage changed)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Where each field comes from in mlcrew.yaml, so `status` names the key a person edits.
+    spec_keys: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def spec_key(cls, path: str) -> str:
+        """`budget.rounds` -> `training.budget.rounds`."""
+        head, dot, rest = path.partition(".")
+        return cls.spec_keys.get(head, head) + dot + rest
+
+
+class IngestSource(StageConfig):
+    # A source's path is where to find it, not what it is: its content digest is an input.
+    format: Literal["csv", "parquet", "json"]
+    delimiter: str | None = None
+    header: bool = True
+
+
+class IngestConfig(StageConfig):
+    spec_keys: ClassVar[dict[str, str]] = {"dataset": "dataset.from"}
+    sources: dict[str, IngestSource]
+    transforms: dict[str, str]
+    dataset: str = Field(description="the table that becomes the dataset")
+
+
+class CheckConfig(StageConfig):
+    checks: list[Check]
+    target: str
+
+
+class SplitConfig(StageConfig):
+    spec_keys: ClassVar[dict[str, str]] = {
+        "by": "dataset.split.by",
+        "order": "dataset.split.order",
+        "test": "dataset.split.test",
+        "seed": "dataset.split.seed (default: seed)",
+    }
+    by: Literal["random", "time"]
+    order: list[str]
+    test: float
+    seed: int | None = Field(None, description="random split only")
+
+
+class TrainConfig(StageConfig):
+    spec_keys: ClassVar[dict[str, str]] = {
+        "metric": "objective.metric",
+        "budget": "training.budget",
+        "threads": "training.threads",
+        "params": "training.params",
+        "seed": "training.seed (default: seed)",
+    }
+    target: str
+    task: Literal["auto", "regression", "classification"]
+    features: Features
+    # Which metric picks the best trial; the gates' bounds are evaluate's business.
+    metric: str
+    budget: Budget
+    threads: int
+    params: dict[str, int | float | str | bool]
+    seed: int
+
+
+class EvaluateConfig(StageConfig):
+    target: str
+    objective: Objective
+
+
+class RegisterConfig(StageConfig):
+    name: str
+
+
+def ingest_config(spec: Spec) -> IngestConfig:
+    return IngestConfig(
+        sources={
+            name: IngestSource(
+                format=src.resolved_format,
+                delimiter=src.resolved_delimiter if src.resolved_format == "csv" else None,
+                header=src.header,
+            )
+            for name, src in spec.sources.items()
+        },
+        transforms=dict(spec.transforms),
+        dataset=spec.dataset.from_,
+    )
+
+
+def check_config(spec: Spec) -> CheckConfig:
+    return CheckConfig(checks=list(spec.checks), target=spec.target)
+
+
+def split_config(spec: Spec) -> SplitConfig:
+    split = spec.dataset.split
+    return SplitConfig(
+        by=split.by,
+        order=list(split.order),
+        test=split.test,
+        seed=spec.split_seed if split.by == "random" else None,
+    )
+
+
+def train_config(spec: Spec) -> TrainConfig:
+    t = spec.training
+    return TrainConfig(
+        target=spec.target,
+        task=spec.task,
+        features=spec.features,
+        metric=spec.objective.metric,
+        budget=t.budget,
+        threads=t.threads,
+        params=dict(t.params),
+        seed=spec.training_seed,
+    )
+
+
+def evaluate_config(spec: Spec) -> EvaluateConfig:
+    return EvaluateConfig(target=spec.target, objective=spec.objective)
+
+
+def register_config(spec: Spec) -> RegisterConfig:
+    return RegisterConfig(name=spec.name)

@@ -1,0 +1,58 @@
+"""Executing one stage: a scratch folder, read-only inputs, outputs stored by digest."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from mlcrew.pipeline.stage import InputView, StageContext, StageDef
+from mlcrew.spec import canonical_json
+from mlcrew.store import Store
+
+
+class StageContractError(TypeError):
+    """A stage function broke its declaration (e.g. did not produce a declared output)."""
+
+
+def execute_stage(
+    stage: StageDef,
+    config: BaseModel,
+    inputs: dict[str, str],
+    store: Store,
+    run_id: str,
+    *,
+    dry_run: bool,
+) -> tuple[dict[str, str], dict[str, Any]]:
+    """Run one stage function in a scratch folder and store its outputs by digest."""
+    fn = stage.function()
+    workdir = Path(tempfile.mkdtemp(prefix=f"mlcrew-{stage.name}-"))
+    try:
+        out_dir = workdir / "out"
+        out_dir.mkdir()
+        ctx: StageContext[Any] = StageContext(
+            config=config,
+            inputs=InputView(store, inputs, workdir / "in"),
+            workdir=out_dir,
+            store=store,
+            run_id=run_id,
+            dry_run=dry_run,
+        )
+        result = fn(ctx)
+        missing = set(stage.outputs) - set(result.outputs)
+        if missing:
+            raise StageContractError(
+                f"stage {stage.name!r} did not produce outputs {sorted(missing)}"
+            )
+        outputs: dict[str, str] = {}
+        with store.session() as s:
+            for name in stage.outputs:
+                outputs[name] = store.put_artifact(result.outputs[name], f"{stage.name}.{name}", s)
+        record: dict[str, Any] = json.loads(canonical_json(result.record))
+        return outputs, record
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
