@@ -300,10 +300,14 @@ def main() -> int:
         facts = machine_facts()
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        print(f"(files left in {tmp})", file=sys.stderr)
         return 2
     finally:
         for t in targets:
             t.stop()
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
 
     def median_load(t: Target) -> dict[str, float]:
         return {k: statistics.median(r[k] for r in t.loads) for k in ("rps", "p50", "p99")}
