@@ -126,6 +126,11 @@ def test_chunks_change_nothing_and_the_run_is_recorded_with_lineage(
             (chunked.model_digest, chunked.output_digest),
             (chunked.input_digest, chunked.output_digest),
         }
+    from mlcrew.errors import MlcrewError
+    from mlcrew.pipeline.reproduce import reproduce
+
+    with pytest.raises(MlcrewError, match="is a score run, not a pipeline run"):
+        reproduce(store, chunked.run_id)
 
 
 def test_a_bad_row_is_named_and_nothing_is_written(

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from mlcrew.errors import NotFoundError
+from mlcrew.errors import MlcrewError, NotFoundError
 from mlcrew.pipeline.execute import execute_stage
 from mlcrew.pipeline.keys import library_versions
 from mlcrew.pipeline.runner import Progress
@@ -41,6 +41,11 @@ def reproduce(
                 .where(StageExecution.run_id == run_id)
                 .order_by(StageExecution.position)
             )
+        )
+    if run.kind != "run":
+        raise MlcrewError(
+            f"run {run_id} is a {run.kind} run, not a pipeline run: only pipeline runs are "
+            "reproduced (list them with 'mlcrew runs')"
         )
     if not executions:
         raise NotFoundError(f"run {run_id!r} has no stage executions to reproduce")
