@@ -49,3 +49,7 @@ class ModelInputError(MlcrewError):
     def __init__(self, message: str, problems: list[dict[str, object]]) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+class LimitExceeded(MlcrewError):
+    """A request is larger than the service allows (rows per request, body size)."""

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from mlcrew.api.deps import AppState, get_state
@@ -17,7 +17,8 @@ from mlcrew.pipeline.runner import load_run, status
 from mlcrew.registry.versions import CHAMPION, aliases, get_version, list_versions
 from mlcrew.training.metrics import resolve_metric
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parents[2] / "web" / "templates"))
+WEB = Path(__file__).parents[2] / "web"
+TEMPLATES = Jinja2Templates(directory=str(WEB / "templates"))
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
@@ -118,3 +119,8 @@ def api_reference(request: Request) -> HTMLResponse:
                 }
             )
     return TEMPLATES.TemplateResponse(request, "api.html", {"doc": doc, "endpoints": endpoints})
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    return FileResponse(WEB / "static" / "favicon.ico", media_type="image/x-icon")

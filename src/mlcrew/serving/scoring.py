@@ -1,0 +1,36 @@
+"""Scoring validated rows with a loaded model: the one place JSON rows become predictions."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mlcrew.serving.loader import LoadedModel
+
+
+def score(loaded: LoadedModel, rows: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Predictions for `rows` and warnings about unfamiliar values (ModelInputError if invalid)."""
+    X, warnings = loaded.inputs.matrix(rows)
+    return labels(loaded, predict_matrix(loaded, X)), warnings
+
+
+def predict_matrix(loaded: LoadedModel, X: np.ndarray) -> np.ndarray:
+    """Raw model output: one thread, as a request is too small to share out."""
+    import numpy as np
+
+    return np.asarray(loaded.model.booster_.predict(X, num_threads=1))
+
+
+def labels(loaded: LoadedModel, raw: np.ndarray) -> list[Any]:
+    """Raw output as predictions: numbers for regression, class labels for classification
+    (the same conversion as TabularModel.predict_table)."""
+    model = loaded.model
+    if model.task == "regression":
+        out: list[Any] = raw.tolist()
+        return out
+    classes = model.classes_
+    if raw.ndim == 1:
+        return [classes[1] if p >= 0.5 else classes[0] for p in raw.tolist()]
+    return [classes[i] for i in raw.argmax(axis=1).tolist()]
