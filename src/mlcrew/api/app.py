@@ -4,6 +4,7 @@ layer (api/fastpath.py) that answers predict and counts, times and logs every re
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -42,7 +43,12 @@ def create_app(
         # Load the champion before the first request needs it (else /readyz says why).
         with contextlib.suppress(MlcrewError):
             service.ready(spec.name)
+        # What is loaded now lives as long as the server: keep it out of the collector's
+        # full passes, which would otherwise walk it all and stall requests for many ms.
+        gc.collect()
+        gc.freeze()
         yield
+        gc.unfreeze()
         service.close()
         if access is not None:
             access.close()

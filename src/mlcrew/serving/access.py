@@ -48,13 +48,16 @@ class AccessLog:
         if not lines:
             return
         out = []
+        second, stamp = -1, ""
         while lines:
             at, client, method, path, status, seconds, rid = lines.popleft()
+            if int(at) != second:
+                second = int(at)
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
             if len(path) > PATH_CHARS:
                 path = path[:PATH_CHARS] + "..."
             if not path.isprintable():  # no forged lines from a crafted URL
                 path = path.encode("unicode_escape").decode("ascii")
-            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at))
             out.append(
                 f'{stamp}.{int(at % 1 * 1000):03d}Z {client} "{method} {path}" {status} '
                 f"{seconds * 1000:.1f}ms {rid}\n"

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from mlcrew.errors import MlcrewError, NotFoundError, StoreError
 from mlcrew.registry.versions import CHAMPION, VersionInfo, get_version
+from mlcrew.serving.fastrow import SingleRowPredictor, single_row_predictor
 from mlcrew.serving.validation import InputSchema
 from mlcrew.store import Store
 from mlcrew.training.model import TabularModel
@@ -36,6 +37,7 @@ class LoadedModel:
     info: VersionInfo
     model: TabularModel
     inputs: InputSchema
+    one_row: SingleRowPredictor | None = None
 
 
 class ModelCache:
@@ -104,7 +106,7 @@ class ModelCache:
                 self._models.move_to_end(digest)
                 if loaded.info is info or loaded.info.version == info.version:
                     return loaded
-                return LoadedModel(info, loaded.model, loaded.inputs)
+                return LoadedModel(info, loaded.model, loaded.inputs, loaded.one_row)
             try:
                 model = TabularModel.from_json(self.store.artifacts.read_bytes(digest))
             except MlcrewError as exc:
@@ -113,7 +115,10 @@ class ModelCache:
                     "run 'mlcrew store verify'"
                 ) from exc
             loaded = LoadedModel(
-                info, model, InputSchema(model.input_schema(), model.target_, self.allow_nulls)
+                info,
+                model,
+                InputSchema(model.input_schema(), model.target_, self.allow_nulls),
+                single_row_predictor(model.booster_),
             )
             self._models[digest] = loaded
             while len(self._models) > self.size:

@@ -17,7 +17,7 @@ from mlcrew.errors import LimitExceeded, ModelInputError, NotFoundError
 from mlcrew.registry.versions import CHAMPION, VersionInfo
 from mlcrew.serving.loader import LoadedModel, ModelCache
 from mlcrew.serving.predlog import LogEntry, PredictionLog
-from mlcrew.serving.scoring import score
+from mlcrew.serving.scoring import score_encoded
 from mlcrew.serving.shadow import Shadow
 from mlcrew.spec import Serving
 
@@ -121,7 +121,7 @@ class PredictionService:
             )
         info, ref = self.resolve(name, alias, version)
         loaded = self.models.load(info)
-        predictions, warnings = score(loaded, rows)
+        predictions, encoded = score_encoded(loaded, rows)
         rid = request_id or self.new_request_id()
         if self.log is not None:
             self.log.append(
@@ -132,15 +132,16 @@ class PredictionService:
                     version=info.version,
                     alias=ref,
                     inputs=loaded.inputs,
-                    rows=rows,
-                    predictions=predictions,
+                    X=encoded.X,
+                    unseen=encoded.unseen,
+                    predictions=tuple(predictions),
                     latency_ms=(time.perf_counter() - start) * 1000,
                     consumer=consumer,
                 )
             )
         if self.metrics is not None:
             self.metrics.predicted(name, info.version, len(rows), ref)
-        return Prediction(predictions, name, info.version, warnings, rid)
+        return Prediction(predictions, name, info.version, encoded.warnings, rid)
 
     def ready(self, name: str) -> LoadedModel:
         """The champion of `name`, loaded (raises NotFoundError/StoreError if it cannot be)."""

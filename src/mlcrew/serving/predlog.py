@@ -24,14 +24,14 @@ import os
 import threading
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from mlcrew.serving.validation import InputSchema, category_text
+from mlcrew.serving.validation import InputSchema
 
 if TYPE_CHECKING:
+    import numpy as np
     import pyarrow as pa
 
     from mlcrew.serving.metrics import ServiceMetrics
@@ -47,9 +47,9 @@ FLUSH_ROWS = 20_000
 MAX_PENDING_ROWS = 500_000
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One answered request, as the request path hands it over."""
+class LogEntry(NamedTuple):
+    """One answered request, as the request path hands it over: a tuple holding the encoded
+    rows (not the request's dicts), so waiting entries cost the garbage collector little."""
 
     at: float
     request_id: str
@@ -57,8 +57,10 @@ class LogEntry:
     version: int
     alias: str | None
     inputs: InputSchema
-    rows: list[dict[str, Any]]
-    predictions: list[Any]
+    X: np.ndarray
+    # (row, field index, text) of categories training never saw (X holds them as missing).
+    unseen: tuple[tuple[int, int, str], ...] | None
+    predictions: tuple[Any, ...]
     latency_ms: float
     consumer: str | None = None
 
@@ -89,7 +91,7 @@ class PredictionLog:
 
     # -- request path: one list append under a lock
     def append(self, entry: LogEntry) -> None:
-        n = len(entry.rows)
+        n = len(entry.predictions)
         with self._lock:
             if self._pending_rows + n > MAX_PENDING_ROWS:
                 self.dropped += n
@@ -152,7 +154,7 @@ class PredictionLog:
                 # Put them back to try again next second (bounded by MAX_PENDING_ROWS).
                 with self._lock:
                     self._pending[:0] = entries
-                    self._pending_rows += sum(len(e.rows) for e in entries)
+                    self._pending_rows += sum(len(e.predictions) for e in entries)
                 if self.metrics:
                     self.metrics.log_errors.inc()
                 raise
@@ -164,47 +166,58 @@ class PredictionLog:
         return written
 
     def _table(self, name: str, version: int, entries: list[LogEntry]) -> pa.Table:
+        """One row per predicted row; per-request values are gathered once per request and
+        repeated by Arrow, inputs come from the matrix the request already built."""
+        import numpy as np
         import pyarrow as pa
 
-        at: list[int] = []
-        request_ids: list[str] = []
-        index: list[int] = []
-        aliases: list[str | None] = []
-        latency: list[float] = []
-        consumers: list[str | None] = []
-        predictions: list[Any] = []
-        rows: list[dict[str, Any]] = []
-        for e in entries:
-            n = len(e.rows)
-            at.extend([int(e.at * 1_000_000)] * n)
-            request_ids.extend([e.request_id] * n)
-            index.extend(range(n))
-            aliases.extend([e.alias] * n)
-            latency.extend([e.latency_ms] * n)
-            consumers.extend([e.consumer] * n)
-            predictions.extend(e.predictions)
-            rows.extend(e.rows)
-        inputs = _inputs(entries[-1].inputs, rows)
-        prediction = _column(predictions)
-        shadow = self.shadow.score(name, version, rows) if self.shadow else None
-        if shadow is None:
-            challenger_version = pa.nulls(len(rows), pa.int32())
-            challenger = pa.nulls(len(rows), prediction.type)
-            challenger_error = pa.nulls(len(rows), pa.string())
+        counts = [len(e.predictions) for e in entries]
+        total = sum(counts)
+        one_row_each = total == len(entries)
+        take = None if one_row_each else pa.array(np.repeat(np.arange(len(entries)), counts))
+
+        def per_request(values: list[Any], type: pa.DataType) -> pa.Array:
+            arr = pa.array(values, type)
+            return arr if take is None else arr.take(take)
+
+        if one_row_each:
+            predictions = [e.predictions[0] for e in entries]
+            index = pa.nulls(total, pa.int32()).fill_null(0)
         else:
-            challenger_version = pa.array([shadow.version] * len(rows), pa.int32())
+            predictions = [p for e in entries for p in e.predictions]
+            index = pa.array(np.concatenate([np.arange(c) for c in counts]), pa.int32())
+        X = np.concatenate([e.X for e in entries])
+        # Unseen categories, by (row of the segment, field index).
+        unseen: dict[tuple[int, int], str] = {}
+        first = 0
+        for e, n in zip(entries, counts, strict=True):
+            if e.unseen:
+                unseen.update(((first + i, j), text) for i, j, text in e.unseen)
+            first += n
+        schema = entries[-1].inputs
+        inputs = _inputs(schema, X, unseen)
+        prediction = _column(predictions)
+        shadow = self.shadow.score(name, version, X, inputs, schema) if self.shadow else None
+        if shadow is None:
+            challenger_version = pa.nulls(total, pa.int32())
+            challenger = pa.nulls(total, prediction.type)
+            challenger_error = pa.nulls(total, pa.string())
+        else:
+            challenger_version = pa.nulls(total, pa.int32()).fill_null(shadow.version)
             challenger = _column(shadow.predictions, prediction.type)
             challenger_error = pa.array(shadow.errors, pa.string())
         return pa.table(
             {
-                "at": pa.array(at, pa.timestamp("us", tz="UTC")),
-                "request_id": pa.array(request_ids, pa.string()),
-                "row": pa.array(index, pa.int32()),
-                "model": pa.array([name] * len(rows), pa.string()),
-                "version": pa.array([version] * len(rows), pa.int32()),
-                "alias": pa.array(aliases, pa.string()),
-                "latency_ms": pa.array(latency, pa.float64()),
-                "consumer": pa.array(consumers, pa.string()),
+                "at": per_request(
+                    [int(e.at * 1_000_000) for e in entries], pa.timestamp("us", tz="UTC")
+                ),
+                "request_id": per_request([e.request_id for e in entries], pa.string()),
+                "row": index,
+                "model": pa.nulls(total, pa.string()).fill_null(name),
+                "version": pa.nulls(total, pa.int32()).fill_null(version),
+                "alias": per_request([e.alias for e in entries], pa.string()),
+                "latency_ms": per_request([e.latency_ms for e in entries], pa.float64()),
+                "consumer": per_request([e.consumer for e in entries], pa.string()),
                 "prediction": prediction,
                 "inputs": inputs,
                 "challenger_version": challenger_version,
@@ -249,25 +262,29 @@ class PredictionLog:
         return rel
 
 
-def _inputs(schema: InputSchema, rows: list[dict[str, Any]]) -> pa.Array:
-    """The rows as one struct column typed by the model's input fields."""
+def _inputs(schema: InputSchema, X: np.ndarray, unseen: dict[tuple[int, int], str]) -> pa.Array:
+    """The inputs as one struct column typed by the model's fields, rebuilt from the encoded
+    rows: numbers and booleans (missing values as nulls), categories as their text."""
     import pyarrow as pa
 
     children = []
-    for f in schema.fields:
-        values = [row.get(f.name) for row in rows]
+    for j, f in enumerate(schema.fields):
+        column = pa.array(X[:, j], pa.float64(), from_pandas=True)
         if f.kind == "category":
-            children.append(
-                pa.array([None if v is None else category_text(v) for v in values], pa.string())
-            )
-        elif f.kind == "boolean":
-            children.append(pa.array(values, pa.bool_()))
+            levels = pa.array(f.categories, pa.string())
+            codes = column.cast(pa.int32())
+            text = levels.take(codes) if len(levels) else pa.nulls(len(codes), pa.string())
+            if any(key[1] == j for key in unseen):
+                values = text.to_pylist()
+                for (i, k), raw in unseen.items():
+                    if k == j:
+                        values[i] = raw
+                text = pa.array(values, pa.string())
+            children.append(text)
         else:
-            children.append(
-                pa.array([None if v is None else float(v) for v in values], pa.float64())
-            )
+            children.append(column.cast(pa.bool_()) if f.kind == "boolean" else column)
     if not children:
-        return pa.nulls(len(rows), pa.struct([]))
+        return pa.nulls(X.shape[0], pa.struct([]))
     return pa.StructArray.from_arrays(children, [f.name for f in schema.fields])
 
 

@@ -8,18 +8,29 @@ if TYPE_CHECKING:
     import numpy as np
 
     from mlcrew.serving.loader import LoadedModel
+    from mlcrew.serving.validation import Encoded
 
 
 def score(loaded: LoadedModel, rows: list[Any]) -> tuple[list[Any], list[dict[str, Any]]]:
     """Predictions for `rows` and warnings about unfamiliar values (ModelInputError if invalid)."""
-    X, warnings = loaded.inputs.matrix(rows)
-    return labels(loaded, predict_matrix(loaded, X)), warnings
+    predictions, encoded = score_encoded(loaded, rows)
+    return predictions, encoded.warnings
+
+
+def score_encoded(loaded: LoadedModel, rows: list[Any]) -> tuple[list[Any], Encoded]:
+    """As `score`, with the encoded rows (the prediction log keeps them, not the rows)."""
+    encoded = loaded.inputs.matrix(rows)
+    return labels(loaded, predict_matrix(loaded, encoded.X)), encoded
 
 
 def predict_matrix(loaded: LoadedModel, X: np.ndarray) -> np.ndarray:
-    """Raw model output: one thread, as a request is too small to share out."""
+    """Raw model output: one thread, as a request is too small to share out; a single row
+    through LightGBM's prepared one-row path (serving/fastrow.py)."""
     import numpy as np
 
+    if X.shape[0] == 1 and loaded.one_row is not None:
+        raw = loaded.one_row.predict(X[0])
+        return raw if raw.shape[0] == 1 else raw.reshape(1, -1)
     return np.asarray(loaded.model.booster_.predict(X, num_threads=1))
 
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlcrew.errors import MlcrewError, ModelInputError
 from mlcrew.serving.loader import ModelCache
-from mlcrew.serving.scoring import score
+from mlcrew.serving.scoring import labels, predict_matrix, score
+from mlcrew.serving.validation import InputSchema
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
 
 log = logging.getLogger("mlcrew.serving")
 
@@ -29,8 +34,16 @@ class Shadow:
         self.models = models
         self.alias = alias
 
-    def score(self, name: str, served_version: int, rows: list[Any]) -> ShadowScores | None:
-        """The challenger's predictions for `rows`, or None when there is no other challenger."""
+    def score(
+        self,
+        name: str,
+        served_version: int,
+        X: np.ndarray,
+        table: pa.StructArray,
+        inputs: InputSchema,
+    ) -> ShadowScores | None:
+        """The challenger's predictions for the rows the served version answered (encoded as `X`
+        for `inputs`, and as logged in `table`), or None without another challenger."""
         try:
             info = self.models.resolve(name, self.alias)
             if info.version == served_version:
@@ -38,6 +51,11 @@ class Shadow:
             loaded = self.models.load(info)
         except MlcrewError:
             return None
+        if loaded.inputs.fields == inputs.fields:  # same inputs: reuse the encoded rows
+            predictions = labels(loaded, predict_matrix(loaded, X))
+            return ShadowScores(info.version, predictions, [None] * len(predictions))
+        # Other inputs: rows as the champion received them, validated for the challenger.
+        rows = table.to_pylist()
         try:
             predictions, _ = score(loaded, rows)
             return ShadowScores(info.version, predictions, [None] * len(rows))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from mlcrew.errors import ModelInputError
 
@@ -23,6 +23,8 @@ MAX_SAFE_INTEGER = 2**53 - 1
 # A response names at most this many problems (a 10,000-row body could hold 90,000).
 MAX_PROBLEMS = 100
 EXCERPT_CHARS = 40
+# The prediction log keeps at most this much of a category it has never seen.
+UNSEEN_CHARS = 200
 _MISSING = object()
 
 
@@ -52,6 +54,17 @@ class Field:
     low: float | None
     high: float | None
 
+    @property
+    def categories(self) -> list[str]:
+        return list(self.levels)
+
+
+class Encoded(NamedTuple):
+    X: np.ndarray
+    warnings: list[dict[str, Any]]
+    # (row, field index, text) of each category value training never saw; None if there is none.
+    unseen: tuple[tuple[int, int, str], ...] | None
+
 
 class InputSchema:
     """A model version's input fields, compiled for validating and encoding rows fast."""
@@ -64,8 +77,9 @@ class InputSchema:
         self.target = target
         self.allow_nulls = allow_nulls
 
-    def matrix(self, rows: list[Any]) -> tuple[np.ndarray, list[dict[str, Any]]]:
-        """The float matrix of `rows` and warnings about values unlike training.
+    def matrix(self, rows: list[Any]) -> Encoded:
+        """The float matrix of `rows`, warnings about values unlike training, and the text of
+        categories training never saw (the matrix holds them as missing values).
 
         Raises ModelInputError naming every bad row and field (up to MAX_PROBLEMS)."""
         import numpy as np
@@ -75,6 +89,7 @@ class InputSchema:
         X = np.empty((len(rows), width), dtype=np.float64)
         problems: list[dict[str, Any]] = []
         warnings: list[dict[str, Any]] = []
+        unseen: list[tuple[int, int, str]] = []
         for i, row in enumerate(rows):
             if type(row) is not dict:
                 problems.append({"row": i, "field": None, "error": "a row must be a JSON object"})
@@ -91,6 +106,8 @@ class InputSchema:
                     problems.append({"row": i, "field": f.name, "error": error})
                 elif note is not None:
                     warnings.append({"row": i, "field": f.name, "warning": note})
+                    if f.kind == "category" and value is not None:
+                        unseen.append((i, j, category_text(value)[:UNSEEN_CHARS]))
                 X[i, j] = x
             if present != len(row):
                 problems.extend(self._unknown(i, row))
@@ -98,7 +115,7 @@ class InputSchema:
                 break
         if problems:
             raise _input_error(problems, len(rows))
-        return X, warnings
+        return Encoded(X, warnings, tuple(unseen) if unseen else None)
 
     def _unknown(self, i: int, row: dict[str, Any]) -> list[dict[str, Any]]:
         found = []
