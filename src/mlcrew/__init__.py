@@ -23,6 +23,7 @@ from mlcrew.pipeline.stage import StageContext, StageDef, StageResult, check_sta
 from mlcrew.pipeline.stages import STAGES
 from mlcrew.project import Project, init_project
 from mlcrew.registry import CHAMPION, VersionInfo, get_version, list_versions, set_alias
+from mlcrew.serving.predict import Prediction, PredictionService, predict
 from mlcrew.spec import Spec, load_spec, parse_spec
 from mlcrew.store import Store
 
@@ -34,6 +35,8 @@ __all__ = [
     "MlcrewError",
     "ModelInputError",
     "NotFoundError",
+    "Prediction",
+    "PredictionService",
     "Project",
     "ProjectError",
     "RunResult",
@@ -55,6 +58,7 @@ __all__ = [
     "load_spec",
     "monitor",
     "parse_spec",
+    "predict",
     "reproduce",
     "set_alias",
     "status",

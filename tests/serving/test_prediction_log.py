@@ -3,6 +3,7 @@ champion, and segments that survive a server killed with kill -9."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -201,8 +202,6 @@ def _kill_tree(proc: subprocess.Popen[str]) -> None:
     ).stdout.split()
     proc.send_signal(signal.SIGKILL)
     for pid in children:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGKILL)
-        except ProcessLookupError:
-            pass
     proc.wait(timeout=30)

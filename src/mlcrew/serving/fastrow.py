@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import ctypes
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+if TYPE_CHECKING:
+    import numpy as np
 
 _PREDICT_NORMAL = 0
 _FLOAT64 = 1
@@ -23,6 +24,7 @@ class SingleRowPredictor:
     """Predicts one float64 row at a time with a prepared LightGBM configuration."""
 
     def __init__(self, booster: Any) -> None:
+        import numpy as np
         from lightgbm import basic
 
         _LIB, _c_str, _safe_call = basic._LIB, basic._c_str, basic._safe_call  # type: ignore[attr-defined]
