@@ -45,18 +45,23 @@ class SingleRowPredictor:
                 ctypes.byref(self._config),
             )
         )
+        # Buffers and their pointers made once: building them per call costs more than the model.
+        double_p = ctypes.POINTER(ctypes.c_double)
+        self._row = np.empty(self.width, dtype=np.float64)
+        self._row_ptr = self._row.ctypes.data_as(double_p)
         self._out = np.empty(self.outputs, dtype=np.float64)
-        self._out_ptr = self._out.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        self._out_ptr = self._out.ctypes.data_as(double_p)
         self._out_len = ctypes.c_int64()
+        self._out_len_ptr = ctypes.pointer(self._out_len)
         self._call = _LIB.LGBM_BoosterPredictForMatSingleRowFast
         # The prepared configuration holds one buffer: one caller at a time.
         self._lock = threading.Lock()
 
     def predict(self, row: np.ndarray) -> np.ndarray:
-        """The model's output for one contiguous float64 row (a copy the caller may keep)."""
-        ptr = row.ctypes.data_as(ctypes.POINTER(ctypes.c_double))
+        """The model's output for one row of floats (a copy the caller may keep)."""
         with self._lock:
-            status = self._call(self._config, ptr, ctypes.byref(self._out_len), self._out_ptr)
+            self._row[:] = row
+            status = self._call(self._config, self._row_ptr, self._out_len_ptr, self._out_ptr)
             out = self._out.copy()
         if status != 0:
             raise RuntimeError(self._lib.LGBM_GetLastError().decode())
