@@ -82,7 +82,11 @@ class ServiceMiddleware:
         method: str = scope["method"]
         if path.startswith(_PREFIX) and path.endswith(_SUFFIX) and path.count("/") == 4:
             route = PREDICT_ROUTE
-            status, body, rid, headers = await self._predict(scope, receive, method, path)
+            try:
+                status, body, rid, headers = await self._predict(scope, receive, method, path)
+            except Exception:  # a bug: the server's error layer answers 500; count and log it
+                self._record(scope, route, method, path, 500, start, "-")
+                raise
             await send(
                 {
                     "type": "http.response.start",
