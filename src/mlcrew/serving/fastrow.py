@@ -53,7 +53,9 @@ class SingleRowPredictor:
         self._out_ptr = self._out.ctypes.data_as(double_p)
         self._out_len = ctypes.c_int64()
         self._out_len_ptr = ctypes.pointer(self._out_len)
-        self._call = _LIB.LGBM_BoosterPredictForMatSingleRowFast
+        # The same library through PyDLL: a call of a few microseconds keeps the interpreter
+        # lock instead of releasing it and queueing to get it back behind other threads.
+        self._call = ctypes.PyDLL(_LIB._name).LGBM_BoosterPredictForMatSingleRowFast
         # The prepared configuration holds one buffer: one caller at a time.
         self._lock = threading.Lock()
 

@@ -44,7 +44,7 @@ FOLDER = "predictions"
 FLUSH_SECONDS = 1.0
 # Rows waiting in memory that trigger an early write, and the most ever kept (then dropped).
 FLUSH_ROWS = 20_000
-MAX_PENDING_ROWS = 500_000
+MAX_PENDING_ROWS = 200_000
 
 
 class LogEntry(NamedTuple):
