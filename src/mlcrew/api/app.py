@@ -23,12 +23,11 @@ from mlcrew.errors import MlcrewError, ProjectError
 from mlcrew.serving.access import AccessLog
 from mlcrew.serving.metrics import ServiceMetrics
 from mlcrew.serving.predict import PredictionService
+from mlcrew.serving.workers import PROJECT_ENV
 from mlcrew.spec import Spec
 from mlcrew.store import Store
 
 STATIC = Path(__file__).parents[1] / "web" / "static"
-# `mlcrew serve --workers N` hands the project to each worker process through this variable.
-PROJECT_ENV = "MLCREW_PROJECT"
 SWITCH_SECONDS = 0.001
 
 
@@ -87,7 +86,9 @@ def create_app(
 def app_from_env() -> FastAPI:
     """The app of the project named by MLCREW_PROJECT (uvicorn's factory for worker processes)."""
     from mlcrew.project import Project
+    from mlcrew.serving.loader import import_lightgbm_lean
 
+    import_lightgbm_lean()
     root = os.environ.get(PROJECT_ENV)
     if not root:
         raise ProjectError(f"set {PROJECT_ENV} to the project folder to serve")

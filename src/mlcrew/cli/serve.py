@@ -28,11 +28,10 @@ def serve_cmd(
     """Serve the champion at POST /v1/models/NAME/predict and the overview page at /.
 
     Logs one line per request on stderr; /metrics for Prometheus, /healthz and /readyz."""
-    import uvicorn
-
-    from mlcrew.api.app import PROJECT_ENV, create_app
     from mlcrew.project import Project
+    from mlcrew.serving.loader import import_lightgbm_lean
     from mlcrew.serving.server import check_port
+    from mlcrew.serving.workers import PROJECT_ENV
 
     proj = Project.open(project)
     serving = proj.spec.serving
@@ -44,21 +43,49 @@ def serve_cmd(
         f"serving {proj.spec.name} on http://{host}:{port}/ with {workers} worker{plural} "
         "(Ctrl-C to stop)"
     )
-    options = {"host": host, "port": port, "log_level": "warning", "access_log": False}
+    options = {"log_level": "warning", "access_log": False}
     if workers == 1:
-        uvicorn.run(create_app(proj.root, proj.spec, proj.store), **options)  # type: ignore[arg-type]
+        import uvicorn
+
+        from mlcrew.api.app import create_app
+
+        import_lightgbm_lean()
+        app_ = create_app(proj.root, proj.spec, proj.store)
+        uvicorn.run(app_, host=host, port=port, **options)  # type: ignore[arg-type]
         return
-    # Each worker opens the project itself; their metrics meet in one multiprocess folder.
+    # Several workers: their metrics meet in one folder (set before prometheus_client loads:
+    # it picks its mode at import), and each opens the project named by MLCREW_PROJECT itself.
     proj.close()
     metrics_dir = tempfile.mkdtemp(prefix="mlcrew-metrics-")
-    os.environ[PROJECT_ENV] = str(proj.root)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    os.environ[PROJECT_ENV] = str(proj.root)
     try:
-        uvicorn.run(
-            "mlcrew.api.app:app_from_env",
-            factory=True,
-            workers=workers,
-            **options,  # type: ignore[arg-type]
-        )
+        _run_workers(host, port, workers, options)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_workers(host: str, port: int, workers: int, options: dict[str, object]) -> None:
+    from prometheus_client import multiprocess
+
+    from mlcrew.api.app import app_from_env
+    from mlcrew.serving.loader import import_lightgbm_lean
+    from mlcrew.serving.workers import can_fork, serve_forked
+
+    if not can_fork():
+        import uvicorn
+
+        target = "mlcrew.api.app:app_from_env"
+        uvicorn.run(target, factory=True, host=host, port=port, workers=workers, **options)  # type: ignore[arg-type]
+        return
+    import_lightgbm_lean()  # imported once here, shared by every forked worker
+    code = serve_forked(
+        app_from_env,
+        host=host,
+        port=port,
+        workers=workers,
+        on_worker_exit=multiprocess.mark_process_dead,
+        **options,
+    )
+    if code:
+        raise typer.Exit(code)
