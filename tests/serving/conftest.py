@@ -38,10 +38,20 @@ def set_rounds(root: Path, rounds: int) -> None:
     spec.write_text(text.replace("rounds: 300", f"rounds: {rounds}"))
 
 
-@pytest.fixture(scope="module")
-def two_versions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Project]:
-    """A project with versions 1 (300 rounds) and 2 (60 rounds); champion is version 1."""
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def two_versions(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Project]:
+    """A project with versions 1 (300 rounds) and 2 (60 rounds); champion is version 1.
+    On both metadata backends (PostgreSQL when the suite runs with one)."""
     root = copy_example(tmp_path_factory.mktemp("two") / "bikeshare")
+    if request.param == "postgresql":
+        from tests.conftest import _pg_database
+
+        url = _pg_database()
+        # `mlcrew serve` subprocesses find the same database through the spec.
+        spec = root / "mlcrew.yaml"
+        spec.write_text(spec.read_text() + f"\nstore: {{db: '{url}'}}\n")
     proj = Project.open(root)
     Runner(proj.root, proj.store, proj.spec, proj.spec_text).run()
     set_rounds(root, 60)
