@@ -59,3 +59,18 @@ def test_metrics_count_requests_rows_versions_and_log(trained_project: Project) 
     assert value(found, "mlcrew_model_version", model="bike-demand", alias="champion") == 1
     assert ("mlcrew_prediction_log_lag_seconds", ()) in found
     assert ("mlcrew_prediction_log_pending_rows", ()) in found
+
+
+def test_label_values_stay_bounded(trained_project: Project) -> None:
+    proj = trained_project
+    app = create_app(proj.root, proj.spec, proj.store, access_log=False)
+    with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url) as client:
+        unusual = ["PROPFIND", "MKCOL", "PURGE", "SEARCH", "LOCK"]  # HTTP knows many methods
+        for i in range(30):
+            client.request(unusual[i % 5], f"/no/such/path/{i}")
+            client.get(f"/v1/runs/run-{i}")
+        found = samples(client.get("/metrics").text)
+    routes = {dict(k[1]).get("route") for k in found if k[0] == "mlcrew_http_requests_total"}
+    methods = {dict(k[1]).get("method") for k in found if k[0] == "mlcrew_http_requests_total"}
+    assert routes <= {"unmatched", "/v1/runs/{run_id}", "/metrics"}
+    assert "other" in methods and not methods & set(unusual)

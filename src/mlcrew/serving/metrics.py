@@ -25,6 +25,9 @@ LATENCY_BUCKETS = (
 )  # fmt: skip
 
 
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
 def multiprocess() -> bool:
     return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
 
@@ -88,6 +91,8 @@ class ServiceMetrics:
         self._versions: dict[tuple[str, str], int] = {}
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        if method not in METHODS:  # a client can send any token: keep the label set bounded
+            method = "other"
         key = (route, method, status)
         child = self._children.get(key)
         if child is None:
