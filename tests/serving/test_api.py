@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -342,3 +343,27 @@ def test_monitor_reports_over_rest(server: BackgroundServer, trained_project: Pr
     assert httpx.get(f"{server.url}/v1/runs?limit={10**30}").status_code == 422
     page = httpx.get(f"{server.url}/").text
     assert f"report {made['report_id']}" in page and "alert" in page
+
+
+def test_a_lost_database_is_503_and_predictions_go_on(example_dir: Any) -> None:
+    from mlcrew.pipeline.runner import Runner
+
+    db = example_dir / "meta.db"
+    proj = Project.open(example_dir, db_url=f"sqlite:///{db}")
+    Runner(proj.root, proj.store, proj.spec, proj.spec_text).run()
+    app = create_app(proj.root, proj.spec, proj.store, access_log=False)
+    try:
+        with BackgroundServer(app) as srv:
+            assert predict(srv, [GOOD_ROW]).status_code == 200
+            for path in example_dir.glob("meta.db*"):  # the database goes away
+                path.unlink()
+            proj.store.engine.dispose()
+            runs = httpx.get(f"{srv.url}/v1/runs")
+            assert runs.status_code == 503
+            assert "metadata database cannot be reached" in runs.json()["detail"]
+            # The service keeps answering with the version it last resolved.
+            time.sleep(0.3)  # past the alias cache's lifetime, so it asks the registry again
+            answer = predict(srv, [GOOD_ROW])
+            assert answer.status_code == 200 and answer.json()["model"]["version"] == 1
+    finally:
+        proj.close()

@@ -1,5 +1,6 @@
 """How errors become responses, in one place: a missing run/model/report is a 404 with the
-library's message, a request over a limit a 413, an unreachable store a 503; bad input is a 422
+library's message, a request over a limit a 413, an unreachable store or database a 503; bad
+input is a 422
 shaped {"detail": [{"row", "field", "error"}]}. No message echoes more than an excerpt."""
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
 from mlcrew.errors import LimitExceeded, ModelInputError, NotFoundError, StoreError
 
@@ -47,6 +49,16 @@ async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
     return _detail(exc, 503)
 
 
+async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {
+            "detail": f"the metadata database cannot be reached ({exc.__class__.__name__}); "
+            "check store.db or MLCREW_DB_URL"
+        },
+        status_code=503,
+    )
+
+
 async def _bad_rows(_request: Request, exc: Exception) -> JSONResponse:
     problems = exc.problems if isinstance(exc, ModelInputError) else []
     return JSONResponse({"detail": problems}, status_code=422)
@@ -58,3 +70,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(LimitExceeded, _too_large)
     app.add_exception_handler(StoreError, _unavailable)
     app.add_exception_handler(ModelInputError, _bad_rows)
+    app.add_exception_handler(SQLAlchemyError, _database_down)

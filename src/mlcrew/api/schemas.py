@@ -26,6 +26,9 @@ class Problems(BaseModel):
 
 
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": Message, "description": "Not found"}}
+UNAVAILABLE: dict[int | str, dict[str, Any]] = {
+    503: {"model": Message, "description": "The metadata database cannot be reached"}
+}
 BAD_INPUT: dict[int | str, dict[str, Any]] = {
     422: {"model": Problems, "description": "Invalid parameters"}
 }

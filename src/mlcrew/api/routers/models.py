@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from mlcrew.api.deps import AppState, get_state
 from mlcrew.api.fastpath import ALIAS, MAX_NAME, MAX_VERSION
-from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND
+from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND, UNAVAILABLE
 from mlcrew.registry.versions import aliases, list_versions
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=UNAVAILABLE)
 
 Name = Annotated[str, Path(max_length=MAX_NAME)]
 AliasQuery = Annotated[

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from mlcrew.api.deps import AppState, get_state
-from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND
+from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND, UNAVAILABLE
 from mlcrew.monitoring.reports import get_report, list_reports
 
-router = APIRouter(prefix="/v1/monitor", tags=["monitoring"])
+router = APIRouter(prefix="/v1/monitor", tags=["monitoring"], responses=UNAVAILABLE)
 
 
 @router.get("/reports", responses=BAD_INPUT)

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from mlcrew.api.deps import AppState, get_state
-from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND
+from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND, UNAVAILABLE
 from mlcrew.pipeline.runner import list_runs, load_run, status
 
-router = APIRouter(prefix="/v1", tags=["runs"])
+router = APIRouter(prefix="/v1", tags=["runs"], responses=UNAVAILABLE)
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="How many, newest first.")]
 
