@@ -130,8 +130,6 @@ def test_serve_command_answers_predictions(cli_project: Path) -> None:
 
                 time.sleep(0.1)
         row = {
-            "season": 1,
-            "mnth": "Jan",
             "hr": 8,
             "holiday": 0,
             "weekday": 2,

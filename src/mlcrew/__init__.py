@@ -38,6 +38,7 @@ from mlcrew.registry import (
     rollback,
     set_alias,
 )
+from mlcrew.serving.predict import Prediction, PredictionService, predict
 from mlcrew.spec import Spec, load_spec, parse_spec
 from mlcrew.store import Store
 
@@ -51,6 +52,8 @@ __all__ = [
     "MlcrewError",
     "ModelInputError",
     "NotFoundError",
+    "Prediction",
+    "PredictionService",
     "Project",
     "ProjectError",
     "PromotionRefused",
@@ -75,6 +78,7 @@ __all__ = [
     "load_spec",
     "monitor",
     "parse_spec",
+    "predict",
     "promote",
     "reproduce",
     "rollback",

@@ -59,3 +59,7 @@ class PromotionRefused(MlcrewError):
     def __init__(self, message: str, reasons: list[str]) -> None:
         super().__init__(message)
         self.reasons = reasons
+
+
+class LimitExceeded(MlcrewError):
+    """A request is larger than the service allows (rows per request, body size)."""

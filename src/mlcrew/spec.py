@@ -192,6 +192,18 @@ class Serving(_Model):
     host: str = "127.0.0.1"
     port: Int = Field(8000, ge=0, le=65535)
     max_rows: Int = Field(10_000, ge=1)
+    # A request body over this size is refused (413) before it is read whole.
+    max_body_bytes: Int = Field(4 * 1024 * 1024, ge=1024, le=1024**3)
+    # false: an explicit null for a feature that had no nulls in training is a 422.
+    allow_nulls: bool = False
+    # Worker processes of `mlcrew serve` (each holds its own model cache).
+    workers: Int = Field(1, ge=1, le=64)
+    # Distinct model versions kept loaded per worker (least recently used go first).
+    model_cache: Int = Field(4, ge=1, le=256)
+    # Append every prediction to Parquet segments under the artifact store's predictions/.
+    prediction_log: bool = True
+    # One line per request on stderr.
+    access_log: bool = True
 
 
 class Drift(_Model):

@@ -8,6 +8,8 @@ from pathlib import Path
 from fastapi import Request
 
 from mlcrew.serving.loader import ModelCache
+from mlcrew.serving.metrics import ServiceMetrics
+from mlcrew.serving.predict import PredictionService
 from mlcrew.spec import Spec
 from mlcrew.store import Store
 
@@ -17,7 +19,12 @@ class AppState:
     project: Path
     spec: Spec
     store: Store
-    models: ModelCache
+    service: PredictionService
+    metrics: ServiceMetrics
+
+    @property
+    def models(self) -> ModelCache:
+        return self.service.models
 
 
 def get_state(request: Request) -> AppState:

@@ -1,5 +1,7 @@
 """How errors become responses, in one place: a missing run/model/report is a 404 with the
-library's message; bad input is a 422 shaped {"detail": [{"row", "field", "error"}]}."""
+library's message, a request over a limit a 413, an unreachable store or database a 503; bad
+input is a 422
+shaped {"detail": [{"row", "field", "error"}]}. No message echoes more than an excerpt."""
 
 from __future__ import annotations
 
@@ -8,33 +10,64 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 
-from mlcrew.errors import ModelInputError, NotFoundError
+from mlcrew.errors import LimitExceeded, ModelInputError, NotFoundError, StoreError
+
+MAX_MESSAGE = 500
 
 
 def _problem(err: dict[str, Any]) -> dict[str, Any]:
-    loc = [p for p in err.get("loc", ()) if p != "body"]
+    loc = [p for p in err.get("loc", ()) if p not in ("body", "query", "path")]
     # A row number only where the location is inside `rows` (else an int is a char offset).
     row = loc[1] if len(loc) > 1 and loc[0] == "rows" and isinstance(loc[1], int) else None
     field = ".".join(str(p) for p in loc if not isinstance(p, int)) or "body"
-    return {"row": row, "field": field, "error": err.get("msg", "invalid")}
+    return {"row": row, "field": field[:100], "error": str(err.get("msg", "invalid"))[:300]}
+
+
+def _detail(exc: Exception, status: int) -> JSONResponse:
+    text = str(exc)
+    if len(text) > MAX_MESSAGE:
+        text = text[:MAX_MESSAGE] + "..."
+    return JSONResponse({"detail": text}, status_code=status)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    return JSONResponse({"detail": [_problem(e) for e in exc.errors()]}, status_code=422)
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    return JSONResponse({"detail": [_problem(e) for e in errors]}, status_code=422)
 
 
 async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=404)
+    return _detail(exc, 404)
+
+
+async def _too_large(_request: Request, exc: Exception) -> JSONResponse:
+    return _detail(exc, 413)
+
+
+async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    return _detail(exc, 503)
+
+
+async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse(
+        {
+            "detail": f"the metadata database cannot be reached ({exc.__class__.__name__}); "
+            "check store.db or MLCREW_DB_URL"
+        },
+        status_code=503,
+    )
 
 
 async def _bad_rows(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, ModelInputError)
-    return JSONResponse({"detail": exc.problems}, status_code=422)
+    problems = exc.problems if isinstance(exc, ModelInputError) else []
+    return JSONResponse({"detail": problems}, status_code=422)
 
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(LimitExceeded, _too_large)
+    app.add_exception_handler(StoreError, _unavailable)
     app.add_exception_handler(ModelInputError, _bad_rows)
+    app.add_exception_handler(SQLAlchemyError, _database_down)

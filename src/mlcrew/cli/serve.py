@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import typer
@@ -18,18 +21,71 @@ def serve_cmd(
         None, min=0, max=65535, help="Port (default: serving.port; 0 picks a free one)."
     ),
     host: str | None = typer.Option(None, help="Interface (default: serving.host, 127.0.0.1)."),
+    workers: int | None = typer.Option(
+        None, min=1, max=64, help="Worker processes (default: serving.workers, 1)."
+    ),
 ) -> None:
-    """Serve the champion at POST /v1/models/NAME/predict and the overview page at /."""
-    import uvicorn
+    """Serve the champion at POST /v1/models/NAME/predict and the overview page at /.
 
-    from mlcrew.api.app import create_app
+    Logs one line per request on stderr; /metrics for Prometheus, /healthz and /readyz."""
     from mlcrew.project import Project
+    from mlcrew.serving.loader import import_lightgbm_lean
     from mlcrew.serving.server import check_port
+    from mlcrew.serving.workers import PROJECT_ENV
 
     proj = Project.open(project)
-    host = host or proj.spec.serving.host
-    port = check_port(host, proj.spec.serving.port if port is None else port)
-    console.print(f"serving {proj.spec.name} on http://{host}:{port}/ (Ctrl-C to stop)")
-    uvicorn.run(
-        create_app(proj.root, proj.spec, proj.store), host=host, port=port, log_level="warning"
+    serving = proj.spec.serving
+    host = host or serving.host
+    port = check_port(host, serving.port if port is None else port)
+    workers = workers or serving.workers
+    plural = "s" if workers > 1 else ""
+    console.print(
+        f"serving {proj.spec.name} on http://{host}:{port}/ with {workers} worker{plural} "
+        "(Ctrl-C to stop)"
     )
+    options = {"log_level": "warning", "access_log": False}
+    if workers == 1:
+        import uvicorn
+
+        from mlcrew.api.app import create_app
+
+        import_lightgbm_lean()
+        app_ = create_app(proj.root, proj.spec, proj.store)
+        uvicorn.run(app_, host=host, port=port, **options)  # type: ignore[arg-type]
+        return
+    # Several workers: their metrics meet in one folder (set before prometheus_client loads:
+    # it picks its mode at import), and each opens the project named by MLCREW_PROJECT itself.
+    proj.close()
+    metrics_dir = tempfile.mkdtemp(prefix="mlcrew-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    os.environ[PROJECT_ENV] = str(proj.root)
+    try:
+        _run_workers(host, port, workers, options)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_workers(host: str, port: int, workers: int, options: dict[str, object]) -> None:
+    from prometheus_client import multiprocess
+
+    from mlcrew.api.app import app_from_env
+    from mlcrew.serving.loader import import_lightgbm_lean
+    from mlcrew.serving.workers import can_fork, serve_forked
+
+    if not can_fork():
+        import uvicorn
+
+        target = "mlcrew.api.app:app_from_env"
+        uvicorn.run(target, factory=True, host=host, port=port, workers=workers, **options)  # type: ignore[arg-type]
+        return
+    import_lightgbm_lean()  # imported once here, shared by every forked worker
+    code = serve_forked(
+        app_from_env,
+        host=host,
+        port=port,
+        workers=workers,
+        on_worker_exit=multiprocess.mark_process_dead,
+        **options,
+    )
+    if code:
+        raise typer.Exit(code)

@@ -52,7 +52,7 @@ class BackgroundServer:
             host=host,
             port=self.port,
             log_level="warning",
-            lifespan="off",
+            access_log=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name="mlcrew-server", daemon=True)

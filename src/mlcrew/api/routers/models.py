@@ -1,41 +1,27 @@
-"""Models: list versions, describe one, and predict with the champion (or any alias/version)."""
+"""Models: list versions and describe one. Predict is declared in routers/predict.py and answered
+by api/fastpath.py."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Depends, Path, Query
 
 from mlcrew.api.deps import AppState, get_state
-from mlcrew.registry.versions import CHAMPION, aliases, list_versions
+from mlcrew.api.fastpath import ALIAS, MAX_NAME, MAX_VERSION
+from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND, UNAVAILABLE
+from mlcrew.registry.versions import aliases, list_versions
 
-router = APIRouter(prefix="/v1/models", tags=["models"])
+router = APIRouter(prefix="/v1/models", tags=["models"], responses=UNAVAILABLE)
 
-
-class PredictRequest(BaseModel):
-    rows: list[dict[str, Any]] = Field(..., description="Input rows, one object per row.")
-
-
-class ModelRef(BaseModel):
-    name: str
-    version: int
-
-
-class InputWarning(BaseModel):
-    row: int
-    field: str
-    warning: str
-
-
-class PredictResponse(BaseModel):
-    predictions: list[Any]
-    model: ModelRef
-    warnings: list[InputWarning] = Field(
-        default_factory=list,
-        description="Values unlike anything in training (unseen categories, out-of-range "
-        "numbers, unexpected missing values): the prediction is made, but is less reliable.",
-    )
+Name = Annotated[str, Path(max_length=MAX_NAME)]
+AliasQuery = Annotated[
+    str | None,
+    Query(pattern=f"^{ALIAS.pattern}$", description="An alias (default: champion)."),
+]
+VersionQuery = Annotated[
+    int | None, Query(ge=1, le=MAX_VERSION, description="A version number instead of an alias.")
+]
 
 
 @router.get("")
@@ -55,36 +41,22 @@ def list_models(state: AppState = Depends(get_state)) -> dict[str, Any]:
     }
 
 
-@router.get("/{name}")
-def describe(name: str, alias: str = CHAMPION, state: AppState = Depends(get_state)) -> Any:
+@router.get("/{name}", responses={**NOT_FOUND, **BAD_INPUT})
+def describe(
+    name: Name,
+    alias: AliasQuery = None,
+    version: VersionQuery = None,
+    state: AppState = Depends(get_state),
+) -> dict[str, Any]:
     """A version (champion by default): task, target, input schema, metrics, verdict."""
-    loaded = state.models.get(name, alias)
+    info, _ = state.service.resolve(name, alias, version)
+    loaded = state.models.load(info)
     return {
         "name": name,
-        "version": loaded.info.version,
+        "version": info.version,
         "task": loaded.model.task,
         "target": loaded.model.target_,
         "input_schema": loaded.model.input_schema(),
-        "metrics": loaded.info.metrics,
-        "verdict": loaded.info.verdict,
+        "metrics": info.metrics,
+        "verdict": info.verdict,
     }
-
-
-@router.post("/{name}/predict", response_model=PredictResponse)
-def predict(
-    name: str, body: PredictRequest, alias: str = CHAMPION, state: AppState = Depends(get_state)
-) -> PredictResponse:
-    """Predict for each row with the model behind `alias` (default: champion)."""
-    loaded = state.models.get(name, alias)
-    if not body.rows:
-        raise HTTPException(422, [{"row": None, "field": "rows", "error": "no rows given"}])
-    if len(body.rows) > state.spec.serving.max_rows:
-        raise HTTPException(
-            413, f"{len(body.rows)} rows exceed serving.max_rows={state.spec.serving.max_rows}"
-        )
-    predictions = loaded.model.predict_rows(body.rows)
-    return PredictResponse(
-        predictions=predictions,
-        model=ModelRef(name=name, version=loaded.info.version),
-        warnings=[InputWarning(**w) for w in loaded.model.unfamiliar(body.rows)],
-    )

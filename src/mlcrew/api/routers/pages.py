@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from mlcrew.api.deps import AppState, get_state
@@ -20,7 +20,8 @@ from mlcrew.registry.versions import CHAMPION, aliases, get_version, list_versio
 from mlcrew.training.metrics import resolve_metric
 from mlcrew.wording import plural
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parents[2] / "web" / "templates"))
+WEB = Path(__file__).parents[2] / "web"
+TEMPLATES = Jinja2Templates(directory=str(WEB / "templates"))
 TEMPLATES.env.filters["plural"] = plural  # {{ n | plural("new row") }}: "1 new row", "2 new rows"
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
@@ -126,3 +127,8 @@ def api_reference(request: Request) -> HTMLResponse:
                 }
             )
     return TEMPLATES.TemplateResponse(request, "api.html", {"doc": doc, "endpoints": endpoints})
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    return FileResponse(WEB / "static" / "favicon.ico", media_type="image/x-icon")

@@ -6,16 +6,21 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from mlcrew.api.deps import AppState, get_state
+from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND, UNAVAILABLE
 from mlcrew.errors import MlcrewError, NotFoundError, PromotionRefused
 from mlcrew.registry.promotion import history, promote
 
-router = APIRouter(prefix="/v1/models", tags=["registry"])
+router = APIRouter(prefix="/v1/models", tags=["registry"], responses=UNAVAILABLE)
 
 NAME = Path(..., max_length=64, description="The model's name.")
-ALIAS = Path(..., max_length=32, description="The alias to move (champion, challenger, ...).")
+ALIAS = Path(
+    ...,
+    pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+    description="The alias to move: champion, challenger or any lowercase name.",
+)
 
 
 class AliasEventOut(BaseModel):
@@ -39,10 +44,20 @@ class HistoryOut(BaseModel):
 
 class PromoteIn(BaseModel):
     version: int = Field(..., ge=1, le=2**31 - 1)
-    reason: str = Field(..., min_length=1, max_length=2000, description="Goes into the audit log.")
-    force: bool = Field(False, description="Skip the gates; recorded as forced.")
+    reason: str = Field(
+        ..., min_length=1, max_length=2000, pattern=r"\S", description="Goes into the audit log."
+    )
+    force: StrictBool = Field(False, description="Skip the gates; recorded as forced.")
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _a_json_integer(cls, value: Any) -> Any:
+        # `"2"` or `true` is refused rather than guessed at; 2.0 is an integer in JSON.
+        if isinstance(value, str | bool):
+            raise ValueError("version must be an integer")
+        return value
 
 
 class PromoteOut(BaseModel):
@@ -57,10 +72,6 @@ class Refused(BaseModel):
     reasons: list[str]
 
 
-class Problem(BaseModel):
-    detail: str
-
-
 def _actor(request: Request) -> str:
     # No people yet: the caller is known by address. Tokens will name their owner.
     host = request.client.host if request.client else "unknown"
@@ -70,7 +81,7 @@ def _actor(request: Request) -> str:
 @router.get(
     "/{name}/history",
     response_model=HistoryOut,
-    responses={404: {"model": Problem, "description": "No such model."}},
+    responses={**NOT_FOUND, **BAD_INPUT},
 )
 def get_history(
     name: str = NAME,
@@ -87,9 +98,9 @@ def get_history(
     "/{name}/aliases/{alias}",
     response_model=PromoteOut,
     responses={
-        404: {"model": Problem, "description": "No such model or version."},
+        **NOT_FOUND,
         409: {"model": Refused, "description": "The gates refused the promotion; see reasons."},
-        422: {"description": "Invalid body or alias name."},
+        **BAD_INPUT,
     },
 )
 def move_alias(

@@ -1,0 +1,262 @@
+"""The service's outer layer, in plain ASGI: every request is counted, timed and access-logged,
+and `POST /v1/models/{name}/predict` is answered right here.
+
+Predict is the hot route, so it skips the framework's per-request machinery: the body is read as
+bytes up to `serving.max_body_bytes` (a larger Content-Length is refused before reading), parsed
+once with orjson, handed to `PredictionService.predict` and answered with orjson bytes. Its
+OpenAPI operation is declared in api/routers/predict.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+
+from mlcrew.errors import LimitExceeded, ModelInputError, NotFoundError, StoreError
+from mlcrew.serving.access import AccessLog
+from mlcrew.serving.metrics import ServiceMetrics
+from mlcrew.serving.predict import PredictionService
+from mlcrew.serving.validation import excerpt
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+PREDICT_ROUTE = "/v1/models/{name}/predict"
+_PREFIX = "/v1/models/"
+_SUFFIX = "/predict"
+ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+ALIAS_RULE = "letters, digits, '_', '.' or '-', starting with a letter (at most 64)"
+MAX_VERSION = 2**31 - 1
+MAX_NAME = 64
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_JSON = b"application/json"
+
+
+class Reply(Exception):
+    """A finished error response from inside the predict path."""
+
+    def __init__(self, status: int, detail: Any, headers: list[tuple[bytes, bytes]] | None = None):
+        self.status = status
+        self.detail = detail
+        self.headers = headers or []
+
+
+def _problem(field: str | None, error: str, row: int | None = None) -> dict[str, Any]:
+    return {"row": row, "field": field, "error": error}
+
+
+def problem(field: str | None, error: str, row: int | None = None) -> Reply:
+    return Reply(422, [_problem(field, error, row)])
+
+
+class ServiceMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        service: PredictionService,
+        metrics: ServiceMetrics,
+        access: AccessLog | None,
+    ) -> None:
+        self.app = app
+        self.service = service
+        self.metrics = metrics
+        self.access = access
+        self.max_body = service.serving.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path.startswith(_PREFIX) and path.endswith(_SUFFIX) and path.count("/") == 4:
+            route = PREDICT_ROUTE
+            try:
+                status, body, rid, headers = await self._predict(scope, receive, method, path)
+            except Exception:  # a bug: the server's error layer answers 500; count and log it
+                self._record(scope, route, method, path, 500, start, "-")
+                raise
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": status,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"x-request-id", rid.encode()),
+                        *headers,
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+        else:
+            rid = _request_id(scope) or self.service.new_request_id()
+            seen = [500]
+            header = (b"x-request-id", rid.encode())
+
+            async def send_tagged(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    seen[0] = message["status"]
+                    message["headers"] = [*message.get("headers", ()), header]
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_tagged)
+            finally:
+                found = scope.get("route")
+                route = getattr(found, "path", None) or "unmatched"
+                status = seen[0]
+                self._record(scope, route, method, path, status, start, rid)
+            return
+        self._record(scope, route, method, path, status, start, rid)
+
+    def _record(
+        self, scope: Scope, route: str, method: str, path: str, status: int, start: float, rid: str
+    ) -> None:
+        elapsed = time.perf_counter() - start
+        self.metrics.observe(route, method, status, elapsed)
+        if self.access is not None:
+            client = scope.get("client")
+            self.access.record(client[0] if client else "-", method, path, status, elapsed, rid)
+
+    async def _predict(
+        self, scope: Scope, receive: Receive, method: str, path: str
+    ) -> tuple[int, bytes, str, list[tuple[bytes, bytes]]]:
+        rid = _request_id(scope) or self.service.new_request_id()
+        try:
+            if method != "POST":
+                raise Reply(405, f"{method} is not allowed here; use POST", [(b"allow", b"POST")])
+            name = path[len(_PREFIX) : -len(_SUFFIX)]
+            body = await self._body(scope, receive)
+            alias, version = _query(scope)
+            rows = _rows(body)
+            if len(name) > MAX_NAME:
+                raise NotFoundError(f"no model named {excerpt(name)}")
+            result = self.service.predict(name, rows, alias=alias, version=version, request_id=rid)
+            return 200, orjson.dumps(result.to_json()), rid, []
+        except Reply as reply:
+            return reply.status, orjson.dumps({"detail": reply.detail}), rid, reply.headers
+        except ModelInputError as exc:
+            return 422, orjson.dumps({"detail": exc.problems}), rid, []
+        except NotFoundError as exc:
+            return 404, _message(exc), rid, []
+        except LimitExceeded as exc:
+            return 413, _message(exc), rid, []
+        except StoreError as exc:
+            return 503, _message(exc), rid, []
+
+    async def _body(self, scope: Scope, receive: Receive) -> bytes:
+        """The body, refused with 415 for a non-JSON type and 413 past the size limit."""
+        ctype = length = None
+        for key, value in scope["headers"]:
+            if key == b"content-type":
+                ctype = value
+            elif key == b"content-length":
+                length = value
+        if ctype is None or not _is_json(ctype):
+            got = "none" if ctype is None else excerpt(ctype.decode("latin-1"))
+            raise Reply(415, f"send the rows as JSON (Content-Type: application/json), got {got}")
+        limit = self.max_body
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise self._too_large(limit)
+        chunks = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                break
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(limit)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    @staticmethod
+    def _too_large(limit: int) -> Reply:
+        return Reply(
+            413,
+            f"request body larger than serving.max_body_bytes={limit}; send fewer rows per "
+            "request (or use batch scoring)",
+        )
+
+
+def _is_json(ctype: bytes) -> bool:
+    media = ctype.split(b";", 1)[0].strip().lower()
+    return media == _JSON or (media.startswith(b"application/") and media.endswith(b"+json"))
+
+
+def _request_id(scope: Scope) -> str | None:
+    for key, value in scope["headers"]:
+        if key == b"x-request-id":
+            text = value.decode("latin-1")
+            return text if _REQUEST_ID.fullmatch(text) else None
+    return None
+
+
+def _query(scope: Scope) -> tuple[str | None, int | None]:
+    raw: bytes = scope.get("query_string", b"")
+    if not raw:
+        return None, None
+    alias = version = None
+    for key, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if key == "alias":
+            if not ALIAS.fullmatch(value):
+                raise problem("alias", f"expected {ALIAS_RULE}, got {excerpt(value)}")
+            alias = value
+        elif key == "version":
+            if not (value.isascii() and value.isdigit() and len(value) <= 10) or not (
+                1 <= int(value) <= MAX_VERSION
+            ):
+                raise problem(
+                    "version", f"expected a whole number from 1 to {MAX_VERSION}, got "
+                    f"{excerpt(value)}"
+                )  # fmt: skip
+            version = int(value)
+    return alias, version
+
+
+def _rows(body: bytes) -> list[Any]:
+    """The `rows` of a JSON body; 422 naming what is wrong with the body otherwise."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        doc = _lenient(body, exc)
+    if type(doc) is not dict:
+        raise problem("body", 'expected a JSON object like {"rows": [{...}]}')
+    if len(doc) != 1 or "rows" not in doc:
+        problems = [] if "rows" in doc else [_problem("rows", "Field required")]
+        problems += [
+            _problem(excerpt(k, 60).strip("'"), "unknown field; the body holds only 'rows'")
+            for k in list(doc)[:10]
+            if k != "rows"
+        ]
+        raise Reply(422, problems)
+    return doc["rows"]  # type: ignore[no-any-return]
+
+
+def _lenient(body: bytes, exc: orjson.JSONDecodeError) -> Any:
+    """Parse what orjson refuses but Python's json reads (NaN, integers past 64 bits), so the
+    error can name the row and field; anything else is invalid JSON."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        raise problem("body", f"invalid JSON: {str(exc)[:120]}") from None
+
+
+def _message(exc: Exception) -> bytes:
+    text = str(exc)
+    return orjson.dumps({"detail": text if len(text) <= 500 else text[:500] + "..."})
