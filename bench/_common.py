@@ -163,6 +163,25 @@ def rss_mb(root: int) -> float:
     return total / 1024
 
 
+def pss_mb(root: int) -> float:
+    """Proportional set size of a process tree, in MiB: pages shared by forked workers counted
+    once in all (RSS summed over the tree counts them once per process)."""
+    total = 0
+    for pid in tree_pids(root):
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def loadavg() -> str:
+    """The 1, 5 and 15 minute load averages, as `uptime` prints them."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def stop(proc: subprocess.Popen[bytes]) -> None:
     """End a server we started (its whole process group), by its pid."""
     if proc.poll() is None:

@@ -2,13 +2,18 @@
 
 No validation beyond what the matrix needs, no log, no metrics: what any Python service with
 this model pays for HTTP + JSON + one LightGBM call. Run by bench/serving.py as
-`python bench/bare_app.py MODEL_JSON PORT` (uvicorn, one worker, like the others).
+`python bench/bare_app.py MODEL_JSON PORT [WORKERS]`: one uvicorn process, or WORKERS uvicorn
+processes forked after the imports on one listening socket (as `mlcrew serve --workers N` does),
+so a multi-worker mlcrew has a floor with the same number of processes.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import socket
 import sys
 from typing import Any
 
@@ -44,5 +49,40 @@ async def predict(request: Request) -> dict[str, Any]:
     return {"predictions": booster.predict(X, num_threads=1).tolist()}
 
 
+def serve_forked(port: int, workers: int) -> None:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    sock.listen(2048)
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            config = uvicorn.Config(app, log_level="warning")
+            uvicorn.Server(config).run(sockets=[sock])
+            os._exit(0)
+        children.append(pid)
+
+    def stop(_signum: int, _frame: object) -> None:
+        for pid in children:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for _ in children:
+        try:
+            os.wait()
+        except ChildProcessError:
+            break
+
+
 if __name__ == "__main__":
-    uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning")
+    port, workers = int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 1
+    if workers == 1:
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    else:
+        serve_forked(port, workers)

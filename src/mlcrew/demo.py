@@ -141,7 +141,9 @@ def _champion_digest(project: Project) -> str:
 def _typed(value: str, kind: str) -> Any:
     if kind == "category":
         # A category over an integer column (weekday) is sent as the integer a client has.
-        return int(value) if value.lstrip("-").isdigit() and str(int(value)) == value else value
+        from mlcrew.overview import category_value
+
+        return category_value(value)
     if kind == "integer":
         return int(value)
     if kind == "boolean":
