@@ -9,6 +9,7 @@ so a multi-worker mlcrew has a floor with the same number of processes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -46,7 +47,7 @@ def value(field: dict[str, Any], v: Any) -> float:
 async def predict(request: Request) -> dict[str, Any]:
     rows = (await request.json())["rows"]
     X = np.array([[value(f, row.get(f["name"])) for f in schema] for row in rows])
-    return {"predictions": booster.predict(X, num_threads=1).tolist()}
+    return {"predictions": np.asarray(booster.predict(X, num_threads=1)).tolist()}
 
 
 def serve_forked(port: int, workers: int) -> None:
@@ -66,10 +67,8 @@ def serve_forked(port: int, workers: int) -> None:
 
     def stop(_signum: int, _frame: object) -> None:
         for pid in children:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

@@ -38,9 +38,13 @@ from mlcrew.registry import (
     rollback,
     set_alias,
 )
+from mlcrew.serving.batch import score_file
+from mlcrew.serving.export import export_model
+from mlcrew.serving.package import load_package
 from mlcrew.serving.predict import Prediction, PredictionService, predict
 from mlcrew.spec import Spec, load_spec, parse_spec
 from mlcrew.store import Store
+from mlcrew.store.verify import verify_store
 
 __all__ = [
     "CHALLENGER",
@@ -69,11 +73,13 @@ __all__ = [
     "VersionInfo",
     "__version__",
     "check_stage",
+    "export_model",
     "get_version",
     "history",
     "init_project",
     "list_runs",
     "list_versions",
+    "load_package",
     "load_run",
     "load_spec",
     "monitor",
@@ -82,6 +88,8 @@ __all__ = [
     "promote",
     "reproduce",
     "rollback",
+    "score_file",
     "set_alias",
     "status",
+    "verify_store",
 ]

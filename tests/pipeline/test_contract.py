@@ -131,6 +131,8 @@ def test_a_stage_failing_with_any_exception_is_recorded_failed(project: Project)
 
 
 def test_two_runs_started_together_both_succeed(example_dir: Path, db_url: str) -> None:
+    spec = example_dir / "mlcrew.yaml"  # longer training: the two runs surely overlap
+    spec.write_text(spec.read_text().replace("rounds: 300", "rounds: 1500"))
     env = {**os.environ}
     if db_url.startswith("postgresql"):
         env["MLCREW_DB_URL"] = db_url  # else the embedded default under .mlcrew/, created now

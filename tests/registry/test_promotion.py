@@ -44,6 +44,35 @@ def test_rollback_survives_a_cached_run_and_a_fresh_run(project: Project) -> Non
     assert moves == [(2, 1, "rollback"), (1, 2, "promote"), (None, 1, "promote")]
 
 
+def test_after_a_rollback_a_cached_run_says_why_the_champion_stays(project: Project) -> None:
+    from mlcrew.pipeline.runner import Runner
+    from tests.conftest import _reload
+
+    two_versions(project)
+    rollback(project.store, NAME)
+    spec, text = _reload(project)
+    result = Runner(project.root, project.store, spec, text).run()  # type: ignore[arg-type]
+    story = result.champion_story()
+    assert "v2 (a known version: a run never moves an alias for one)" in story
+    assert "champion stays bike-demand v1" in story and "mlcrew promote bike-demand 2" in story
+
+
+def test_a_holder_that_cannot_read_the_new_data_refuses_with_a_reason(project: Project) -> None:
+    run_pipeline(project)
+    # The new model's data renames a column the champion reads.
+    edit_spec(project, "temp, atemp", "temp as temperature, atemp")
+    edit_spec(project, "{column: temp, not_null", "{column: temperature, not_null")
+    doc = run_pipeline(project)
+    assert doc["verdict"]["passed"] is True  # type: ignore[index]
+    promotion = doc["promotion"]
+    assert promotion["promoted"] is False  # type: ignore[index]
+    (reason,) = promotion["reasons"]  # type: ignore[index]
+    assert "champion v1 cannot be scored on v2's test split" in reason and "'temp'" in reason
+    assert doc["champion"] == {"name": NAME, "version": 1}
+    move = promote(project.store, NAME, 2, reason="new feature names, checked by hand", force=True)
+    assert move is not None and move.forced
+
+
 def test_promotion_is_gated_and_a_forced_one_needs_a_reason(project: Project) -> None:
     two_versions(project)
     with pytest.raises(PromotionRefused) as info:
@@ -97,13 +126,17 @@ def test_rollback_without_a_previous_holder_says_what_to_do(project: Project) ->
 LOOP = """
 import sys
 from mlcrew.store import Store
+from mlcrew.errors import PromotionRefused
 from mlcrew.registry import promote
 store = Store(sys.argv[1], sys.argv[2])
 print("ready", flush=True)
 i = 0
 while True:
     i += 1
-    promote(store, "bike-demand", 1 + i % 2, reason=f"drill {i}", force=True)
+    try:
+        promote(store, "bike-demand", 1 + i % 2, reason=f"drill {i}", force=True)
+    except PromotionRefused:  # another process moved the alias after this one looked: fine
+        pass
 """
 
 
@@ -135,3 +168,35 @@ def test_audit_log_agrees_with_the_alias_after_kill_9_mid_promotion(
         assert holder is not None and last is not None
         assert holder.version == last.to_version
     assert count > 10  # the loop really moved the alias many times before each kill
+    assert_history_is_a_chain(project)
+
+
+def assert_history_is_a_chain(project: Project) -> None:
+    """Each move starts where the one before it ended: no two movers saw the same holder."""
+    events = list(reversed(history(project.store, NAME, "champion", limit=10_000)))
+    for before, after in zip(events, events[1:], strict=False):
+        assert after.from_version == before.to_version, (before, after)
+
+
+def test_two_processes_promoting_at_once_keep_one_chain(project: Project, tmp_path: Path) -> None:
+    two_versions(project)
+    script = tmp_path / "loop.py"
+    script.write_text(LOOP)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(script), project.store.db_url, project.store.artifacts.root],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    time.sleep(2.0)
+    for proc in procs:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        proc.kill()
+        proc.wait()
+    assert len(history(project.store, NAME, "champion", limit=10_000)) > 10
+    assert_history_is_a_chain(project)

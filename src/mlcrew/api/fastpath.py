@@ -19,6 +19,8 @@ from urllib.parse import parse_qsl
 import orjson
 
 from mlcrew.errors import LimitExceeded, ModelInputError, NotFoundError, StoreError
+from mlcrew.registry.versions import ALIAS_PATTERN as ALIAS
+from mlcrew.registry.versions import ALIAS_RULE, MAX_VERSION
 from mlcrew.serving.access import AccessLog
 from mlcrew.serving.metrics import ServiceMetrics
 from mlcrew.serving.predict import PredictionService
@@ -33,9 +35,6 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 PREDICT_ROUTE = "/v1/models/{name}/predict"
 _PREFIX = "/v1/models/"
 _SUFFIX = "/predict"
-ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
-ALIAS_RULE = "letters, digits, '_', '.' or '-', starting with a letter (at most 64)"
-MAX_VERSION = 2**31 - 1
 MAX_NAME = 64
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _JSON = b"application/json"

@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from mlcrew.project import Project
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
@@ -28,7 +31,7 @@ def short(digest: str | None) -> str:
     return (digest or "")[:12]
 
 
-def open_model_project(project: Path, name: str) -> Any:
+def open_model_project(project: Path, name: str) -> Project:
     """The project whose model is `name`; a clear error if the project holds another model."""
     from mlcrew.errors import NotFoundError
     from mlcrew.project import Project

@@ -40,8 +40,8 @@ def run_cmd(
 ) -> None:
     """Run the pipeline; unchanged stages come from the cache.
 
-    Exit code: 0 if the model passed every gate; 3 if it failed one (registered, not promoted);
-    1 if the pipeline stopped (a failed data check, bad data)."""
+    Exit code: 0 if the model passed every gate; 3 if it failed one, or its automatic promotion
+    was refused (registered, not promoted); 1 if the pipeline stopped (a failed check, bad data)."""
     from mlcrew.errors import CheckFailed, MlcrewError
     from mlcrew.pipeline.runner import Runner
     from mlcrew.pipeline.stages import STAGES
@@ -64,7 +64,8 @@ def run_cmd(
         emit_json(result.to_json())
     else:
         print_run(result)
-    if result.verdict and not result.verdict["passed"]:
+    refused = result.promotion is not None and not result.promotion.promoted
+    if (result.verdict and not result.verdict["passed"]) or refused:
         raise typer.Exit(GATES_FAILED)
 
 

@@ -15,6 +15,10 @@ from mlcrew.spec import canonical_json
 
 @lru_cache(maxsize=64)
 def _version(dist: str) -> str:
+    if dist == "python":  # the interpreter, for stages whose output records it
+        import platform
+
+        return platform.python_version()
     try:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
@@ -22,7 +26,8 @@ def _version(dist: str) -> str:
 
 
 def library_versions(dists: tuple[str, ...]) -> dict[str, str]:
-    """Installed versions of the named distributions (read from metadata, not imported)."""
+    """Installed versions of the named distributions (read from metadata, not imported);
+    "python" names the interpreter."""
     return {d: _version(d) for d in dists}
 
 

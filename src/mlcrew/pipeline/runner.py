@@ -9,7 +9,6 @@ to promotion, which the spec's `registry.promotion` allows (auto) or leaves to a
 
 from __future__ import annotations
 
-import getpass
 import os
 import socket
 import time
@@ -33,6 +32,7 @@ from mlcrew.pipeline.runs import (
 )
 from mlcrew.pipeline.stage import StageDef, dump_config
 from mlcrew.pipeline.stages import STAGES
+from mlcrew.registry.promotion import default_actor
 from mlcrew.registry.versions import CHAMPION, alias_holder
 from mlcrew.spec import Spec
 from mlcrew.store import Store, file_digest, now
@@ -97,7 +97,7 @@ class Runner:
         self.spec_text = spec_text
         self.progress = progress or (lambda *_: None)
         self.stages = stages
-        self.actor = actor or _os_user()
+        self.actor = actor or default_actor()
         self._champion_before: dict[str, Any] | None = None
 
     def run(self, *, force: bool = False) -> RunResult:
@@ -164,10 +164,10 @@ class Runner:
             return None  # a known passing version never moves an alias by itself
         if self.spec.registry.promotion != "auto":
             return None
-        from mlcrew.registry.promotion import history, promote
+        from mlcrew.registry.promotion import promote, was_replaced
 
         version = int(reg.record["version"])
-        if any(e.from_version == version for e in history(self.store, self.spec.name, CHAMPION)):
+        if was_replaced(self.store, self.spec.name, CHAMPION, version):
             # It held the alias once and was moved away from (a rollback, a better model):
             # bringing it back is a person's decision.
             return Promotion(
@@ -188,6 +188,8 @@ class Runner:
             )
         except PromotionRefused as exc:
             return Promotion(CHAMPION, version, False, exc.reasons)
+        except MlcrewError as exc:  # e.g. a model that cannot be loaded: the run still stands
+            return Promotion(CHAMPION, version, False, [str(exc)])
         return Promotion(CHAMPION, version, True, [])
 
     def _finish(
@@ -201,7 +203,15 @@ class Runner:
         verdict = next((o.record.get("verdict") for o in outcomes if o.name == "evaluate"), None)
         champion = _holder(self.store, self.spec.name, CHAMPION)
         result = RunResult(
-            run_id, outcomes, verdict, champion, status, error, self._champion_before, promotion
+            run_id,
+            outcomes,
+            verdict,
+            champion,
+            status,
+            error,
+            self._champion_before,
+            promotion,
+            self.spec.registry.promotion,
         )
         with self.store.session() as s:
             run = s.get(Run, run_id)
@@ -295,10 +305,3 @@ def _seed_of(config: BaseModel) -> int | None:
 def _holder(store: Store, name: str, alias: str) -> dict[str, Any] | None:
     version = alias_holder(store, name, alias)
     return {"name": name, "version": version} if version is not None else None
-
-
-def _os_user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return f"uid {os.getuid()}"

@@ -61,6 +61,7 @@ class RunResult:
     error: str | None = None
     previous_champion: dict[str, Any] | None = None
     promotion: Promotion | None = None
+    policy: Literal["auto", "manual"] = "auto"  # the spec's registry.promotion
 
     @property
     def registration(self) -> dict[str, Any] | None:
@@ -113,11 +114,16 @@ class RunResult:
         if champion != before:
             return f"champion: {label(champion)} (was {label(before)})"
         if version is not None and (champion is None or champion["version"] != version):
-            why = "registry.promotion is manual" if reg.get("new") else "not a new version"
+            register = next((s for s in self.stages if s.name == "register"), None)
+            if register is not None and register.state == "cached":
+                why = "a known version: a run never moves an alias for one"
+            elif self.policy == "manual":
+                why = "registry.promotion is manual"
+            else:
+                why = "it passed before, so it is not offered again"
             return (
-                f"registered {reg.get('name')} v{version} ({why}); champion stays "
-                f"{label(champion)}; promote with 'mlcrew promote {reg.get('name')} {version} "
-                "--reason TEXT'"
+                f"{reg.get('name')} v{version} ({why}); champion stays {label(champion)}; "
+                f"promote it with 'mlcrew promote {reg.get('name')} {version} --reason TEXT'"
             )
         return f"champion: {label(champion)} (unchanged)"
 

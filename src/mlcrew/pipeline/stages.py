@@ -47,7 +47,8 @@ STAGES: tuple[StageDef, ...] = (
         inputs=("split.train",),
         outputs=("model",),
         impl="mlcrew.training.train:run",
-        libraries=("lightgbm", "numpy", "pyarrow", "scikit-learn"),
+        # The model package records these versions, so each is part of what makes its bytes.
+        libraries=("lightgbm", "numpy", "pyarrow", "scikit-learn", "mlcrew", "python"),
         description="LightGBM pipeline that owns its preprocessing and input schema",
     ),
     StageDef(

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import getpass
 import os
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import select
 
 from mlcrew.errors import MlcrewError, NotFoundError, PromotionRefused
-from mlcrew.registry.versions import CHAMPION, VersionInfo, find_version
+from mlcrew.registry.versions import (
+    ALIAS_PATTERN,
+    ALIAS_RULE,
+    CHAMPION,
+    VersionInfo,
+    find_version,
+)
 from mlcrew.spec import LOWER_IS_BETTER
 from mlcrew.store import Store, now
 from mlcrew.store.models import Alias, AliasEvent
 
 Action = Literal["promote", "rollback"]
-ALIAS_RE = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 
 
 @dataclass(frozen=True)
@@ -74,15 +78,14 @@ def default_actor() -> str:
     """Who is acting, for the audit log: the OS user (people and tokens come later)."""
     try:
         return getpass.getuser()
-    except (KeyError, OSError):
+    except (KeyError, OSError):  # no passwd entry (containers)
         return f"uid {os.getuid()}"
 
 
 def check_alias_name(alias: str) -> str:
-    if not ALIAS_RE.fullmatch(alias):
+    if not ALIAS_PATTERN.fullmatch(alias):
         raise MlcrewError(
-            f"alias {alias[:40]!r} is not valid: use 1-32 lowercase letters, digits, '-' or '_', "
-            "starting with a letter (like champion or challenger)"
+            f"alias {alias[:40]!r} is not valid: use {ALIAS_RULE} (like champion or challenger)"
         )
     return alias
 
@@ -102,6 +105,23 @@ def move_alias(
     """Point `alias` at `version` and log it, in one transaction. None if it already points
     there. With `expect_from`, refuse if the alias moved since the caller decided."""
     check_alias_name(alias)
+    # One mover at a time per alias, on every backend: SQLite takes no row lock for a SELECT,
+    # and two first promotions on PostgreSQL would both insert the alias row.
+    with store.lock(f"mlcrew:alias:{name}:{alias}").hold():
+        return _move(store, name, alias, version, action, reason, forced, actor, expect_from)
+
+
+def _move(
+    store: Store,
+    name: str,
+    alias: str,
+    version: int,
+    action: Action,
+    reason: str,
+    forced: bool,
+    actor: str | None,
+    expect_from: int | Literal["any"] | None,
+) -> AliasMove | None:
     with store.session() as s:
         row = find_version(s, name, version)
         if row is None:
@@ -152,7 +172,18 @@ def _score_on(store: Store, holder: VersionInfo, candidate: VersionInfo, metric:
         raise MlcrewError(f"v{candidate.version} records no test split to compare on")
     table = read_parquet_bytes(store.artifacts.read_bytes(test_digest))
     model = TabularModel.from_json(store.artifacts.read_bytes(holder.model_digest))
-    value = model_metrics(model, table, model.target_).get(metric)
+    lacking = [c for c in [*model.feature_names, model.target_] if c not in table.column_names]
+    if lacking:
+        raise MlcrewError(
+            f"it reads {', '.join(map(repr, lacking))}, which v{candidate.version}'s test split "
+            "lacks"
+        )
+    try:
+        value = model_metrics(model, table, model.target_).get(metric)
+    except MlcrewError:
+        raise
+    except Exception as exc:  # LightGBM, Arrow or NumPy refusing this data
+        raise MlcrewError(f"{exc.__class__.__name__}: {str(exc)[:200]}") from exc
     if value is None:
         raise MlcrewError(f"{metric} cannot be computed for v{holder.version} on this data")
     return float(value)
@@ -297,6 +328,21 @@ def rollback(
     if move is None:  # cannot happen: previous != holder by construction of the log
         raise MlcrewError(f"{alias} of {name} already points to v{previous}")
     return move
+
+
+def was_replaced(store: Store, name: str, alias: str, version: int) -> bool:
+    """True if `version` once held `alias` and was moved away from (replaced or rolled back)."""
+    with store.session() as s:
+        found = s.scalars(
+            select(AliasEvent.id)
+            .where(
+                AliasEvent.name == name,
+                AliasEvent.alias == alias,
+                AliasEvent.from_version == version,
+            )
+            .limit(1)
+        ).first()
+    return found is not None
 
 
 def history(

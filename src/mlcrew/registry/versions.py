@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,9 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 # Python's int is unbounded; a database integer is not. Anything beyond is "no such version".
 MAX_VERSION = 2**31 - 1
+# The one rule for alias names, everywhere (CLI, REST path and query, Python).
+ALIAS_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+ALIAS_RULE = "1-32 lowercase letters, digits, '-' or '_', starting with a letter"
 
 
 @dataclass(frozen=True)

@@ -90,15 +90,20 @@ class ModelCache:
             if cached is not None and now - cached[0] < self.alias_ttl:
                 found = cached[1]
                 if isinstance(found, MlcrewError):
-                    raise found
+                    # A fresh exception each time: re-raising one object would grow its
+                    # traceback (and keep each request's frames alive) until the entry expires.
+                    raise type(found)(str(found))
                 return found
         try:
             found = get_version(self.store, name, ref)
         except NotFoundError as exc:
-            found = exc
+            found = NotFoundError(str(exc))
         except SQLAlchemyError as exc:
             if cached is not None and isinstance(cached[1], VersionInfo):
                 log.warning("registry unreachable, serving the last known %s/%s: %s", *key, exc)
+                # Ask the database again only after another `alias_ttl`, not on every request.
+                with self._lock:
+                    self._refs[key] = (now, cached[1])
                 return cached[1]
             raise StoreError(
                 f"the model registry cannot be reached: {exc.__class__.__name__}"
@@ -109,7 +114,7 @@ class ModelCache:
             while len(self._refs) > MAX_REFS:
                 self._refs.popitem(last=False)
         if isinstance(found, MlcrewError):
-            raise found
+            raise type(found)(str(found))
         return found
 
     def get(self, name: str, ref: str | int = CHAMPION) -> LoadedModel:

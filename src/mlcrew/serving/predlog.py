@@ -146,23 +146,32 @@ class PredictionLog:
         for entry in batch:
             groups.setdefault((entry.name, entry.version), []).append(entry)
         written = []
+        failed: list[LogEntry] = []
+        error: Exception | None = None
         for (name, version), entries in groups.items():
             try:
                 table = self._table(name, version, entries)
                 written.append(self._write(name, table))
-            except Exception:
-                # Put them back to try again next second (bounded by MAX_PENDING_ROWS).
-                with self._lock:
-                    self._pending[:0] = entries
-                    self._pending_rows += sum(len(e.predictions) for e in entries)
+            except Exception as exc:
+                # Every group that could not be written goes back, to be tried again next
+                # second (bounded by MAX_PENDING_ROWS); the others are still written now.
+                failed.extend(entries)
+                error = exc
                 if self.metrics:
                     self.metrics.log_errors.inc()
-                raise
+                continue
             if self.metrics:
                 self.metrics.log_rows.inc(table.num_rows)
+        if failed:
+            failed.sort(key=lambda e: e.at)
+            with self._lock:
+                self._pending[:0] = failed
+                self._pending_rows += sum(len(e.predictions) for e in failed)
         if self.metrics:
             self.metrics.log_lag.set(max(0.0, time.time() - batch[0].at))
             self.metrics.log_pending.set(self._pending_rows)
+        if error is not None:
+            raise error
         return written
 
     def _table(self, name: str, version: int, entries: list[LogEntry]) -> pa.Table:
@@ -197,11 +206,21 @@ class PredictionLog:
         schema = entries[-1].inputs
         inputs = _inputs(schema, X, unseen)
         prediction = _column(predictions)
-        shadow = self.shadow.score(name, version, X, inputs, schema) if self.shadow else None
+        shadow = None
+        shadow_failure: str | None = None
+        if self.shadow:
+            try:
+                shadow = self.shadow.score(name, version, X, inputs, schema)
+            except Exception as exc:  # the challenger never holds back the champion's rows
+                shadow_failure = f"challenger failed: {exc.__class__.__name__}: {exc}"[:200]
         if shadow is None:
             challenger_version = pa.nulls(total, pa.int32())
             challenger = pa.nulls(total, prediction.type)
-            challenger_error = pa.nulls(total, pa.string())
+            challenger_error = (
+                pa.array([shadow_failure] * total, pa.string())
+                if shadow_failure
+                else pa.nulls(total, pa.string())
+            )
         else:
             challenger_version = pa.nulls(total, pa.int32()).fill_null(shadow.version)
             challenger = _column(shadow.predictions, prediction.type)

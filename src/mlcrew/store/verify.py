@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from mlcrew.store.models import Artifact
+
+if TYPE_CHECKING:
+    from mlcrew.store import Store
 
 
 @dataclass
@@ -28,7 +31,7 @@ class VerifyReport:
         return {**asdict(self), "healthy": self.healthy}
 
 
-def verify_store(store: Any, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
+def verify_store(store: Store, progress: Callable[[int, int], None] | None = None) -> VerifyReport:
     """Check every recorded artifact against its digest; `progress(done, total)` as it goes."""
     with store.session() as s:
         rows = [(a.digest, a.kind) for a in s.scalars(select(Artifact).order_by(Artifact.digest))]

@@ -75,7 +75,7 @@ def score(model: TabularModel, table: Any, target: str, metric: str) -> float:
         raise DataError(
             f"objective.metric {metric!r} cannot be computed on the validation tail of the "
             f"training data (it may hold a single class); choose one of {sorted(metrics)} or set "
-            "cfg.budget.trials: 1"
+            "training.budget.trials: 1"
         )
     return metrics[metric]
 
@@ -110,7 +110,8 @@ def run(ctx: StageContext[TrainConfig]) -> StageResult:
             trials.append({"trial": i, metric: value, **{k: trial[k] for k in SEARCH_SPACE}})
             if best is None or better(metric, value, best[0]):
                 best = (value, trial)
-        assert best is not None
+        if best is None:  # cannot happen: trials > 1 ran at least one trial
+            raise DataError("the trial search produced no trial")
         params = best[1]
     model = TabularModel(task, params, cfg.budget.rounds, features_cfg.categorical)
     model.fit(table, target, features)

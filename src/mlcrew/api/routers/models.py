@@ -8,9 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 
 from mlcrew.api.deps import AppState, get_state
-from mlcrew.api.fastpath import ALIAS, MAX_NAME, MAX_VERSION
+from mlcrew.api.fastpath import MAX_NAME
 from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND, UNAVAILABLE
-from mlcrew.registry.versions import aliases, list_versions
+from mlcrew.registry.versions import ALIAS_PATTERN as ALIAS
+from mlcrew.registry.versions import MAX_VERSION, aliases, list_versions
 
 router = APIRouter(prefix="/v1/models", tags=["models"], responses=UNAVAILABLE)
 

@@ -8,8 +8,10 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from mlcrew.api.fastpath import ALIAS, MAX_NAME, MAX_VERSION, PREDICT_ROUTE
+from mlcrew.api.fastpath import MAX_NAME, PREDICT_ROUTE
 from mlcrew.api.schemas import Message, Problems
+from mlcrew.registry.versions import ALIAS_PATTERN as ALIAS
+from mlcrew.registry.versions import MAX_VERSION
 from mlcrew.spec import Serving
 
 

@@ -10,15 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from mlcrew.api.deps import AppState, get_state
 from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND, UNAVAILABLE
-from mlcrew.errors import MlcrewError, NotFoundError, PromotionRefused
+from mlcrew.errors import NotFoundError, PromotionRefused
 from mlcrew.registry.promotion import history, promote
+from mlcrew.registry.versions import ALIAS_PATTERN, MAX_VERSION
 
 router = APIRouter(prefix="/v1/models", tags=["registry"], responses=UNAVAILABLE)
 
 NAME = Path(..., max_length=64, description="The model's name.")
 ALIAS = Path(
     ...,
-    pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+    pattern=f"^{ALIAS_PATTERN.pattern}$",
     description="The alias to move: champion, challenger or any lowercase name.",
 )
 
@@ -43,7 +44,7 @@ class HistoryOut(BaseModel):
 
 
 class PromoteIn(BaseModel):
-    version: int = Field(..., ge=1, le=2**31 - 1)
+    version: int = Field(..., ge=1, le=MAX_VERSION)
     reason: str = Field(
         ..., min_length=1, max_length=2000, pattern=r"\S", description="Goes into the audit log."
     )
@@ -126,12 +127,6 @@ def move_alias(
         )
     except PromotionRefused as exc:
         return JSONResponse({"detail": str(exc), "reasons": exc.reasons}, status_code=409)
-    except NotFoundError:
-        raise
-    except MlcrewError as exc:
-        return JSONResponse(
-            {"detail": [{"row": None, "field": "alias", "error": str(exc)}]}, status_code=422
-        )
     return {
         "name": name,
         "alias": alias,
