@@ -36,6 +36,7 @@ from _common import (
     RESULTS,
     BenchError,
     env,
+    loadavg,
     machine_facts,
     make_project,
     peer,
@@ -103,6 +104,7 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
+    load_at_start = loadavg()
     tmp = Path(tempfile.mkdtemp(prefix="mlcrew-bench-batch-"))
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     diffs: dict[str, float] = {}
@@ -152,6 +154,7 @@ def main() -> int:
                     print(f"{fmt} round {rnd + 1}: {side} {wall:.1f}s", file=sys.stderr)
             diffs[fmt] = compare(ours, theirs)
         facts = machine_facts()
+        load_at_end = loadavg()
     except BenchError as exc:
         print(f"error: {exc}", file=sys.stderr)
         print(f"(files left in {tmp})", file=sys.stderr)
@@ -167,9 +170,12 @@ def main() -> int:
     lines = [
         f"# Benchmark: batch scoring of {n:,} rows, mlcrew against MLflow pyfunc",
         "",
-        "- command: `" + shlex.join([Path(PY).name, "bench/batch.py", *sys.argv[1:]]) + "`",
+        "- command: `PYTHONPATH=src "
+        + shlex.join([".venv/bin/python", "bench/batch.py", *sys.argv[1:]])
+        + "`",
         f"- date: {facts['date']}; machine: {facts['nproc']} cores ({facts['cpu']}), Python "
         f"{facts['python']}",
+        f"- load average (1, 5, 15 min): {load_at_start} before, {load_at_end} after",
         f"- mlcrew: {facts['mlcrew']}; MLflow {facts['mlflow']} (bench/.venv)",
         f"- {args.rounds} interleaved rounds per format, medians shown; rows drawn with "
         "replacement (seed 0) from the bikeshare July-December data",
