@@ -13,7 +13,7 @@ from mlcrew.pipeline.keys import library_versions
 from mlcrew.pipeline.runner import Progress
 from mlcrew.pipeline.stage import StageDef
 from mlcrew.pipeline.stages import STAGES
-from mlcrew.pipeline.status import _library_changes
+from mlcrew.pipeline.status import library_changes
 from mlcrew.spec import parse_spec
 from mlcrew.store import Store
 from mlcrew.store.models import Run, StageExecution
@@ -65,7 +65,7 @@ def reproduce(
         notes = []
         if stage.version != ex.version:
             notes.append(f"stage code version is now {stage.version}, was {ex.version}")
-        notes += _library_changes(ex.libraries or {}, library_versions(stage.libraries))
+        notes += library_changes(ex.libraries or {}, library_versions(stage.libraries))
         for note in notes:
             differences.append({"stage": ex.stage, "output": None, "why": note})
         try:

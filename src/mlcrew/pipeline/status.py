@@ -45,7 +45,7 @@ def _config_changes(
     return changes
 
 
-def _library_changes(old: dict[str, Any], new: dict[str, str]) -> list[str]:
+def library_changes(old: dict[str, Any], new: dict[str, str]) -> list[str]:
     return [
         f"library {lib} {old.get(lib, 'unrecorded')} -> {version}"
         for lib, version in sorted(new.items())
@@ -85,7 +85,7 @@ def status(
             if last.version != stage.version:
                 why.append(f"code version {last.version} -> {stage.version}")
             why += _config_changes(last.config, config, stage.config_model)
-            why += _library_changes(last.libraries or {}, libraries)
+            why += library_changes(last.libraries or {}, libraries)
             if all(r in available for r in refs):
                 inputs = {r: available[r] for r in refs}
                 key = cache_key(stage.name, stage.version, config, inputs, libraries)

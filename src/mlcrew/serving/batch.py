@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from mlcrew.errors import DataError, MlcrewError
+from mlcrew.pipeline.runs import new_run_id
 from mlcrew.registry.versions import CHAMPION
 from mlcrew.serving.package import ModelPackage, load_package
 from mlcrew.store import Store, file_digest, now
@@ -395,7 +396,7 @@ def _outputs(package: ModelPackage, table: pa.Table, raw: Any) -> dict[str, pa.A
 
 
 def _start_run(store: Store, package: ModelPackage, data: Path) -> str:
-    run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+    run_id = new_run_id()
     with store.session() as s:
         s.add(
             Run(

