@@ -107,22 +107,10 @@ def move_alias(
     check_alias_name(alias)
     # One mover at a time per alias, on every backend: SQLite takes no row lock for a SELECT,
     # and two first promotions on PostgreSQL would both insert the alias row.
-    with store.lock(f"mlcrew:alias:{name}:{alias}").hold():
-        return _move(store, name, alias, version, action, reason, forced, actor, expect_from)
-
-
-def _move(
-    store: Store,
-    name: str,
-    alias: str,
-    version: int,
-    action: Action,
-    reason: str,
-    forced: bool,
-    actor: str | None,
-    expect_from: int | Literal["any"] | None,
-) -> AliasMove | None:
-    with store.session() as s:
+    with (
+        store.lock(f"mlcrew:alias:{name}:{alias}").hold(),
+        store.session() as s,
+    ):
         row = find_version(s, name, version)
         if row is None:
             raise NotFoundError(f"model {name!r} has no version {version}")
