@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import subprocess
 import sys
@@ -174,7 +175,7 @@ def test_audit_log_agrees_with_the_alias_after_kill_9_mid_promotion(
 def assert_history_is_a_chain(project: Project) -> None:
     """Each move starts where the one before it ended: no two movers saw the same holder."""
     events = list(reversed(history(project.store, NAME, "champion", limit=10_000)))
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.from_version == before.to_version, (before, after)
 
 
