@@ -20,8 +20,10 @@ Servers, each started by its own CLI as a user would:
 plus in-process floors: Booster.predict on a one-row matrix, LightGBM's prepared one-row call
 that mlcrew uses, and mlcrew's validate + encode + predict of one JSON row (no HTTP).
 
-Ready time: from spawning the command to its first successful prediction (median of --starts);
-for mlcrew also to its first /readyz 200. Load: wrk -t2 -c8 for --duration s per target,
+Ready time: from spawning the command to its first successful prediction (median of --starts,
+after one untimed start of each server that fills the OS file cache and a bytecode cache under
+the temp folder, which every server uses, as an installed package has its bytecode); for mlcrew
+also to its first /readyz 200. Load: wrk -t2 -c8 for --duration s per target,
 targets interleaved round-robin for --rounds rounds (each column: its median over the rounds),
 so machine noise hits all. An error is any response that is not 200 (counted by a Lua hook in
 wrk, not only wrk's "Non-2xx or 3xx") or any socket error or timeout. Before the load the
@@ -75,6 +77,10 @@ from _common import (
 
 GOAL_RPS, GOAL_P99, GOAL_READY = 15.0, 15.0, 5.0
 THREADS, CONNECTIONS = 2, 8
+# Servers read and write compiled bytecode here, as an installed package has it (pip compiles
+# on install); PYTHONDONTWRITEBYTECODE, set on some machines, would make every start compile
+# mlcrew's sources again. Filled in by main() under its temp folder.
+SERVER_ENV: dict[str, str] = {}
 
 
 @dataclass
@@ -109,7 +115,7 @@ class Target:
         started = time.perf_counter()
         self.proc = subprocess.Popen(
             argv,
-            env=env(),
+            env=SERVER_ENV or env(),
             stdout=err,
             stderr=err,
             start_new_session=True,  # its own process group: stopped with its workers
@@ -361,6 +367,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="mlcrew-bench-serving-"))
     logs = tmp / "logs"
     logs.mkdir()
+    SERVER_ENV.update(env(), PYTHONPYCACHEPREFIX=str(tmp / "pycache"))
+    SERVER_ENV.pop("PYTHONDONTWRITEBYTECODE", None)
     targets: list[Target] = []
     try:
         project, exported = make_project(tmp)
@@ -427,7 +435,10 @@ def main() -> int:
         print(f"project: {project}\nrow: {row}\nload average: {load_at_start}", file=sys.stderr)
 
         k_all = len(targets)
-        for k in range(args.starts):  # interleaved cold starts
+        for t in targets:  # untimed: fills the bytecode cache and the OS file cache for all
+            t.start()
+            t.stop()
+        for k in range(args.starts):  # interleaved starts
             for t in targets[k % k_all :] + targets[: k % k_all]:
                 first, readyz = t.start()
                 t.ready_s.append(first)
@@ -608,7 +619,8 @@ def main() -> int:
         "- mlcrew production checks: " + ", ".join(f"{k} {v}" for k, v in checks.items()),
         f"- load: wrk -t{THREADS} -c{CONNECTIONS} -d{args.duration}s, {args.rounds} interleaved "
         "rounds (median of each column over the rounds); ready = spawn to first successful "
-        "prediction; memory after the rounds",
+        "prediction, after one untimed warm-up start of each server (servers keep compiled "
+        "bytecode, as an installed package does); memory after the rounds",
         "",
         *rows,
         "",
