@@ -177,6 +177,27 @@ def pss_mb(root: int) -> float:
     return total / 1024
 
 
+def machine_cpu() -> tuple[float, float]:
+    """CPU seconds the whole machine has been busy (all cores) and stolen by the hypervisor,
+    since boot."""
+    v = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = v
+    tick = os.sysconf("SC_CLK_TCK")
+    return (user + nice + system + irq + softirq) / tick, steal / tick
+
+
+def tree_cpu(root: int) -> float:
+    """CPU seconds used so far by a process tree (the processes alive now)."""
+    total = 0
+    for pid in tree_pids(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def loadavg() -> str:
     """The 1, 5 and 15 minute load averages, as `uptime` prints them."""
     return ", ".join(f"{x:.2f}" for x in os.getloadavg())

@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import resource
 import shlex
 import shutil
 import statistics
@@ -64,6 +65,7 @@ from _common import (
     free_port,
     get,
     loadavg,
+    machine_cpu,
     machine_facts,
     make_project,
     model_document,
@@ -73,6 +75,7 @@ from _common import (
     pss_mb,
     rss_mb,
     stop,
+    tree_cpu,
 )
 
 GOAL_RPS, GOAL_P99, GOAL_READY = 15.0, 15.0, 5.0
@@ -189,7 +192,15 @@ def parse_wrk(text: str) -> dict[str, float]:
 def wrk(
     target: Target, seconds: int, script: Path, connections: int = CONNECTIONS
 ) -> dict[str, float]:
+    """One wrk run, with how much CPU the rest of the machine took meanwhile (`other_cores`:
+    busy CPU time of the machine minus the server's, wrk's and this script's, per second of
+    load; `steal_cores`: CPU the hypervisor gave to other machines)."""
     argv = ["wrk", f"-t{THREADS}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    root = target.proc.pid if target.proc is not None else None
+    busy0, steal0 = machine_cpu()
+    server0 = tree_cpu(root) if root else 0.0
+    mine0 = _own_cpu()
+    started = time.perf_counter()
     proc = subprocess.run(
         [*argv, "-s", str(script), target.url],
         capture_output=True,
@@ -197,9 +208,24 @@ def wrk(
         check=False,
         timeout=seconds + 60,
     )
+    wall = time.perf_counter() - started
+    busy1, steal1 = machine_cpu()
+    server1 = tree_cpu(root) if root else 0.0
+    mine1 = _own_cpu()
     if proc.returncode != 0:
         raise BenchError(f"wrk failed against {target.label}: {proc.stderr.strip()}")
-    return parse_wrk(proc.stdout)
+    out = parse_wrk(proc.stdout)
+    other = (busy1 - busy0) - (server1 - server0) - (mine1 - mine0)
+    out["other_cores"] = max(0.0, other) / wall
+    out["steal_cores"] = (steal1 - steal0) / wall
+    return out
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this script and of its finished children (wrk among them)."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
 
 
 def lua(tmp: Path, target: Target) -> Path:
@@ -466,7 +492,8 @@ def main() -> int:
                 print(
                     f"round {rnd + 1}: {t.key:<10} {last['rps']:8.0f} req/s  p50 "
                     f"{last['p50']:.2f} ms  p99 {last['p99']:.2f} ms  errors "
-                    f"{last['errors']:.0f}  (load average {loadavg()})",
+                    f"{last['errors']:.0f}  (other CPU {last['other_cores']:.2f} cores, "
+                    f"steal {last['steal_cores']:.2f}, load average {loadavg()})",
                     file=sys.stderr,
                 )
         memory_after_load = {
@@ -542,7 +569,11 @@ def main() -> int:
         "|---|" + "---:|" * len(targets),
     ]
     for rnd in range(args.rounds):
-        cells = [f"{t.loads[rnd]['rps']:.0f} / {t.loads[rnd]['p99']:.1f}" for t in targets]
+        cells = [
+            f"{r['rps']:.0f} / {r['p99']:.1f} / {r['other_cores']:.2f} / {r['steal_cores']:.2f}"
+            for t in targets
+            for r in [t.loads[rnd]]
+        ]
         per_round.append(f"| {rnd + 1} | " + " | ".join(cells) + " |")
 
     def ratios(t: Target) -> tuple[float, float, float]:
@@ -624,7 +655,9 @@ def main() -> int:
         "",
         *rows,
         "",
-        "Each round, req/s / p99 ms:",
+        "Each round, req/s / p99 ms / other / steal: `other` is the CPU everything else on "
+        "the machine took during that load (cores of 2: the machine's busy time minus the "
+        "server's, wrk's and the script's), `steal` the CPU the hypervisor gave elsewhere:",
         "",
         *per_round,
         "",
