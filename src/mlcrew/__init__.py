@@ -1,9 +1,14 @@
 """mlcrew: one system in which a whole ML team works, from raw data to a monitored model.
 
-The public Python API. Heavy parts (DuckDB, LightGBM, FastAPI) load only when used.
+The public Python API. Every name but the errors loads on first use (PEP 562), so
+`import mlcrew` and every CLI command pay only for what they touch: a server does not import
+the pipeline, a `status` does not import LightGBM.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
@@ -18,33 +23,88 @@ from mlcrew.errors import (
     SpecError,
     StoreError,
 )
-from mlcrew.monitoring.monitor import monitor
-from mlcrew.pipeline.reproduce import reproduce
-from mlcrew.pipeline.runner import Runner
-from mlcrew.pipeline.runs import RunResult, list_runs, load_run
-from mlcrew.pipeline.stage import StageContext, StageDef, StageResult, check_stage
-from mlcrew.pipeline.stages import STAGES
-from mlcrew.pipeline.status import status
-from mlcrew.project import Project, init_project
-from mlcrew.registry import (
-    CHALLENGER,
-    CHAMPION,
-    AliasMove,
-    VersionInfo,
-    get_version,
-    history,
-    list_versions,
-    promote,
-    rollback,
-    set_alias,
-)
-from mlcrew.serving.batch import score_file
-from mlcrew.serving.export import export_model
-from mlcrew.serving.package import load_package
-from mlcrew.serving.predict import Prediction, PredictionService, predict
-from mlcrew.spec import Spec, load_spec, parse_spec
-from mlcrew.store import Store
-from mlcrew.store.verify import verify_store
+
+if TYPE_CHECKING:
+    from mlcrew.monitoring.monitor import monitor
+    from mlcrew.pipeline.reproduce import reproduce
+    from mlcrew.pipeline.runner import Runner
+    from mlcrew.pipeline.runs import RunResult, list_runs, load_run
+    from mlcrew.pipeline.stage import StageContext, StageDef, StageResult, check_stage
+    from mlcrew.pipeline.stages import STAGES
+    from mlcrew.pipeline.status import status
+    from mlcrew.project import Project, init_project
+    from mlcrew.registry import (
+        CHALLENGER,
+        CHAMPION,
+        AliasMove,
+        VersionInfo,
+        get_version,
+        history,
+        list_versions,
+        promote,
+        rollback,
+        set_alias,
+    )
+    from mlcrew.serving.batch import score_file
+    from mlcrew.serving.export import export_model
+    from mlcrew.serving.package import load_package
+    from mlcrew.serving.predict import Prediction, PredictionService, predict
+    from mlcrew.spec import Spec, load_spec, parse_spec
+    from mlcrew.store import Store
+    from mlcrew.store.verify import verify_store
+
+# Public name -> the module that defines it.
+_LAZY: dict[str, str] = {
+    "monitor": "mlcrew.monitoring.monitor",
+    "reproduce": "mlcrew.pipeline.reproduce",
+    "Runner": "mlcrew.pipeline.runner",
+    "RunResult": "mlcrew.pipeline.runs",
+    "list_runs": "mlcrew.pipeline.runs",
+    "load_run": "mlcrew.pipeline.runs",
+    "StageContext": "mlcrew.pipeline.stage",
+    "StageDef": "mlcrew.pipeline.stage",
+    "StageResult": "mlcrew.pipeline.stage",
+    "check_stage": "mlcrew.pipeline.stage",
+    "STAGES": "mlcrew.pipeline.stages",
+    "status": "mlcrew.pipeline.status",
+    "Project": "mlcrew.project",
+    "init_project": "mlcrew.project",
+    "AliasMove": "mlcrew.registry",
+    "CHALLENGER": "mlcrew.registry",
+    "CHAMPION": "mlcrew.registry",
+    "VersionInfo": "mlcrew.registry",
+    "get_version": "mlcrew.registry",
+    "history": "mlcrew.registry",
+    "list_versions": "mlcrew.registry",
+    "promote": "mlcrew.registry",
+    "rollback": "mlcrew.registry",
+    "set_alias": "mlcrew.registry",
+    "score_file": "mlcrew.serving.batch",
+    "export_model": "mlcrew.serving.export",
+    "load_package": "mlcrew.serving.package",
+    "Prediction": "mlcrew.serving.predict",
+    "PredictionService": "mlcrew.serving.predict",
+    "predict": "mlcrew.serving.predict",
+    "Spec": "mlcrew.spec",
+    "load_spec": "mlcrew.spec",
+    "parse_spec": "mlcrew.spec",
+    "Store": "mlcrew.store",
+    "verify_store": "mlcrew.store.verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlcrew' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # the next lookup is a plain module attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "CHALLENGER",

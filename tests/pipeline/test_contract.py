@@ -120,7 +120,10 @@ def test_a_stage_failing_with_any_exception_is_recorded_failed(project: Project)
         impl=f"{__name__}:_boom",
     )
     runner = Runner(
-        project.root, project.store, project.spec, project.spec_text,
+        project.root,
+        project.store,
+        project.spec,
+        project.spec_text,
         stages=(stage_by_name("ingest"), boom),
     )
     with pytest.raises(ValueError, match="a bug in a stage"):
@@ -152,14 +155,14 @@ def test_two_runs_started_together_both_succeed(example_dir: Path, db_url: str) 
         assert "internal error" not in err
         assert json.loads(out)["champion"] == {"name": "bike-demand", "version": 1}
     docs = [json.loads(out) for out, _ in results]
-    states = sorted(
-        tuple(sorted({s["state"] for s in d["stages"]})) for d in docs
-    )
+    states = sorted(tuple(sorted({s["state"] for s in d["stages"]})) for d in docs)
     # One executed the pipeline; the other waited for it and found everything cached.
     assert states == [("cached",), ("executed",)]
     assert any("waiting" in err for _, err in results)
     models = subprocess.run(
         [*MAIN, "models", "--json", "-p", str(example_dir)],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert [v["version"] for v in json.loads(models.stdout)["versions"]] == [1]

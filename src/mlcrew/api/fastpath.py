@@ -1,5 +1,6 @@
 """The service's outer layer, in plain ASGI: every request is counted, timed and access-logged,
-and `POST /v1/models/{name}/predict` is answered right here.
+and `POST /v1/models/{name}/predict` and the probes (`GET /healthz`, `/readyz`, `/metrics`) are
+answered right here.
 
 Predict is the hot route, so it skips the framework's per-request machinery: the body is read as
 bytes up to `serving.max_body_bytes` (a larger Content-Length is refused before reading), parsed
@@ -22,6 +23,7 @@ from mlcrew.errors import LimitExceeded, ModelInputError, NotFoundError, StoreEr
 from mlcrew.registry.versions import ALIAS_PATTERN as ALIAS
 from mlcrew.registry.versions import ALIAS_RULE, MAX_VERSION
 from mlcrew.serving.access import AccessLog
+from mlcrew.serving.health import exposition, liveness, readiness
 from mlcrew.serving.metrics import ServiceMetrics
 from mlcrew.serving.predict import PredictionService
 from mlcrew.serving.validation import excerpt
@@ -65,12 +67,20 @@ class ServiceMiddleware:
         service: PredictionService,
         metrics: ServiceMetrics,
         access: AccessLog | None,
+        project: str,
     ) -> None:
         self.app = app
         self.service = service
         self.metrics = metrics
         self.access = access
         self.max_body = service.serving.max_body_bytes
+        # GET on these is answered here too: probes and scrapes must not wait for the web
+        # framework, which a worker loads after it is ready (api/app.py).
+        self.probes: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
+            "/healthz": lambda: (200, orjson.dumps(liveness(project)), _JSON),
+            "/readyz": lambda: _json_reply(*readiness(service, project)),
+            "/metrics": lambda: (200, *_text(*exposition(service, metrics))),
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,26 +89,24 @@ class ServiceMiddleware:
         start = time.perf_counter()
         path: str = scope["path"]
         method: str = scope["method"]
+        probe = self.probes.get(path) if method == "GET" else None
         if path.startswith(_PREFIX) and path.endswith(_SUFFIX) and path.count("/") == 4:
             route = PREDICT_ROUTE
             try:
                 status, body, rid, headers = await self._predict(scope, receive, method, path)
-            except Exception:  # a bug: the server's error layer answers 500; count and log it
+            except Exception:  # a bug: the server answers 500; count and log it
                 self._record(scope, route, method, path, 500, start, "-")
                 raise
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"x-request-id", rid.encode()),
-                        *headers,
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _respond(send, status, body, rid, headers)
+        elif probe is not None:
+            route = path
+            rid = _request_id(scope) or self.service.new_request_id()
+            try:
+                status, body, ctype = probe()
+            except Exception:
+                self._record(scope, route, method, path, 500, start, rid)
+                raise
+            await _respond(send, status, body, rid, [], ctype)
         else:
             rid = _request_id(scope) or self.service.new_request_id()
             seen = [500]
@@ -191,6 +199,37 @@ class ServiceMiddleware:
             f"request body larger than serving.max_body_bytes={limit}; send fewer rows per "
             "request (or use batch scoring)",
         )
+
+
+async def _respond(
+    send: Send,
+    status: int,
+    body: bytes,
+    rid: str,
+    headers: list[tuple[bytes, bytes]],
+    content_type: bytes = _JSON,
+) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                (b"x-request-id", rid.encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _json_reply(status: int, doc: dict[str, Any]) -> tuple[int, bytes, bytes]:
+    return status, orjson.dumps(doc), _JSON
+
+
+def _text(body: bytes, content_type: str) -> tuple[bytes, bytes]:
+    return body, content_type.encode("latin-1")
 
 
 def _is_json(ctype: bytes) -> bool:

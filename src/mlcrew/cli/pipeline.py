@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich import box
@@ -11,7 +12,9 @@ from rich.table import Table
 
 from mlcrew.cli.common import JsonOption, ProjectOption, console, emit_json, short
 from mlcrew.cli.progress import stage_progress
-from mlcrew.pipeline.runs import RunResult
+
+if TYPE_CHECKING:
+    from mlcrew.pipeline.runs import RunResult
 
 app = typer.Typer()
 
@@ -54,6 +57,8 @@ def run_cmd(
             result = runner.run(force=force)
     except MlcrewError as exc:
         # A failed run is still a recorded run: --json readers get its document too.
+        from mlcrew.pipeline.runs import RunResult
+
         if json_out and isinstance(exc.run, RunResult):
             doc = exc.run.to_json()
             if isinstance(exc, CheckFailed):

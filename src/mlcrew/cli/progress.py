@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from mlcrew.cli.common import err_console
-from mlcrew.pipeline.runner import Progress as ProgressFn
+
+if TYPE_CHECKING:
+    from mlcrew.pipeline.runner import Progress as ProgressFn
 
 
 @contextmanager

@@ -29,7 +29,6 @@ def serve_cmd(
 
     Logs one line per request on stderr; /metrics for Prometheus, /healthz and /readyz."""
     from mlcrew.project import Project
-    from mlcrew.serving.loader import import_lightgbm_lean
     from mlcrew.serving.server import check_port
     from mlcrew.serving.workers import PROJECT_ENV
 
@@ -49,7 +48,6 @@ def serve_cmd(
 
         from mlcrew.api.app import create_app
 
-        import_lightgbm_lean()
         app_ = create_app(proj.root, proj.spec, proj.store)
         uvicorn.run(app_, host=host, port=port, **options)  # type: ignore[arg-type]
         return
@@ -68,8 +66,7 @@ def serve_cmd(
 def _run_workers(host: str, port: int, workers: int, options: dict[str, object]) -> None:
     from prometheus_client import multiprocess
 
-    from mlcrew.api.app import app_from_env
-    from mlcrew.serving.loader import import_lightgbm_lean
+    from mlcrew.api.app import app_from_env, preload
     from mlcrew.serving.workers import can_fork, serve_forked
 
     if not can_fork():
@@ -78,7 +75,7 @@ def _run_workers(host: str, port: int, workers: int, options: dict[str, object])
         target = "mlcrew.api.app:app_from_env"
         uvicorn.run(target, factory=True, host=host, port=port, workers=workers, **options)  # type: ignore[arg-type]
         return
-    import_lightgbm_lean()  # imported once here, shared by every forked worker
+    preload()
     code = serve_forked(
         app_from_env,
         host=host,

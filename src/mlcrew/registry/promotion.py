@@ -249,7 +249,8 @@ def promote(
         reasons = promotion_gates(store, candidate, holder, alias, margin)
         if reasons:
             raise PromotionRefused(
-                f"promotion of {name} v{version} to {alias} refused: " + "; ".join(reasons)
+                f"promotion of {name} v{version} to {alias} refused: "
+                + "; ".join(reasons)
                 + " (--force with a reason overrides, and is recorded)",
                 reasons,
             )
@@ -333,9 +334,7 @@ def was_replaced(store: Store, name: str, alias: str, version: int) -> bool:
     return found is not None
 
 
-def history(
-    store: Store, name: str, alias: str | None = None, limit: int = 100
-) -> list[AliasMove]:
+def history(store: Store, name: str, alias: str | None = None, limit: int = 100) -> list[AliasMove]:
     """The audit log of alias moves, newest first."""
     limit = max(1, min(int(limit), 10_000))
     with store.session() as s:

@@ -25,23 +25,23 @@ class SingleRowPredictor:
 
     def __init__(self, booster: Any) -> None:
         import numpy as np
-        from lightgbm import basic
 
-        _LIB, _c_str, _safe_call = basic._LIB, basic._c_str, basic._safe_call  # type: ignore[attr-defined]
-        self._lib = _LIB
+        from mlcrew.training.native import check_status, library
+
+        self._lib = lib = library()
         self._booster = booster  # keeps the model alive as long as the configuration
         self.width = booster.num_feature()
         self.outputs = booster.num_model_per_iteration()
         self._config = ctypes.c_void_p()
-        _safe_call(
-            _LIB.LGBM_BoosterPredictForMatSingleRowFastInit(
+        check_status(
+            lib.LGBM_BoosterPredictForMatSingleRowFastInit(
                 booster._handle,
                 ctypes.c_int(_PREDICT_NORMAL),
                 ctypes.c_int(0),
                 ctypes.c_int(-1),
                 ctypes.c_int(_FLOAT64),
                 ctypes.c_int32(self.width),
-                _c_str("num_threads=1"),
+                ctypes.c_char_p(b"num_threads=1"),
                 ctypes.byref(self._config),
             )
         )
@@ -55,7 +55,7 @@ class SingleRowPredictor:
         self._out_len_ptr = ctypes.pointer(self._out_len)
         # The same library through PyDLL: a call of a few microseconds keeps the interpreter
         # lock instead of releasing it and queueing to get it back behind other threads.
-        self._call = ctypes.PyDLL(_LIB._name).LGBM_BoosterPredictForMatSingleRowFast
+        self._call = ctypes.PyDLL(lib._name).LGBM_BoosterPredictForMatSingleRowFast
         # The prepared configuration holds one buffer: one caller at a time.
         self._lock = threading.Lock()
 

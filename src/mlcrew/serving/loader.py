@@ -9,7 +9,6 @@ LightGBM's text format, never code from the artifact.
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 from collections import OrderedDict
@@ -29,23 +28,6 @@ log = logging.getLogger("mlcrew.serving")
 ALIAS_TTL = 0.25
 # Distinct (name, alias-or-version) lookups remembered (bad requests must not grow it forever).
 MAX_REFS = 1024
-
-
-def import_lightgbm_lean() -> None:
-    """Import LightGBM without its scikit-learn and pandas integrations, for a process that
-    only serves: LightGBM imports both when they are installed (about 2 s of a server's
-    start) although loading a model and predicting on arrays need neither. Only dedicated
-    server processes call this; elsewhere LightGBM imports as usual."""
-    if "lightgbm" in sys.modules:
-        return
-    hidden = [name for name in ("sklearn", "pandas") if name not in sys.modules]
-    for name in hidden:
-        sys.modules[name] = None  # type: ignore[assignment]  # makes `import name` fail fast
-    try:
-        import lightgbm  # noqa: F401
-    finally:
-        for name in hidden:
-            sys.modules.pop(name, None)
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from mlcrew.errors import DataError, ModelInputError
 
 if TYPE_CHECKING:
+    import lightgbm as lgb
     import numpy as np
     import pyarrow as pa
+
+    from mlcrew.training.native import NativeBooster
 
 FORMAT = "mlcrew.lightgbm/2"
 READABLE_FORMATS = ("mlcrew.lightgbm/1", FORMAT)
@@ -59,7 +62,12 @@ def base_params(task: str, n_classes: int, seed: int, threads: int) -> dict[str,
 
 
 class TabularModel:
-    """A LightGBM model with its input schema, categorical levels and missing-value handling."""
+    """A LightGBM model with its input schema, categorical levels and missing-value handling.
+
+    A trained model holds a `lightgbm.Booster`; a loaded one a `NativeBooster` (same library,
+    same predictions, without importing the lightgbm package)."""
+
+    booster_: lgb.Booster | NativeBooster
 
     def __init__(
         self,
@@ -346,7 +354,7 @@ class TabularModel:
         in the file can run; anything else is a DataError naming `source` and the field.
         `environment_warnings_` then names each library whose major version differs from the
         one that trained the model."""
-        import lightgbm as lgb
+        from mlcrew.training.native import NativeBooster, NativeLightGBMError
 
         doc = _parse_document(text, source)
         model = cls(doc.task, doc.params, doc.rounds)
@@ -356,8 +364,8 @@ class TabularModel:
         model.classes_ = doc.classes
         model.libraries_ = doc.libraries
         try:
-            model.booster_ = lgb.Booster(model_str=doc.lightgbm)
-        except lgb.basic.LightGBMError as exc:
+            model.booster_ = NativeBooster(doc.lightgbm)
+        except NativeLightGBMError as exc:
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "unreadable"
             raise DataError(
                 f"{source}: field 'lightgbm' is not a LightGBM text model ({reason}); the "
@@ -473,22 +481,15 @@ def _arrow_type(target_type: TargetType) -> pa.DataType:
 
 
 def installed_libraries() -> dict[str, str]:
-    """Versions of the libraries that train and read a model, as installed now."""
+    """Versions of the libraries that train and read a model, as installed now (read from
+    their metadata: a server that only loads models never imports the lightgbm package)."""
     import platform
-
-    import lightgbm
-    import numpy
-    import pyarrow
+    from importlib import metadata
 
     from mlcrew import __version__
 
-    return {
-        "lightgbm": str(lightgbm.__version__),
-        "numpy": str(numpy.__version__),
-        "pyarrow": str(pyarrow.__version__),
-        "mlcrew": __version__,
-        "python": platform.python_version(),
-    }
+    found = {name: metadata.version(name) for name in ("lightgbm", "numpy", "pyarrow")}
+    return {**found, "mlcrew": __version__, "python": platform.python_version()}
 
 
 def _major(name: str, version: str) -> tuple[int, ...]:

@@ -8,7 +8,7 @@ order, so a time split stays honest), and the best is refitted on all training r
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from mlcrew.errors import DataError
 from mlcrew.pipeline.configs import TrainConfig
@@ -16,6 +16,9 @@ from mlcrew.pipeline.stage import StageContext, StageResult
 from mlcrew.spec import Features
 from mlcrew.training.metrics import better, default_metric
 from mlcrew.training.model import TabularModel, base_params
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
 
 SEARCH_SPACE = {
     "learning_rate": (0.02, 0.2),
@@ -117,7 +120,8 @@ def run(ctx: StageContext[TrainConfig]) -> StageResult:
     model.fit(table, target, features)
     out = ctx.workdir / "model.json"
     out.write_text(model.to_json())
-    gains = model.booster_.feature_importance(importance_type="gain")
+    booster = cast("lgb.Booster", model.booster_)  # fitted here: LightGBM's own Booster
+    gains = booster.feature_importance(importance_type="gain")
     total = float(gains.sum()) or 1.0
     importance = {
         name: round(float(g) / total, 6)

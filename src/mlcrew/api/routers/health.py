@@ -1,4 +1,5 @@
-"""Liveness, readiness and Prometheus metrics."""
+"""Liveness, readiness and Prometheus metrics, as documented routes. The service's outer layer
+(api/fastpath.py) answers GET on these paths itself, with the same functions."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from mlcrew.api.deps import AppState, get_state
-from mlcrew.errors import MlcrewError
+from mlcrew.serving.health import exposition, liveness, readiness
 
 router = APIRouter(tags=["health"])
 
@@ -29,7 +30,7 @@ class Ready(BaseModel):
 @router.get("/healthz", response_model=Health)
 def healthz(state: AppState = Depends(get_state)) -> dict[str, Any]:
     """The service is up; names the project it serves."""
-    return {"status": "ok", "project": state.spec.name}
+    return liveness(state.spec.name)
 
 
 @router.get(
@@ -40,15 +41,8 @@ def healthz(state: AppState = Depends(get_state)) -> dict[str, Any]:
 def readyz(state: AppState = Depends(get_state)) -> Any:
     """Ready when the project's champion is loaded and can answer; 503 (with the reason)
     otherwise, e.g. before the first version passes its gates."""
-    name = state.spec.name
-    try:
-        loaded = state.service.ready(name)
-    except MlcrewError as exc:
-        return JSONResponse(
-            {"status": "not ready", "model": name, "version": None, "reason": str(exc)[:500]},
-            status_code=503,
-        )
-    return {"status": "ready", "model": name, "version": loaded.info.version, "reason": None}
+    status, doc = readiness(state.service, state.spec.name)
+    return doc if status == 200 else JSONResponse(doc, status_code=status)
 
 
 @router.get(
@@ -60,7 +54,5 @@ def readyz(state: AppState = Depends(get_state)) -> Any:
 def metrics(state: AppState = Depends(get_state)) -> Response:
     """Prometheus metrics: requests by route and status, latency, rows predicted, the version
     each alias serves, and the prediction log's lag."""
-    if state.service.log is not None:
-        state.metrics.log_pending.set(state.service.log.pending_rows)
-    body, content_type = state.metrics.render()
+    body, content_type = exposition(state.service, state.metrics)
     return Response(body, media_type=content_type)
