@@ -225,6 +225,17 @@ def mlcrew_source() -> str:
     return sh([PY, "-c", "import mlcrew, os; print(os.path.dirname(mlcrew.__file__))"])
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux), or "unknown"."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
+
+
 def machine_facts() -> dict[str, str]:
     src = Path(mlcrew_source())
     repo = src.parent.parent if (src.parent.parent / ".git").exists() else REPO
@@ -232,14 +243,7 @@ def machine_facts() -> dict[str, str]:
     branch = sh(["git", "-C", str(repo), "rev-parse", "--abbrev-ref", "HEAD"])
     if sh(["git", "-C", str(repo), "status", "--porcelain", "--", "src"]):
         commit += " (+ uncommitted changes in src/)"
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     mlflow = sh([peer("python"), "-c", "import mlflow; print(mlflow.__version__)"])
     return {
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),

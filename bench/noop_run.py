@@ -43,6 +43,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _common import cpu_model
+
 BUDGET_MS = 1000.0
 FORCE_RUNS = 3
 REPO = Path(__file__).resolve().parent.parent
@@ -154,19 +156,11 @@ def machine_facts() -> dict[str, str]:
     dirty = sh(["git", "-C", str(REPO), "status", "--porcelain", "--", "src", "pyproject.toml"])
     if dirty:
         commit += " (+ uncommitted changes in src/ or pyproject.toml)"
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     return {
         "date": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "python": sh([PY, "--version"]),
         "nproc": sh(["nproc"]) or str(os.cpu_count()),
-        "cpu": cpu,
+        "cpu": cpu_model(),
         "os": platform.platform(),
         "commit": commit,
     }
