@@ -108,7 +108,7 @@ def move_alias(
     # One mover at a time per alias, on every backend: SQLite takes no row lock for a SELECT,
     # and two first promotions on PostgreSQL would both insert the alias row.
     with (
-        store.lock(f"mlcrew:alias:{name}:{alias}").hold(),
+        store.lock(f"mlcrew:alias:{store.project_name}:{name}:{alias}").hold(),
         store.session() as s,
     ):
         row = find_version(s, name, version)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mlcrew.errors import StoreError
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -56,8 +56,9 @@ def current_revision(engine: Engine) -> str | None:
         return str(row[0]) if row else None
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the head revision. Alembic is imported only when work is due."""
+def migrate(engine: Engine, project: str) -> None:
+    """Bring the schema to the head revision. Alembic is imported only when work is due.
+    Records of a store made before projects existed move under `project` (revision 0003)."""
     from mlcrew.store.locks import NamedLock
 
     try:
@@ -74,6 +75,7 @@ def migrate(engine: Engine) -> None:
             cfg.set_main_option("script_location", str(MIGRATIONS))
             with engine.begin() as conn:
                 cfg.attributes["connection"] = conn
+                cfg.attributes["project"] = project
                 command.upgrade(cfg, "head")
     except SQLAlchemyError as exc:
         raise StoreError(
