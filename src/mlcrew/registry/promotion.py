@@ -240,7 +240,7 @@ def promote(
         )
     candidate = get_version(store, name, int(version))
     with store.session() as s:
-        current = s.get(Alias, (name, alias))
+        current = s.get(Alias, (store.project_name, name, alias))
         holder_version = current.version if current else None
     if holder_version == candidate.version:
         return None
@@ -280,7 +280,7 @@ def rollback(
     Repeated rollbacks walk further back (rollbacks themselves are skipped in the walk)."""
     check_alias_name(alias)
     with store.session() as s:
-        current = s.get(Alias, (name, alias))
+        current = s.get(Alias, (store.project_name, name, alias))
         if current is None:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}; nothing to roll back")
         holder = current.version

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from mlcrew.store.artifacts import ArtifactStore, file_digest
 from mlcrew.store.db import make_engine, migrate, redact
 from mlcrew.store.locks import NamedLock
+from mlcrew.store.logs import adopt_unscoped_logs
 from mlcrew.store.models import Artifact
 from mlcrew.store.models import Project as ProjectRow
 from mlcrew.store.scope import project_sessions
@@ -25,6 +26,8 @@ __all__ = ["ArtifactStore", "NamedLock", "ProjectInfo", "Store", "file_digest", 
 STATE_DIR = ".mlcrew"
 # The project of a store opened without a spec (a bare `Store(url, root)` in scripts and tests).
 DEFAULT_PROJECT = "default"
+# Revisions of a store made before projects existed (one project per store).
+UNSCOPED_REVISIONS = ("0001", "0002")
 
 
 def now() -> datetime:
@@ -70,9 +73,11 @@ class Store:
         self.project_name = name or _spec_name(project) or DEFAULT_PROJECT
         self._owns_engine = engine is None
         self.engine = engine if engine is not None else make_engine(db_url)
-        migrate(self.engine, self.project_name)
+        before = migrate(self.engine, self.project_name)
         self._sessions = project_sessions(self.engine, self.project_name)
         self.artifacts = ArtifactStore(artifacts_root)
+        if before in UNSCOPED_REVISIONS:  # its prediction logs follow its records
+            adopt_unscoped_logs(self.artifacts.root, self.project_name)
         self._register()
 
     @classmethod
