@@ -67,6 +67,7 @@ class Store:
         *,
         name: str | None = None,
         engine: Engine | None = None,
+        register: bool = True,
     ):
         self.db_url = db_url
         self.project = project
@@ -78,7 +79,8 @@ class Store:
         self.artifacts = ArtifactStore(artifacts_root)
         if before in UNSCOPED_REVISIONS:  # its prediction logs follow its records
             adopt_unscoped_logs(self.artifacts.root, self.project_name)
-        self._register()
+        if register:
+            self._register()
 
     @classmethod
     def open(
