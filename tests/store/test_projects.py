@@ -191,7 +191,9 @@ def test_a_foundation_store_upgrades_with_every_record_under_its_project(
     assert models["aliases"] == {"champion": 1}  # as the rollback left it
     moves = cli(shared_env, "models", "history", "bike-demand", "-p", str(project))
     assert [e["action"] for e in moves["events"]] == ["rollback", "promote", "promote"]
-    status = {s["name"]: s["state"] for s in cli(shared_env, "status", "-p", str(project))["stages"]}
+    status = {
+        s["name"]: s["state"] for s in cli(shared_env, "status", "-p", str(project))["stages"]
+    }
     # its first run used the example's spec as it is: every stage is found in the cache
     assert list(status.values()) == ["fresh"] * 6
 

@@ -171,7 +171,7 @@ def build_api(app: ServiceApp) -> FastAPI:
 
 
 def create_app(
-    project: Path, spec: Spec, store: Store, *, access_log: bool | None = None
+    project: Path | None, spec: Spec, store: Store, *, access_log: bool | None = None
 ) -> ServiceApp:
     """The service for a project (`access_log` overrides `serving.access_log`)."""
     return ServiceApp(project, spec, store, access_log=access_log)

@@ -107,11 +107,27 @@ class HostApp:
             self._mounted[name] = Mounted(app, info.spec_digest)
             return app
 
+    def _current(self, name: str) -> ServiceApp | None:
+        """The project's service when the list is fresh and its spec unchanged: the path of
+        nearly every request, which then touches neither the database nor a thread."""
+        if time.monotonic() - self._read_at >= self.ttl:
+            return None
+        info, mounted = self._projects.get(name), self._mounted.get(name)
+        if info is None or mounted is None or mounted.spec_digest != info.spec_digest:
+            return None
+        return mounted.app
+
     def _build(self, name: str, spec_digest: str) -> ServiceApp:
         from mlcrew.api.app import create_app
 
         store = self.store.for_project(name)
-        text = store.artifacts.read_bytes(spec_digest).decode()
+        try:
+            text = store.artifacts.read_bytes(spec_digest).decode()
+        except NotFoundError as exc:
+            raise StoreError(
+                f"the spec of its latest run is not in the artifact store ({exc}); is "
+                "--artifacts the store its runs used?"
+            ) from None
         spec = parse_spec(text, f"{name} (spec of its latest run, {spec_digest[:12]})")
         app = create_app(None, spec, store, access_log=self.access_log)
         app.startup()
@@ -162,8 +178,10 @@ class HostApp:
         if refusal is not None:
             await _reply(send, refusal.status, {"detail": refusal.detail}, refusal.headers)
             return
+        app = self._current(name)
         try:
-            app = await asyncio.to_thread(self.service, name)
+            if app is None:
+                app = await asyncio.to_thread(self.service, name)
         except NotFoundError as exc:
             await _reply(send, 404, {"detail": str(exc)})
             return
@@ -178,8 +196,7 @@ class HostApp:
 
     def _listing(self) -> list[dict[str, str | None]]:
         return [
-            {**p.to_json(), "url": f"{PREFIX}{p.name}/"}
-            for p in self.projects(fresh=True).values()
+            {**p.to_json(), "url": f"{PREFIX}{p.name}/"} for p in self.projects(fresh=True).values()
         ]
 
     def startup(self) -> None:

@@ -87,14 +87,8 @@ def upgrade() -> None:
             op.alter_column(table, "project", server_default=None)
         op.create_index(f"ix_{table}_project", table, ["project"])
 
-    _rebuild(
-        "model_versions",
-        [
-            "id", "name", "version", "model_digest", "run_id", "spec_digest", "data_digests",
-            "metrics", "verdict", "metric", "created_at",
-        ],  # fmt: skip
-        _model_versions,
-    )
+    columns = "id name version model_digest run_id spec_digest data_digests metrics verdict"
+    _rebuild("model_versions", [*columns.split(), "metric", "created_at"], _model_versions)
     op.create_index("ix_model_versions_name", "model_versions", ["name"])
     op.create_index("ix_model_versions_project", "model_versions", ["project"])
     if postgres:  # the copied ids were given explicitly: move the sequence past them
