@@ -17,8 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
+from mlcrew.api.authorize import Action, Refusal
+from mlcrew.api.host import HostApp, open_host_store
 from mlcrew.pipeline.runner import Runner
 from mlcrew.project import EXAMPLES, Project
+from mlcrew.serving.server import BackgroundServer
 from tests.serving.conftest import GOOD_ROW
 
 MLCREW = [sys.executable, "-m", "mlcrew.cli.main"]
@@ -134,3 +137,36 @@ def test_server_serves_each_project_under_its_prefix(
         answer = predict(http, "gamma", "gamma")
         assert answer.status_code == 200, answer.text
         assert answer.json()["model"] == {"name": "gamma", "version": 1}
+
+
+class RefuseBetaPredictions:
+    """An authorizer that records what it was asked and refuses beta's predictions."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str | None, str]] = []
+
+    def check(self, project: str | None, action: Action, scope: Any) -> Refusal | None:
+        self.asked.append((project, action))
+        if project == "beta" and action == "predict":
+            return Refusal(403, "no predictions from beta for you")
+        return None
+
+
+def test_every_request_passes_the_authorizer_first(store_with_two: dict[str, Any]) -> None:
+    gate = RefuseBetaPredictions()
+    store = open_host_store(store_with_two["db"], str(store_with_two["artifacts"]))
+    with (
+        BackgroundServer(HostApp(store, authorizer=gate)) as srv,
+        httpx.Client(base_url=srv.url, timeout=30) as http,
+    ):
+        assert predict(http, "alpha", "alpha").status_code == 200
+        refused = predict(http, "beta", "beta")
+        assert refused.status_code == 403
+        assert refused.json() == {"detail": "no predictions from beta for you"}
+        assert http.get("/p/beta/v1/runs").status_code == 200
+        assert http.post("/p/beta/v1/models/beta/aliases/champion", json={}).status_code == 422
+        assert http.get("/v1/projects").status_code == 200
+    assert gate.asked == [
+        ("alpha", "predict"), ("beta", "predict"), ("beta", "read"), ("beta", "write"),
+        (None, "read"),
+    ]  # fmt: skip
