@@ -106,6 +106,9 @@ def test_server_serves_each_project_under_its_prefix(
             assert answer.json()["model"] == {"name": name, "version": 1}
             ready = http.get(f"/p/{name}/readyz").json()
             assert (ready["status"], ready["model"]) == ("ready", name)
+        # each worker counts into one place: /metrics sums them (after the predictions above)
+        metrics = http.get("/p/alpha/metrics").text
+        assert 'mlcrew_predicted_rows_total{model="alpha",version="1"}' in metrics
         # one project's model is not reachable through another's prefix
         assert predict(http, "alpha", "beta").status_code == 404
 

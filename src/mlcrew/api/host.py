@@ -27,13 +27,15 @@ import orjson
 
 from mlcrew import __version__
 from mlcrew.api.authorize import AllowAll, Authorizer, action_of
-from mlcrew.api.fastpath import Receive, Scope, Send
 from mlcrew.errors import MlcrewError, NotFoundError, StoreError
 from mlcrew.spec import parse_spec
 from mlcrew.store import ProjectInfo, Store
 
 if TYPE_CHECKING:
+    # Types only: importing the serving stack loads prometheus_client, which must see
+    # PROMETHEUS_MULTIPROC_DIR (set by `mlcrew server --workers N`) when it first loads.
     from mlcrew.api.app import ServiceApp
+    from mlcrew.api.fastpath import Receive, Scope, Send
 
 PREFIX = "/p/"
 PROJECTS_TTL = 2.0

@@ -98,6 +98,18 @@ def server_cmd(
 ) -> None:
     """Serve every project of one store, each at /p/NAME/ (the routes of 'mlcrew serve'), with
     the project list at / (JSON at /v1/projects). Projects run later appear without a restart."""
+    # Several workers: their metrics meet in one folder, set before prometheus_client loads.
+    metrics_dir = tempfile.mkdtemp(prefix="mlcrew-metrics-") if workers > 1 else None
+    if metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        _serve_host(db, artifacts, host, port, workers)
+    finally:
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve_host(db: str, artifacts: str, host: str, port: int, workers: int) -> None:
     from mlcrew.api.host import open_host_store
     from mlcrew.serving.server import check_port
 
@@ -120,12 +132,7 @@ def server_cmd(
 
         uvicorn.run(host_from_env(), host=host, port=port, **options)  # type: ignore[arg-type]
         return
-    metrics_dir = tempfile.mkdtemp(prefix="mlcrew-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-    try:
-        _run_host_workers(host, port, workers, options)
-    finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+    _run_host_workers(host, port, workers, options)
 
 
 def _run_host_workers(host: str, port: int, workers: int, options: dict[str, object]) -> None:
