@@ -244,7 +244,7 @@ def _page(listing: list[dict[str, str | None]], root: str) -> str:
     )
     body = (
         f'<table class="metrics" data-testid="projects"><thead><tr><th>project</th>'
-        f"<th>latest run's spec recorded</th></tr></thead><tbody>{rows}</tbody></table>"
+        f"<th>latest run started</th></tr></thead><tbody>{rows}</tbody></table>"
         if listing
         else '<p class="empty">No project in this store yet. Point a project at it '
         "(MLCREW_DB_URL, MLCREW_ARTIFACTS) and run 'mlcrew run'.</p>"
