@@ -46,7 +46,7 @@ class Overview:
 
 
 def project_overview(
-    project: Path, spec: Spec, store: Store, models: ModelCache | None = None
+    project: Path | None, spec: Spec, store: Store, models: ModelCache | None = None
 ) -> Overview:
     """Everything the overview shows; `models` (a loaded-model cache) spares a model load."""
     try:

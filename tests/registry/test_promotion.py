@@ -129,7 +129,7 @@ import sys
 from mlcrew.store import Store
 from mlcrew.errors import PromotionRefused
 from mlcrew.registry import promote
-store = Store(sys.argv[1], sys.argv[2])
+store = Store(sys.argv[1], sys.argv[2], name="bike-demand")
 print("ready", flush=True)
 i = 0
 while True:
@@ -161,7 +161,7 @@ def test_audit_log_agrees_with_the_alias_after_kill_9_mid_promotion(
         proc.kill()
         proc.wait()
         with project.store.session() as s:
-            holder = s.get(Alias, (NAME, "champion"))
+            holder = s.get(Alias, (project.store.project_name, NAME, "champion"))
             last = s.scalars(
                 select(AliasEvent).where(AliasEvent.name == NAME).order_by(AliasEvent.id.desc())
             ).first()

@@ -28,6 +28,7 @@ def test_open_migrates_to_head_and_reopens(tmp_path: Path, db_url: str) -> None:
         "model_versions",
         "aliases",
         "monitor_reports",
+        "projects",
     } <= tables
     store.close()
     again = Store(db_url, tmp_path / "artifacts")  # a second open is a no-op migration

@@ -39,8 +39,10 @@ class ServiceApp:
     """The ASGI application `mlcrew serve` runs (and tests and the demo run in a thread)."""
 
     def __init__(
-        self, project: Path, spec: Spec, store: Store, *, access_log: bool | None = None
+        self, project: Path | None, spec: Spec, store: Store, *, access_log: bool | None = None
     ) -> None:
+        # `project` is the project folder; None when served from the store alone (`mlcrew
+        # server`), where stage status compares with the sources of the latest run.
         self.project, self.spec, self.store = project, spec, store
         self.metrics = ServiceMetrics()
         self.service = PredictionService(store, spec.serving, metrics=self.metrics)
@@ -85,6 +87,12 @@ class ServiceApp:
         gc.freeze()  # like what startup loaded: it lives as long as the server
         return api
 
+    def build_soon(self) -> None:
+        """Start building the FastAPI application on a background thread (after `startup`;
+        the lifespan does, and so does a host serving several projects)."""
+        if self._building is None:
+            self._building = asyncio.get_running_loop().run_in_executor(None, self._build)
+
     def startup(self) -> None:
         # Load the champion before the first request needs it (else /readyz says why).
         with contextlib.suppress(MlcrewError):
@@ -114,8 +122,7 @@ class ServiceApp:
                 except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)[:500]})
                     return
-                loop = asyncio.get_running_loop()
-                self._building = loop.run_in_executor(None, self._build)
+                self.build_soon()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._building is not None:  # a stop during the build waits for it
@@ -164,7 +171,7 @@ def build_api(app: ServiceApp) -> FastAPI:
 
 
 def create_app(
-    project: Path, spec: Spec, store: Store, *, access_log: bool | None = None
+    project: Path | None, spec: Spec, store: Store, *, access_log: bool | None = None
 ) -> ServiceApp:
     """The service for a project (`access_log` overrides `serving.access_log`)."""
     return ServiceApp(project, spec, store, access_log=access_log)

@@ -16,7 +16,7 @@ from mlcrew.store import Store
 
 @dataclass
 class AppState:
-    project: Path
+    project: Path | None  # None under `mlcrew server`: no project folder on that host
     spec: Spec
     store: Store
     service: PredictionService

@@ -87,7 +87,10 @@ class ServiceMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        path: str = scope["path"]
+        full: str = scope["path"]
+        # Mounted under a prefix (`mlcrew server`: /p/NAME), the path holds the prefix too.
+        root: str = scope.get("root_path", "")
+        path = (full[len(root) :] or "/") if root and full.startswith(root) else full
         method: str = scope["method"]
         probe = self.probes.get(path) if method == "GET" else None
         if path.startswith(_PREFIX) and path.endswith(_SUFFIX) and path.count("/") == 4:
@@ -95,7 +98,7 @@ class ServiceMiddleware:
             try:
                 status, body, rid, headers = await self._predict(scope, receive, method, path)
             except Exception:  # a bug: the server answers 500; count and log it
-                self._record(scope, route, method, path, 500, start, "-")
+                self._record(scope, route, method, full, 500, start, "-")
                 raise
             await _respond(send, status, body, rid, headers)
         elif probe is not None:
@@ -104,7 +107,7 @@ class ServiceMiddleware:
             try:
                 status, body, ctype = probe()
             except Exception:
-                self._record(scope, route, method, path, 500, start, rid)
+                self._record(scope, route, method, full, 500, start, rid)
                 raise
             await _respond(send, status, body, rid, [], ctype)
         else:
@@ -124,9 +127,9 @@ class ServiceMiddleware:
                 found = scope.get("route")
                 route = getattr(found, "path", None) or "unmatched"
                 status = seen[0]
-                self._record(scope, route, method, path, status, start, rid)
+                self._record(scope, route, method, full, status, start, rid)
             return
-        self._record(scope, route, method, path, status, start, rid)
+        self._record(scope, route, method, full, status, start, rid)
 
     def _record(
         self, scope: Scope, route: str, method: str, path: str, status: int, start: float, rid: str

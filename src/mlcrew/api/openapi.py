@@ -33,6 +33,7 @@ def builder(app: FastAPI, service: PredictionService, model: str) -> Callable[[]
             version=app.version,
             description=app.description,
             routes=app.routes,
+            servers=app.servers or None,  # the mount prefix, under `mlcrew server`
         )
         components = doc.setdefault("components", {}).setdefault("schemas", {})
         # FastAPI documents its own 422 shape; ours is {"detail": [{"row", "field", "error"}]}.

@@ -86,3 +86,69 @@ def _run_workers(host: str, port: int, workers: int, options: dict[str, object])
     )
     if code:
         raise typer.Exit(code)
+
+
+@app.command("server")
+def server_cmd(
+    db: str = typer.Option(..., "--db", help="Metadata database URL shared by the projects."),
+    artifacts: str = typer.Option(..., "--artifacts", help="Artifact store (folder or URL)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, min=0, max=65535, help="Port (0 picks a free one)."),
+    workers: int = typer.Option(1, min=1, max=64, help="Worker processes."),
+) -> None:
+    """Serve every project of one store, each at /p/NAME/ (the routes of 'mlcrew serve'), with
+    the project list at / (JSON at /v1/projects). Projects run later appear without a restart."""
+    from mlcrew.api.host import open_host_store
+    from mlcrew.serving.server import check_port
+
+    store = open_host_store(db, artifacts)  # a clear error now, not in every worker
+    count = len(store.projects())
+    store.close()
+    port = check_port(host, port)
+    plural = "s" if workers > 1 else ""
+    console.print(
+        f"serving {count} project{'s' if count != 1 else ''} of {store.db_label} on "
+        f"http://{host}:{port}/ with {workers} worker{plural} (Ctrl-C to stop)"
+    )
+    options: dict[str, object] = {"log_level": "warning", "access_log": False}
+    os.environ["MLCREW_DB_URL"] = db
+    os.environ["MLCREW_ARTIFACTS"] = artifacts
+    if workers == 1:
+        import uvicorn
+
+        from mlcrew.api.host import host_from_env
+
+        uvicorn.run(host_from_env(), host=host, port=port, **options)  # type: ignore[arg-type]
+        return
+    metrics_dir = tempfile.mkdtemp(prefix="mlcrew-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    try:
+        _run_host_workers(host, port, workers, options)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _run_host_workers(host: str, port: int, workers: int, options: dict[str, object]) -> None:
+    from prometheus_client import multiprocess
+
+    from mlcrew.api.app import preload
+    from mlcrew.api.host import host_from_env
+    from mlcrew.serving.workers import can_fork, serve_forked
+
+    if not can_fork():
+        import uvicorn
+
+        target = "mlcrew.api.host:host_from_env"
+        uvicorn.run(target, factory=True, host=host, port=port, workers=workers, **options)  # type: ignore[arg-type]
+        return
+    preload()
+    code = serve_forked(
+        host_from_env,
+        host=host,
+        port=port,
+        workers=workers,
+        on_worker_exit=multiprocess.mark_process_dead,
+        **options,
+    )
+    if code:
+        raise typer.Exit(code)

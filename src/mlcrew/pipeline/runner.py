@@ -127,6 +127,7 @@ class Runner:
         spec_digest = self.store.artifacts.put_bytes(spec_bytes)
         with self.store.session() as s:
             self.store.record_artifact(spec_digest, len(spec_bytes), "spec", s)
+            self.store.set_spec(spec_digest, s)
             s.add(
                 Run(
                     id=run_id,

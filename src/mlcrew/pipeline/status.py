@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from mlcrew.pipeline.keys import cache_key, library_versions
 from mlcrew.pipeline.runner import find_execution, source_path
@@ -53,17 +54,36 @@ def library_changes(old: dict[str, Any], new: dict[str, str]) -> list[str]:
     ]
 
 
+def _last_sources(s: Session) -> dict[str, str]:
+    """The source digests the latest run's stages read."""
+    last = s.scalars(
+        select(StageExecution)
+        .where(StageExecution.state.in_(("executed", "cached")))
+        .order_by(StageExecution.id.desc())
+        .limit(50)
+    ).all()
+    found: dict[str, str] = {}
+    for ex in reversed(last):
+        found.update({k: v for k, v in ex.inputs.items() if k.startswith("source.")})
+    return found
+
+
 def status(
-    project: Path, store: Store, spec: Spec, stages: tuple[StageDef, ...] = STAGES
+    project: Path | None, store: Store, spec: Spec, stages: tuple[StageDef, ...] = STAGES
 ) -> list[dict[str, Any]]:
-    """Each stage as fresh, stale (with why) or never run, against the current spec and files."""
+    """Each stage as fresh, stale (with why) or never run, against the current spec and files.
+    Without a project folder (a server holding only the store) the source files are taken as
+    the latest run read them."""
     available: dict[str, str] = {}
-    for name, src in spec.sources.items():
-        path = source_path(project, src.path)
-        available[f"source.{name}"] = file_digest(path) if path.is_file() else "missing"
     order = [st.name for st in stages]
     rows: list[dict[str, Any]] = []
     with store.session() as s:
+        if project is None:
+            available.update(_last_sources(s))
+        else:
+            for name, src in spec.sources.items():
+                path = source_path(project, src.path)
+                available[f"source.{name}"] = file_digest(path) if path.is_file() else "missing"
         for stage in stages:
             config = dump_config(stage.config(spec))
             libraries = library_versions(stage.libraries)

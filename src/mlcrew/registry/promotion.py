@@ -108,7 +108,7 @@ def move_alias(
     # One mover at a time per alias, on every backend: SQLite takes no row lock for a SELECT,
     # and two first promotions on PostgreSQL would both insert the alias row.
     with (
-        store.lock(f"mlcrew:alias:{name}:{alias}").hold(),
+        store.lock(f"mlcrew:alias:{store.project_name}:{name}:{alias}").hold(),
         store.session() as s,
     ):
         row = find_version(s, name, version)
@@ -240,7 +240,7 @@ def promote(
         )
     candidate = get_version(store, name, int(version))
     with store.session() as s:
-        current = s.get(Alias, (name, alias))
+        current = s.get(Alias, (store.project_name, name, alias))
         holder_version = current.version if current else None
     if holder_version == candidate.version:
         return None
@@ -280,7 +280,7 @@ def rollback(
     Repeated rollbacks walk further back (rollbacks themselves are skipped in the walk)."""
     check_alias_name(alias)
     with store.session() as s:
-        current = s.get(Alias, (name, alias))
+        current = s.get(Alias, (store.project_name, name, alias))
         if current is None:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}; nothing to roll back")
         holder = current.version

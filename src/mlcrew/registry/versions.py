@@ -122,7 +122,7 @@ def update_evaluation(
 def alias_holder(store: Store, name: str, alias: str) -> int | None:
     """The version an alias points to, or None."""
     with store.session() as s:
-        row = s.get(Alias, (name, alias))
+        row = s.get(Alias, (store.project_name, name, alias))
         return row.version if row else None
 
 
@@ -149,7 +149,7 @@ def get_version(store: Store, name: str, ref: str | int = CHAMPION) -> VersionIn
         if isinstance(ref, int) or str(ref).isdigit():
             number = int(ref)
         else:
-            alias = s.get(Alias, (name, str(ref)))
+            alias = s.get(Alias, (store.project_name, name, str(ref)))
             if alias is None:
                 known = sorted(set(s.scalars(select(ModelVersion.name))))
                 if name not in known:

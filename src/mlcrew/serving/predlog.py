@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlcrew.serving.validation import InputSchema
+from mlcrew.store.logs import FOLDER, log_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -40,7 +41,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mlcrew.serving")
 
-FOLDER = "predictions"
 FLUSH_SECONDS = 1.0
 # Rows waiting in memory that trigger an early write, and the most ever kept (then dropped).
 FLUSH_ROWS = 20_000
@@ -77,6 +77,7 @@ class PredictionLog:
         metrics: ServiceMetrics | None = None,
     ) -> None:
         self.root = store.artifacts.root
+        self.project = store.project_name
         self.interval = interval
         self.shadow = shadow
         self.metrics = metrics
@@ -253,7 +254,7 @@ class PredictionLog:
         stamp = datetime.now(UTC)
         self._seq += 1
         rel = (
-            f"{FOLDER}/{name}/{stamp:%Y-%m-%d}/"
+            f"{log_folder(self.project, name)}/{stamp:%Y-%m-%d}/"
             f"{stamp:%Y%m%dT%H%M%S%fZ}-{os.getpid()}-{self._seq:06d}.parquet"
         )
         sink = pa.BufferOutputStream()
@@ -319,7 +320,7 @@ def _column(values: list[Any], type: pa.DataType | None = None) -> pa.Array:
 def segments(store: Store, name: str) -> list[str]:
     """The written segments of a model, oldest first (paths relative to the artifact store)."""
     root = store.artifacts.root
-    pattern = f"{FOLDER}/{name}/*/*.parquet"
+    pattern = f"{log_folder(store.project_name, name)}/*/*.parquet"
     if "://" not in root or root.startswith("file://"):
         base = Path(root.removeprefix("file://"))
         found = [p.relative_to(base).as_posix() for p in base.glob(pattern)]

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mlcrew.errors import StoreError
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -56,17 +56,21 @@ def current_revision(engine: Engine) -> str | None:
         return str(row[0]) if row else None
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the head revision. Alembic is imported only when work is due."""
+def migrate(engine: Engine, project: str) -> str | None:
+    """Bring the schema to the head revision. Alembic is imported only when work is due.
+    Records of a store made before projects existed move under `project` (revision 0003).
+    Returns the revision the database had (None for a new one)."""
     from mlcrew.store.locks import NamedLock
 
     try:
-        if current_revision(engine) == HEAD_REVISION:
-            return
+        found = current_revision(engine)
+        if found == HEAD_REVISION:
+            return found
         # Two processes opening a fresh store at once must not both create the tables.
         with NamedLock(engine, "mlcrew:migrate").hold():
-            if current_revision(engine) == HEAD_REVISION:
-                return
+            found = current_revision(engine)
+            if found == HEAD_REVISION:
+                return found
             from alembic import command
             from alembic.config import Config
 
@@ -74,7 +78,9 @@ def migrate(engine: Engine) -> None:
             cfg.set_main_option("script_location", str(MIGRATIONS))
             with engine.begin() as conn:
                 cfg.attributes["connection"] = conn
+                cfg.attributes["project"] = project
                 command.upgrade(cfg, "head")
+            return found
     except SQLAlchemyError as exc:
         raise StoreError(
             f"cannot open the metadata database {redact(str(engine.url))}: "

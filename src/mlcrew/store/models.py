@@ -40,6 +40,24 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+class ProjectOwned:
+    """A record that belongs to one project. A store's sessions see and write only its own
+    project's records (store/scope.py); artifacts, being content-addressed, are shared."""
+
+    project: Mapped[str] = mapped_column(String(64), index=True)
+
+
+class Project(Base):
+    """A project of this store: its name is the spec's `name`. `spec_digest` is the spec of its
+    latest run (an artifact), so a server can serve it from the store alone."""
+
+    __tablename__ = "projects"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    spec_digest: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class Artifact(Base):
     """A content-addressed blob in the artifact store."""
 
@@ -50,7 +68,7 @@ class Artifact(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class Run(Base):
+class Run(ProjectOwned, Base):
     __tablename__ = "runs"
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))  # run | reproduce
@@ -63,7 +81,7 @@ class Run(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-class StageExecution(Base):
+class StageExecution(ProjectOwned, Base):
     """One stage in one run: either executed (and cacheable by `key`) or served from the cache."""
 
     __tablename__ = "stage_executions"
@@ -85,7 +103,7 @@ class StageExecution(Base):
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class LineageEdge(Base):
+class LineageEdge(ProjectOwned, Base):
     """parent artifact --(stage execution)--> child artifact."""
 
     __tablename__ = "lineage"
@@ -95,11 +113,11 @@ class LineageEdge(Base):
     execution_id: Mapped[int] = mapped_column(ForeignKey("stage_executions.id"))
 
 
-class ModelVersion(Base):
+class ModelVersion(ProjectOwned, Base):
     __tablename__ = "model_versions"
     __table_args__ = (
-        UniqueConstraint("name", "version"),
-        UniqueConstraint("name", "model_digest"),
+        UniqueConstraint("project", "name", "version"),
+        UniqueConstraint("project", "name", "model_digest"),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(64), index=True)
@@ -115,15 +133,17 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class Alias(Base):
+class Alias(ProjectOwned, Base):
     __tablename__ = "aliases"
+    # Declared again (not only by ProjectOwned) to be the first part of the primary key.
+    project: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     alias: Mapped[str] = mapped_column(String(32), primary_key=True)
     version: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class AliasEvent(Base):
+class AliasEvent(ProjectOwned, Base):
     """One move of an alias: the audit log. Written in the same transaction as the move."""
 
     __tablename__ = "alias_events"
@@ -140,7 +160,7 @@ class AliasEvent(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class MonitorReport(Base):
+class MonitorReport(ProjectOwned, Base):
     __tablename__ = "monitor_reports"
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(64))

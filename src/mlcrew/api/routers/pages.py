@@ -20,10 +20,20 @@ TEMPLATES.env.filters["plural"] = plural  # {{ n | plural("new row") }}: "1 new 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
+def root_path(request: Request) -> str:
+    """The prefix the service is mounted under ('/p/NAME' in `mlcrew server`, '' alone): every
+    link and script URL of a page starts with it."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, state: AppState = Depends(get_state)) -> HTMLResponse:
     view = project_overview(state.project, state.spec, state.store, state.models)
-    context = {**view.context(), "base_url": str(request.base_url).rstrip("/")}
+    context = {
+        **view.context(),
+        "base_url": str(request.base_url).rstrip("/"),
+        "root": root_path(request),
+    }
     return TEMPLATES.TemplateResponse(request, "overview.html", context)
 
 
@@ -71,7 +81,8 @@ def api_reference(request: Request) -> HTMLResponse:
                     "responses": sorted(op.get("responses", {})),
                 }
             )
-    return TEMPLATES.TemplateResponse(request, "api.html", {"doc": doc, "endpoints": endpoints})
+    context = {"doc": doc, "endpoints": endpoints, "root": root_path(request)}
+    return TEMPLATES.TemplateResponse(request, "api.html", context)
 
 
 @router.get("/favicon.ico")
