@@ -82,14 +82,14 @@ class LocalExecutor:
 
 
 def make_executor(
-    execution: Execution, engine: Engine | None = None, address: str | None = None
+    execution: Execution, engine: str | None = None, address: str | None = None
 ) -> Executor:
     """The executor the spec's `execution` section names, with `--executor`/`--address` winning.
 
     A Ray address comes from `address`, then `execution.address`, then `RAY_ADDRESS`."""
     chosen = engine or execution.engine
     if chosen not in ENGINES:
-        raise SpecError(f"unknown executor {chosen!r}; valid: {', '.join(ENGINES)}")
+        raise SpecError(f"--executor {chosen!r} is not an executor; valid: {', '.join(ENGINES)}")
     if chosen == "local":
         if address:
             raise SpecError(
