@@ -158,6 +158,17 @@ def test_a_trial_failing_on_a_worker_fails_the_run_and_is_recorded(
     proj.close()
 
 
+def test_a_unit_bigger_than_any_node_is_refused_not_queued_forever(ray_head: RayHead) -> None:
+    from mlcrew.pipeline.ray_executor import RayExecutor
+
+    executor = RayExecutor(ray_head.address)
+    try:
+        with pytest.raises(ExecutorError, match=r"needs 3 CPUs .* largest node .* has 2"):
+            executor.map(_refuse_three, None, [0], label="train", cpus=3)
+    finally:
+        executor.close()
+
+
 def test_an_unreachable_cluster_is_a_clear_error_naming_the_address(tmp_path: Path) -> None:
     proj = _example(tmp_path, "nowhere", trials=2)
     proj.close()

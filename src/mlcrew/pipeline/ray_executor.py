@@ -118,6 +118,16 @@ class RayExecutor:
         if not units:
             return []
         ray = self._connect()
+        largest = max(
+            (n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=0.0
+        )
+        if cpus > largest:
+            # Ray would queue such a task forever, waiting for a node that never comes.
+            raise ExecutorError(
+                f"{label}: a unit needs {cpus} CPUs (training.threads), but the largest node of "
+                f"the Ray cluster at {self.address} has {largest:g}; lower training.threads or "
+                "add a bigger node"
+            )
         shared_ref = ray.put(shared)
         task = self._remote.options(num_cpus=cpus)
         refs = [task.remote(fn, shared_ref, unit, libraries) for unit in units]
