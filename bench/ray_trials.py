@@ -143,6 +143,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--trials", type=int, default=8)
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="mlcrew-bench-ray-"))
     head = start_head(cpus=2)
     try:
@@ -187,7 +188,8 @@ def main() -> None:
             f"# Ray trials ({args.rounds} rounds, head with --num-cpus 2)",
             "",
             f"command: `{command}`",
-            f"commit: {commit} ({branch}), cpu: {cpu_model()}, cores: {os.cpu_count()}",
+            f"commit: {commit} ({branch}), cpu: {cpu_model()}, cores: {os.cpu_count()}, "
+            f"1-min load average {load_before:.1f} at start, {os.getloadavg()[0]:.1f} at end",
             "",
             *rows,
             "",
