@@ -225,6 +225,22 @@ class Registry(_Model):
     margin: Float = Field(0.0, ge=0)
 
 
+class Execution(_Model):
+    """Where a run's independent units (training trials) run. Never part of a cache key."""
+
+    engine: Literal["local", "ray"] = "local"
+    # The Ray cluster: HOST:PORT of its head (as `ray start --head` prints), or ray://HOST:PORT.
+    address: str | None = None
+
+    @model_validator(mode="after")
+    def _address_for_ray(self) -> Execution:
+        if self.address is not None and self.engine != "ray":
+            raise ValueError(
+                "@address: is used by the ray engine only; set engine: ray, or remove address"
+            )
+        return self
+
+
 class StoreConfig(_Model):
     db: str | None = None
     artifacts: str | None = None
@@ -250,6 +266,7 @@ class Spec(_Model):
     monitoring: Monitoring = Field(default_factory=Monitoring)
     registry: Registry = Field(default_factory=Registry)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    execution: Execution = Field(default_factory=Execution)
 
     @field_validator("name")
     @classmethod
