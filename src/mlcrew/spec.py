@@ -227,7 +227,30 @@ class Registry(_Model):
 
 class StoreConfig(_Model):
     db: str | None = None
+    # A folder (relative to the project) or a URL such as s3://bucket/prefix.
     artifacts: str | None = None
+    # The S3 endpoint (MinIO, Ceph, ...); AWS_ENDPOINT_URL wins when set. Never credentials:
+    # those come from the standard AWS variables.
+    endpoint_url: str | None = None
+
+    @field_validator("artifacts", "endpoint_url")
+    @classmethod
+    def _no_secrets(cls, v: str | None) -> str | None:
+        if v and "://" in v and "@" in v.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError(
+                "a URL here must not carry a user or password; set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment instead"
+            )
+        return v
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_shape(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"https?://[^/\s]+/?", v):
+            raise ValueError(
+                f"expected http(s)://host[:port] (like http://127.0.0.1:9000), got {v!r}"
+            )
+        return v
 
 
 class Spec(_Model):

@@ -27,16 +27,31 @@ def now() -> datetime:
 class Store:
     """Metadata database plus artifact store of one project."""
 
-    def __init__(self, db_url: str, artifacts_root: str | Path, project: Path | None = None):
+    def __init__(
+        self,
+        db_url: str,
+        artifacts_root: str | Path,
+        project: Path | None = None,
+        *,
+        endpoint_url: str | None = None,
+    ):
         self.db_url = db_url
         self.project = project
         self.engine = make_engine(db_url)
         migrate(self.engine)
         self._sessions = session_factory(self.engine)
-        self.artifacts = ArtifactStore(artifacts_root)
+        # endpoint_url: the S3 endpoint from the spec (AWS_ENDPOINT_URL wins when set).
+        self.artifacts = ArtifactStore(artifacts_root, endpoint_url=endpoint_url)
 
     @classmethod
-    def open(cls, project: Path, db_url: str | None = None, artifacts: str | None = None) -> Store:
+    def open(
+        cls,
+        project: Path,
+        db_url: str | None = None,
+        artifacts: str | None = None,
+        *,
+        endpoint_url: str | None = None,
+    ) -> Store:
         """Open a project's store. Precedence: argument, MLCREW_DB_URL, spec's store.db, SQLite."""
         state = project / STATE_DIR
         url = db_url or os.environ.get("MLCREW_DB_URL")
@@ -44,7 +59,7 @@ class Store:
             state.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{(state / 'mlcrew.db').resolve()}"
         root = artifacts or os.environ.get("MLCREW_ARTIFACTS") or str(state / "artifacts")
-        return cls(url, root, project)
+        return cls(url, root, project, endpoint_url=endpoint_url)
 
     @property
     def db_label(self) -> str:
