@@ -150,7 +150,7 @@ def test_verify_names_corrupt_and_missing_artifacts(artifact_root: str, tmp_path
         for d in digests:
             store.record_artifact(d, 6, "test", s)
     store.artifacts.put_bytes(b"nobody recorded me")
-    good, changed, gone = digests
+    _good, changed, gone = digests
     _overwrite(artifact_root, f"sha256/{changed[:2]}/{changed}", b"blob X")
     _delete(artifact_root, f"sha256/{gone[:2]}/{gone}")
     report = verify_store(store)
