@@ -147,9 +147,7 @@ def test_a_changed_blob_in_the_bucket_is_caught_on_load(s3_project: S3Project) -
     model = next(s for s in s3_project.run["stages"] if s["name"] == "train")["outputs"]["model"]
     key = f"artifacts/sha256/{model[:2]}/{model}"
     original = client.get_object(Bucket=s3_project.bucket.name, Key=key)["Body"].read()
-    client.put_object(
-        Bucket=s3_project.bucket.name, Key=key, Body=original.replace(b'"', b"'", 1)
-    )
+    client.put_object(Bucket=s3_project.bucket.name, Key=key, Body=original.replace(b'"', b"'", 1))
     try:
         project = Project.open(s3_project.root)
         try:

@@ -64,6 +64,10 @@ class RemoteRoot:
         self._base = ""
         self._pid = 0
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable (to ship a store to another process): the client is opened again there."""
+        return {**self.__dict__, "_fs": None, "_pid": 0}
+
     # -- naming things in messages
     @property
     def label(self) -> str:
