@@ -171,6 +171,7 @@ def test_files_by_path_are_written_whole(artifact_root: str) -> None:
         "predictions/m/2026-01-02/b.parquet",
     ]
     assert store.read_file("predictions/m/2026-01-02/b.parquet") == b"two"
+    assert store.read_files(store.list_files("predictions/m/*/*.parquet")) == [b"one", b"two"]
     with pytest.raises(NotFoundError, match="predictions/x is not in the artifact store"):
         store.read_file("predictions/x")
     assert list(store.digests()) == [] and store.clean_tmp(older_than=0) == 0

@@ -97,7 +97,7 @@ def _logged_inputs(store: Store, name: str) -> tuple[Any, dict[str, Any]]:
             f"no predictions of {name!r} are logged in {where}; serve the model ('mlcrew serve', "
             "with serving.prediction_log on) or pass new data with --data FILE"
         )
-    inputs = read_predictions(store, name).column("inputs").combine_chunks()
+    inputs = read_predictions(store, name, found).column("inputs").combine_chunks()
     table = pa.Table.from_arrays(inputs.flatten(), names=[f.name for f in inputs.type])
     # Segments are never changed once written: their names identify the data read.
     digest = hashlib.sha256("\n".join(found).encode()).hexdigest()

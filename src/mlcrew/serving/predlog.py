@@ -304,16 +304,14 @@ def segments(store: Store, name: str) -> list[str]:
     return sorted(found, key=lambda p: p.rsplit("/", 1)[-1])
 
 
-def read_predictions(store: Store, name: str) -> pa.Table:
-    """Every logged prediction of a model, in the order the segments were written (from a
-    local folder or an object store alike)."""
+def read_predictions(store: Store, name: str, only: list[str] | None = None) -> pa.Table:
+    """Every logged prediction of a model (or those of the segments `only`), in the order the
+    segments were written, from a local folder or an object store alike."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    tables = [
-        pq.read_table(pa.BufferReader(store.artifacts.read_file(rel)))
-        for rel in segments(store, name)
-    ]
+    found = segments(store, name) if only is None else only
+    tables = [pq.read_table(pa.BufferReader(b)) for b in store.artifacts.read_files(found)]
     if not tables:
         return pa.table({})
     return pa.concat_tables(tables, promote_options="permissive")
