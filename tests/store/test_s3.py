@@ -116,6 +116,28 @@ def test_the_cli_says_it_in_one_line(s3_bucket: S3Bucket, example_dir: Path) -> 
     ]
 
 
+def test_a_wrong_endpoint_in_the_spec_is_one_line(
+    s3_bucket: S3Bucket, example_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    spec = example_dir / "mlcrew.yaml"
+    spec.write_text(
+        spec.read_text() + f"store: {{artifacts: '{s3_bucket.url}', endpoint_url: '{nowhere}'}}\n"
+    )
+    proc = subprocess.run(
+        [*MLCREW, "run", "-p", str(example_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: the artifact store {s3_bucket.url}: cannot reach the S3 endpoint {nowhere}; "
+        "start it or set AWS_ENDPOINT_URL (or store.endpoint_url in mlcrew.yaml) to its address"
+    ]
+
+
 def test_no_secret_in_the_spec(example_dir: Path) -> None:
     from mlcrew.errors import SpecError
     from mlcrew.project import Project
