@@ -112,13 +112,9 @@ class RemoteRoot:
         try:
             fs, base = fsspec.core.url_to_fs(self.root, **options)
         except ImportError as exc:
-            extra = "s3" if self.s3 else self.protocol
+            need = "s3fs: pip install 'mlcrew[s3]'" if self.s3 else f"a package ({exc})"
             raise StoreError(
-                f"the artifact store {self.label} needs the {self.protocol!r} filesystem of "
-                f"fsspec: pip install 'mlcrew[{extra}]'"
-                if self.s3
-                else f"the artifact store {self.label} needs a package for {self.protocol}:// "
-                f"URLs ({exc})"
+                f"the artifact store {self.label}: {self.protocol}:// URLs need {need}"
             ) from exc
         except ValueError as exc:
             raise StoreError(
