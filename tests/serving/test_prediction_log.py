@@ -19,11 +19,13 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlcrew.api.app import create_app
+from mlcrew.errors import StoreError
 from mlcrew.project import Project
 from mlcrew.registry.versions import set_alias
 from mlcrew.serving.loader import ModelCache
 from mlcrew.serving.predlog import LogEntry, PredictionLog, read_predictions, segments
 from mlcrew.serving.server import BackgroundServer, free_port
+from mlcrew.store.logs import log_folder
 from tests.serving.conftest import GOOD_ROW
 
 MLCREW = [sys.executable, "-m", "mlcrew.cli.main"]
@@ -226,16 +228,16 @@ def test_a_failed_segment_is_retried_and_the_other_groups_are_written_once(
             latency_ms=1.0,
         )  # fmt: skip
 
-    root = Path(store.artifacts.root) / "predictions"
-    root.mkdir(parents=True, exist_ok=True)
-    blocker = root / names[0]
+    blocker = Path(store.artifacts.root) / log_folder(store.project_name, names[0])
+    blocker.parent.mkdir(parents=True, exist_ok=True)
     blocker.write_text("not a folder")
     plog = PredictionLog(store, interval=3600)  # its thread waits: this test flushes
     for i in range(3):
         for name in names:
             plog.append(entry(name, i))
     try:
-        with pytest.raises(OSError):
+        # The store names what could not be written, on a disk or an object store alike.
+        with pytest.raises(StoreError, match=f"cannot write predictions/{names[0]}/"):
             plog.flush()
         assert plog.pending_rows == 3  # the blocked model's rows wait; the other's are written
         assert len(read_predictions(store, names[1])) == 3
