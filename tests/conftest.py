@@ -12,6 +12,7 @@ import pytest
 
 from mlcrew.pipeline.runner import Runner
 from mlcrew.project import EXAMPLES, Project
+from tests.s3 import s3_bucket, s3_endpoint  # noqa: F401 - fixtures for every test module
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_URL = os.environ.get("MLCREW_TEST_PG_URL")

@@ -39,6 +39,10 @@ class StoreError(MlcrewError):
     """The metadata database or the artifact store cannot be used."""
 
 
+class ExecutorError(MlcrewError):
+    """The executor cannot run a stage's units: Ray missing, cluster unreachable, a unit failed."""
+
+
 class NotFoundError(MlcrewError):
     """A run, stage, artifact, model or alias does not exist."""
 

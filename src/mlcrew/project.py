@@ -43,7 +43,13 @@ class Project:
         # Precedence: an explicit URL, then the environment, then the spec, then the defaults.
         url = db_url or os.environ.get("MLCREW_DB_URL") or _db_url(spec.store.db, root)
         artifacts = os.environ.get("MLCREW_ARTIFACTS") or _location(spec.store.artifacts, root)
-        store = Store.open(root, db_url=url, artifacts=artifacts, name=spec.name)
+        store = Store.open(
+            root,
+            db_url=url,
+            artifacts=artifacts,
+            name=spec.name,
+            endpoint_url=spec.store.endpoint_url,
+        )
         return cls(root, spec, text, store)
 
     def run(self, *, force: bool = False, progress: Progress | None = None) -> RunResult:

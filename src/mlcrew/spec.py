@@ -24,6 +24,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from mlcrew.errors import SpecError
 from mlcrew.spec_yaml import YamlDocument, load_yaml, read_utf8
@@ -225,9 +226,50 @@ class Registry(_Model):
     margin: Float = Field(0.0, ge=0)
 
 
+class Execution(_Model):
+    """Where a run's independent units (training trials) run. Never part of a cache key."""
+
+    engine: Literal["local", "ray"] = "local"
+    # The Ray cluster: HOST:PORT of its head (as `ray start --head` prints), or ray://HOST:PORT.
+    address: str | None = None
+
+    @model_validator(mode="after")
+    def _address_for_ray(self) -> Execution:
+        if self.address is not None and self.engine != "ray":
+            raise ValueError(
+                "@address: is used by the ray engine only; set engine: ray, or remove address"
+            )
+        return self
+
+
 class StoreConfig(_Model):
     db: str | None = None
+    # A folder (relative to the project) or a URL such as s3://bucket/prefix.
     artifacts: str | None = None
+    # The S3 endpoint (MinIO, Ceph, ...); AWS_ENDPOINT_URL wins when set. Never credentials:
+    # those come from the standard AWS variables.
+    endpoint_url: str | None = None
+
+    @field_validator("artifacts", "endpoint_url")
+    @classmethod
+    def _no_secrets(cls, v: str | None) -> str | None:
+        if v and "://" in v and "@" in v.split("://", 1)[1].split("/", 1)[0]:
+            # Its own error type: the message must not quote the value (it holds a secret).
+            raise PydanticCustomError(
+                "secret_in_url",
+                "a URL here must not carry a user or password; set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) in the environment instead",
+            )
+        return v
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint_shape(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"https?://[^/\s]+/?", v):
+            raise ValueError(
+                f"expected http(s)://host[:port] (like http://127.0.0.1:9000), got {v!r}"
+            )
+        return v
 
 
 class Spec(_Model):
@@ -250,6 +292,7 @@ class Spec(_Model):
     monitoring: Monitoring = Field(default_factory=Monitoring)
     registry: Registry = Field(default_factory=Registry)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    execution: Execution = Field(default_factory=Execution)
 
     @field_validator("name")
     @classmethod
@@ -450,6 +493,8 @@ def _format_error(err: Any, file: Path, doc: YamlDocument) -> str:
         shown = repr(found) if isinstance(found, str) or written is None else written
         return f"{expects}, found {shown} ({what})"
     if kind in ("value_error", "assertion_error") and isinstance(found, dict):
+        found = None
+    if kind == "secret_in_url":
         found = None
     found_text = "" if found is None or isinstance(found, dict | list) else f" (found {found!r})"
     return f"{where}: {key_path}: {msg}{found_text}"

@@ -113,3 +113,28 @@ def test_labels_arrive_late(trained_project: Project, tmp_path: Path) -> None:
     perf = report["performance"]
     assert perf["labelled_rows"] == 100 and perf["unlabelled_rows"] == 100
     assert perf["current"]["mae"] > 0
+
+
+def test_the_prediction_log_is_new_data(trained_project: Project) -> None:
+    """`--from-log`: the inputs the service logged, read back from the artifact store."""
+    import httpx
+
+    from mlcrew.api.app import create_app
+    from mlcrew.serving.predlog import read_predictions
+    from mlcrew.serving.server import BackgroundServer
+
+    proj = trained_project
+    with pytest.raises(DataError, match="give new data with --data FILE, or use the prediction"):
+        monitor(proj.store, proj.spec, None)
+    row = {"hr": 3, "holiday": 0, "weekday": 2, "workingday": 1, "weathersit": "clear"}
+    row |= {"temp": 0.9, "atemp": 0.8, "hum": 0.5, "windspeed": 0.1}
+    app = create_app(proj.root, proj.spec, proj.store, access_log=False)
+    with BackgroundServer(app) as srv, httpx.Client(base_url=srv.url) as client:
+        for _ in range(5):
+            r = client.post(f"/v1/models/{proj.spec.name}/predict", json={"rows": [row] * 40})
+            assert r.status_code == 200
+    logged = read_predictions(proj.store, proj.spec.name).num_rows
+    report = monitor(proj.store, proj.spec, None, from_log=True)
+    assert report["data"]["rows"] == logged >= 200
+    assert report["data"]["file"].endswith("/predictions/bike-demand/")
+    assert by_name(report, "temp")["drifted"]  # hot nights, unlike January to June

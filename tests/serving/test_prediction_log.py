@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,14 +16,17 @@ from typing import Any
 
 import httpx
 import pyarrow.parquet as pq
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mlcrew.api.app import create_app
+from mlcrew.errors import StoreError
 from mlcrew.project import Project
 from mlcrew.registry.versions import set_alias
 from mlcrew.serving.loader import ModelCache
-from mlcrew.serving.predlog import read_predictions, segments
+from mlcrew.serving.predlog import LogEntry, PredictionLog, read_predictions, segments
 from mlcrew.serving.server import BackgroundServer, free_port
+from mlcrew.store.logs import log_folder
 from tests.serving.conftest import GOOD_ROW
 
 MLCREW = [sys.executable, "-m", "mlcrew.cli.main"]
@@ -205,3 +209,47 @@ def _kill_tree(proc: subprocess.Popen[str]) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(int(pid), signal.SIGKILL)
     proc.wait(timeout=30)
+
+
+def test_a_failed_segment_is_retried_and_the_other_groups_are_written_once(
+    trained_project: Project,
+) -> None:
+    """One group's segment cannot be written (its folder is blocked by a file): the other
+    group is written at once, the failed rows wait in memory, and once the folder can be made
+    they are written exactly once."""
+    store = trained_project.store
+    loaded = ModelCache(store).get(trained_project.spec.name)
+    encoded = loaded.inputs.matrix([GOOD_ROW])
+    names = ("logtest-blocked", "logtest-open")
+
+    def entry(name: str, i: int) -> LogEntry:
+        return LogEntry(
+            at=time.time(), request_id=f"{name}-{i}", name=name, version=1, alias="champion",
+            inputs=loaded.inputs, X=encoded.X, unseen=None, predictions=(float(i),),
+            latency_ms=1.0,
+        )  # fmt: skip
+
+    blocker = Path(store.artifacts.root) / log_folder(store.project_name, names[0])
+    blocker.parent.mkdir(parents=True, exist_ok=True)
+    blocker.write_text("not a folder")
+    plog = PredictionLog(store, interval=3600)  # its thread waits: this test flushes
+    for i in range(3):
+        for name in names:
+            plog.append(entry(name, i))
+    try:
+        # The store names what could not be written, on a disk or an object store alike.
+        blocked = re.escape(f"cannot write {log_folder(store.project_name, names[0])}/")
+        with pytest.raises(StoreError, match=blocked):
+            plog.flush()
+        assert plog.pending_rows == 3  # the blocked model's rows wait; the other's are written
+        assert len(read_predictions(store, names[1])) == 3
+        blocker.unlink()
+        written = plog.flush()
+        assert len(written) == 1 and plog.pending_rows == 0
+    finally:
+        plog.close()
+        if blocker.is_file():
+            blocker.unlink()
+    for name in names:
+        rows = read_predictions(store, name).to_pylist()
+        assert sorted(r["request_id"] for r in rows) == [f"{name}-{i}" for i in range(3)]

@@ -35,7 +35,12 @@ def drift_table(report: dict[str, Any], limit: int | None = None) -> Table:
 
 @app.command("monitor")
 def monitor_cmd(
-    data: Path = typer.Option(..., "--data", "-d", help="New data: .csv or .parquet."),
+    data: Path | None = typer.Option(None, "--data", "-d", help="New data: .csv or .parquet."),
+    from_log: bool = typer.Option(
+        False,
+        "--from-log",
+        help="Use the inputs of the predictions the service logged (instead of --data).",
+    ),
     project: Path = ProjectOption,
     alias: str = typer.Option("champion", help="Model alias or version to monitor."),
     as_given: bool = typer.Option(
@@ -48,7 +53,14 @@ def monitor_cmd(
     from mlcrew.project import Project
 
     proj = Project.open(project)
-    report = monitor(proj.store, proj.spec, data.resolve(), alias, as_given)
+    report = monitor(
+        proj.store,
+        proj.spec,
+        data.resolve() if data else None,
+        alias,
+        as_given,
+        from_log=from_log,
+    )
     if json_out:
         emit_json(report)
         return

@@ -39,6 +39,14 @@ def print_run(result: RunResult) -> None:
 def run_cmd(
     project: Path = ProjectOption,
     force: bool = typer.Option(False, "--force", help="Bypass the cache: execute every stage."),
+    executor: str | None = typer.Option(
+        None,
+        "--executor",
+        help="Where training trials run: local or ray (default: execution.engine in the spec).",
+    ),
+    address: str | None = typer.Option(
+        None, "--address", help="The Ray cluster's HOST:PORT (default: execution.address)."
+    ),
     json_out: bool = JsonOption,
 ) -> None:
     """Run the pipeline; unchanged stages come from the cache.
@@ -46,14 +54,18 @@ def run_cmd(
     Exit code: 0 if the model passed every gate; 3 if it failed one, or its automatic promotion
     was refused (registered, not promoted); 1 if the pipeline stopped (a failed check, bad data)."""
     from mlcrew.errors import CheckFailed, MlcrewError
+    from mlcrew.pipeline.executors import make_executor
     from mlcrew.pipeline.runner import Runner
     from mlcrew.pipeline.stages import STAGES
     from mlcrew.project import Project
 
     proj = Project.open(project)
+    chosen = make_executor(proj.spec.execution, executor, address)
     try:
         with stage_progress(len(STAGES), enabled=not json_out) as progress:
-            runner = Runner(proj.root, proj.store, proj.spec, proj.spec_text, progress)
+            runner = Runner(
+                proj.root, proj.store, proj.spec, proj.spec_text, progress, executor=chosen
+            )
             result = runner.run(force=force)
     except MlcrewError as exc:
         # A failed run is still a recorded run: --json readers get its document too.
@@ -65,6 +77,8 @@ def run_cmd(
                 doc["report"] = exc.report
             emit_json(doc)
         raise
+    finally:
+        chosen.close()
     if json_out:
         emit_json(result.to_json())
     else:

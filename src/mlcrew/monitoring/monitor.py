@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -82,33 +82,67 @@ def _prepare(
     return fetch_arrow(con, f'SELECT * FROM "{spec.dataset.from_}"'), "through the transforms"
 
 
+def _logged_inputs(store: Store, name: str) -> tuple[Any, dict[str, Any]]:
+    """The inputs of every logged prediction of the model (local folder or object store), as
+    a table in the model's columns, and what to say about them in the report."""
+    import pyarrow as pa
+
+    from mlcrew.serving.predlog import read_predictions, segments
+    from mlcrew.store.logs import log_folder
+    from mlcrew.store.remote import redact_url
+
+    where = (
+        f"{redact_url(store.artifacts.root).rstrip('/')}/{log_folder(store.project_name, name)}/"
+    )
+    found = segments(store, name)
+    if not found:
+        raise DataError(
+            f"no predictions of {name!r} are logged in {where}; serve the model ('mlcrew serve', "
+            "with serving.prediction_log on) or pass new data with --data FILE"
+        )
+    inputs = read_predictions(store, name, found).column("inputs").combine_chunks()
+    table = pa.Table.from_arrays(inputs.flatten(), names=[f.name for f in inputs.type])
+    # Segments are never changed once written: their names identify the data read.
+    digest = hashlib.sha256("\n".join(found).encode()).hexdigest()
+    info = {"file": where, "digest": digest, "segments": len(found), "prepared": "prediction log"}
+    return table, info
+
+
 def monitor(
-    store: Store, spec: Spec, data: Path, alias: str = CHAMPION, as_given: bool = False
+    store: Store,
+    spec: Spec,
+    data: Path | None,
+    alias: str = CHAMPION,
+    as_given: bool = False,
+    *,
+    from_log: bool = False,
 ) -> dict[str, Any]:
-    """Drift per feature (PSI and a two-sample test) and, when labels are present, performance."""
+    """Drift per feature (PSI and a two-sample test) and, when labels are present, performance.
+    The new data is a file, or (`from_log`) the inputs of the predictions the service logged."""
     from mlcrew.store import file_digest
     from mlcrew.training.evaluate import model_metrics
 
-    if not data.is_file():
+    if (data is None) == (not from_log):
+        raise DataError("give new data with --data FILE, or use the prediction log with --from-log")
+    if data is not None and not data.is_file():
         raise DataError(f"{data}: no such file; pass new data with --data FILE (.csv or .parquet)")
     version = get_version(store, spec.name, alias)
     model = TabularModel.from_json(store.artifacts.read_bytes(version.model_digest))
     reference_digest = version.data_digests["split.train"]
-    with tempfile.TemporaryDirectory() as tmp:
-        reference = read_parquet(store.artifacts.local_path(reference_digest, Path(tmp)))
-    current, how = _prepare(spec, data, model.feature_names, as_given, store.project)
+    # From an object store, the reference is downloaded once into the shared cache.
+    reference = read_parquet(store.artifacts.local_path(reference_digest))
+    if data is None:
+        current, data_info = _logged_inputs(store, spec.name)
+    else:
+        current, how = _prepare(spec, data, model.feature_names, as_given, store.project)
+        data_info = {"file": str(data), "digest": file_digest(data), "prepared": how}
     if current.num_rows == 0:
-        raise DataError(f"{data}: no rows to monitor")
+        raise DataError(f"{data_info['file']}: no rows to monitor")
     drift = spec.monitoring.drift
     features = drift_report(reference, current, model.schema_, drift.psi_alert, drift.p_value)
     report: dict[str, Any] = {
         "model": {"name": spec.name, "version": version.version},
-        "data": {
-            "file": str(data),
-            "digest": file_digest(data),
-            "rows": current.num_rows,
-            "prepared": how,
-        },
+        "data": {**data_info, "rows": current.num_rows},
         "reference": {"digest": reference_digest, "rows": reference.num_rows},
         "thresholds": {"psi_alert": drift.psi_alert, "p_value": drift.p_value},
         "features": features,

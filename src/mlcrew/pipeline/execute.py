@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from mlcrew.pipeline.executors import Executor, LocalExecutor
 from mlcrew.pipeline.stage import InputView, StageContext, StageDef
 from mlcrew.spec import canonical_json
 from mlcrew.store import Store
@@ -27,8 +28,11 @@ def execute_stage(
     run_id: str,
     *,
     dry_run: bool,
+    executor: Executor | None = None,
 ) -> tuple[dict[str, str], dict[str, Any]]:
-    """Run one stage function in a scratch folder and store its outputs by digest."""
+    """Run one stage function in a scratch folder and store its outputs by digest.
+
+    The stage body runs here, in the driver; its units go to `executor` (default: local)."""
     fn = stage.function()
     workdir = Path(tempfile.mkdtemp(prefix=f"mlcrew-{stage.name}-"))
     try:
@@ -41,6 +45,9 @@ def execute_stage(
             store=store,
             run_id=run_id,
             dry_run=dry_run,
+            executor=executor or LocalExecutor(),
+            stage=stage.name,
+            libraries=stage.libraries,
         )
         result = fn(ctx)
         missing = set(stage.outputs) - set(result.outputs)

@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from mlcrew.errors import CheckFailed, MlcrewError, PromotionRefused, SpecError
 from mlcrew.pipeline.execute import execute_stage
+from mlcrew.pipeline.executors import Executor, make_executor
 from mlcrew.pipeline.keys import cache_key, library_versions
 from mlcrew.pipeline.runs import (
     Promotion,
@@ -79,7 +80,10 @@ def snapshot_sources(project: Path, spec: Spec, store: Store) -> dict[str, str]:
 
 
 class Runner:
-    """Runs the pipeline for one project. The executor is in-process; Ray plugs in here later."""
+    """Runs the pipeline for one project.
+
+    Stage bodies run here; their units go to `executor` (default: what the spec's `execution`
+    section names). An executor the runner made itself is closed at the end of each run."""
 
     def __init__(
         self,
@@ -90,6 +94,7 @@ class Runner:
         progress: Progress | None = None,
         stages: tuple[StageDef, ...] = STAGES,
         actor: str | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.project = project
         self.store = store
@@ -98,13 +103,20 @@ class Runner:
         self.progress = progress or (lambda *_: None)
         self.stages = stages
         self.actor = actor or default_actor()
+        self.executor = executor
         self._champion_before: dict[str, Any] | None = None
 
     def run(self, *, force: bool = False) -> RunResult:
         """Run every stage; with `force`, execute even those whose key is known."""
+        owned = self.executor is None
+        executor = self.executor or make_executor(self.spec.execution)
         lock = self.store.lock(run_lock_name(self.spec.name))
-        with lock.hold(on_wait=self._waiting):
-            return self._run_locked(force)
+        try:
+            with lock.hold(on_wait=self._waiting):
+                return self._run_locked(force, executor)
+        finally:
+            if owned:
+                executor.close()
 
     def _waiting(self) -> None:
         from sqlalchemy import select
@@ -117,7 +129,7 @@ class Runner:
         message = f"another run of this project is in progress{who}; waiting for it to finish"
         self.progress("", "waiting", {"message": message})
 
-    def _run_locked(self, force: bool) -> RunResult:
+    def _run_locked(self, force: bool, executor: Executor) -> RunResult:
         spec = self.spec
         mark_interrupted(self.store, spec.name, holding_lock=True)
         self.store.artifacts.clean_tmp()
@@ -136,7 +148,11 @@ class Runner:
                     status="running",
                     spec_digest=spec_digest,
                     started_at=now(),
-                    summary={"pid": os.getpid(), "host": socket.gethostname()},
+                    summary={
+                        "pid": os.getpid(),
+                        "host": socket.gethostname(),
+                        "executor": executor.description,
+                    },
                 )
             )
         outcomes: list[StageOutcome] = []
@@ -144,7 +160,7 @@ class Runner:
         try:
             available = snapshot_sources(self.project, spec, self.store)
             for position, stage in enumerate(self.stages):
-                outcome = self._run_stage(stage, position, run_id, available, force)
+                outcome = self._run_stage(stage, position, run_id, available, force, executor)
                 outcomes.append(outcome)
                 available.update({f"{stage.name}.{k}": v for k, v in outcome.outputs.items()})
             promotion = self._promote(run_id, outcomes)
@@ -220,7 +236,12 @@ class Runner:
                 run.status = status
                 run.error = error
                 run.finished_at = now()
-                run.summary = {**result.to_json(), "pid": os.getpid(), "host": socket.gethostname()}
+                run.summary = {
+                    **result.to_json(),
+                    "pid": os.getpid(),
+                    "host": socket.gethostname(),
+                    "executor": run.summary.get("executor"),
+                }
         return result
 
     def _run_stage(
@@ -230,6 +251,7 @@ class Runner:
         run_id: str,
         available: dict[str, str],
         force: bool,
+        executor: Executor,
     ) -> StageOutcome:
         config_model = stage.config(self.spec)
         config = dump_config(config_model)
@@ -282,7 +304,7 @@ class Runner:
         started = time.perf_counter()
         try:
             outputs, rec = execute_stage(
-                stage, config_model, inputs, self.store, run_id, dry_run=False
+                stage, config_model, inputs, self.store, run_id, dry_run=False, executor=executor
             )
         except BaseException as exc:
             # Any failure is recorded as a failed execution, whatever raised it.

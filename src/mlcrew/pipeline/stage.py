@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from mlcrew.errors import NotFoundError
+from mlcrew.pipeline.executors import Executor, LocalExecutor
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,6 +29,9 @@ if TYPE_CHECKING:
     from mlcrew.store import Store
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
+S = TypeVar("S")
+U = TypeVar("U")
+R = TypeVar("R")
 
 
 class InputView:
@@ -91,6 +95,20 @@ class StageContext(Generic[ConfigT]):
     store: Store
     run_id: str
     dry_run: bool = False  # reproduce: compute outputs, change nothing in the registry
+    executor: Executor = field(default_factory=LocalExecutor)
+    stage: str = ""
+    libraries: tuple[str, ...] = ()  # the stage's declared libraries: units check them
+
+    def map(
+        self, fn: Callable[[S, U], R], shared: S, units: Sequence[U], *, cpus: int = 1
+    ) -> list[R]:
+        """`[fn(shared, u) for u in units]` on the run's executor (in-process or Ray tasks).
+
+        `fn` must be a module-level function whose result depends only on its arguments;
+        `shared` is sent once, each unit separately; results come back in unit order."""
+        return self.executor.map(
+            fn, shared, units, label=self.stage or "stage", cpus=cpus, libraries=self.libraries
+        )
 
 
 @dataclass

@@ -23,13 +23,11 @@ import logging
 import os
 import threading
 import time
-import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mlcrew.serving.validation import InputSchema
-from mlcrew.store.logs import FOLDER, log_folder
+from mlcrew.store.logs import log_folder
 
 if TYPE_CHECKING:
     import numpy as np
@@ -76,6 +74,7 @@ class PredictionLog:
         shadow: Shadow | None = None,
         metrics: ServiceMetrics | None = None,
     ) -> None:
+        self.artifacts = store.artifacts
         self.root = store.artifacts.root
         self.project = store.project_name
         self.interval = interval
@@ -259,26 +258,9 @@ class PredictionLog:
         )
         sink = pa.BufferOutputStream()
         pq.write_table(table, sink, compression="zstd")
-        data = sink.getvalue().to_pybytes()
-        if "://" not in self.root or self.root.startswith("file://"):
-            base = Path(self.root.removeprefix("file://"))
-            final = base / rel
-            tmp = base / FOLDER / ".tmp" / f"{uuid.uuid4().hex}.part"
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as out:
-                out.write(data)
-                out.flush()
-                os.fsync(out.fileno())
-            os.replace(tmp, final)
-        else:
-            import fsspec
-
-            fs, base_url = fsspec.core.url_to_fs(self.root)
-            tmp_url = f"{base_url}/{FOLDER}/.tmp/{uuid.uuid4().hex}.part"
-            with fs.open(tmp_url, "wb") as out:
-                out.write(data)
-            fs.mv(tmp_url, f"{base_url}/{rel}")
+        # Atomic on a disk (temporary file, fsync, rename) and on an object store (temporary
+        # object, then moved): a reader never sees part of a segment.
+        self.artifacts.write_file(rel, sink.getvalue().to_pybytes())
         return rel
 
 
@@ -319,37 +301,18 @@ def _column(values: list[Any], type: pa.DataType | None = None) -> pa.Array:
 
 def segments(store: Store, name: str) -> list[str]:
     """The written segments of a model, oldest first (paths relative to the artifact store)."""
-    root = store.artifacts.root
-    pattern = f"{log_folder(store.project_name, name)}/*/*.parquet"
-    if "://" not in root or root.startswith("file://"):
-        base = Path(root.removeprefix("file://"))
-        found = [p.relative_to(base).as_posix() for p in base.glob(pattern)]
-    else:
-        import fsspec
-
-        fs, base_url = fsspec.core.url_to_fs(root)
-        found = [
-            p.removeprefix(base_url.rstrip("/") + "/") for p in fs.glob(f"{base_url}/{pattern}")
-        ]
+    found = store.artifacts.list_files(f"{log_folder(store.project_name, name)}/*/*.parquet")
     return sorted(found, key=lambda p: p.rsplit("/", 1)[-1])
 
 
-def read_predictions(store: Store, name: str) -> pa.Table:
-    """Every logged prediction of a model, in the order the segments were written."""
+def read_predictions(store: Store, name: str, only: list[str] | None = None) -> pa.Table:
+    """Every logged prediction of a model (or those of the segments `only`), in the order the
+    segments were written, from a local folder or an object store alike."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    root = store.artifacts.root
-    tables = []
-    for rel in segments(store, name):
-        if "://" not in root or root.startswith("file://"):
-            tables.append(pq.read_table(Path(root.removeprefix("file://")) / rel))
-        else:
-            import fsspec
-
-            fs, base_url = fsspec.core.url_to_fs(root)
-            with fs.open(f"{base_url}/{rel}", "rb") as f:
-                tables.append(pq.read_table(f))
+    found = segments(store, name) if only is None else only
+    tables = [pq.read_table(pa.BufferReader(b)) for b in store.artifacts.read_files(found)]
     if not tables:
         return pa.table({})
     return pa.concat_tables(tables, promote_options="permissive")

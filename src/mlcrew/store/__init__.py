@@ -68,6 +68,7 @@ class Store:
         name: str | None = None,
         engine: Engine | None = None,
         register: bool = True,
+        endpoint_url: str | None = None,
     ):
         self.db_url = db_url
         self.project = project
@@ -76,7 +77,9 @@ class Store:
         self.engine = engine if engine is not None else make_engine(db_url)
         before = migrate(self.engine, self.project_name)
         self._sessions = project_sessions(self.engine, self.project_name)
-        self.artifacts = ArtifactStore(artifacts_root)
+        # endpoint_url: the S3 endpoint from the spec (AWS_ENDPOINT_URL wins when set).
+        self.endpoint_url = endpoint_url
+        self.artifacts = ArtifactStore(artifacts_root, endpoint_url=endpoint_url)
         if before in UNSCOPED_REVISIONS:  # its prediction logs follow its records
             adopt_unscoped_logs(self.artifacts.root, self.project_name)
         if register:
@@ -90,6 +93,7 @@ class Store:
         artifacts: str | None = None,
         *,
         name: str | None = None,
+        endpoint_url: str | None = None,
     ) -> Store:
         """Open a project's store. Precedence: argument, MLCREW_DB_URL, spec's store.db, SQLite.
         The project's name is `name`, else the `name` in the folder's mlcrew.yaml."""
@@ -99,12 +103,19 @@ class Store:
             state.mkdir(parents=True, exist_ok=True)
             url = f"sqlite:///{(state / 'mlcrew.db').resolve()}"
         root = artifacts or os.environ.get("MLCREW_ARTIFACTS") or str(state / "artifacts")
-        return cls(url, root, project, name=name)
+        return cls(url, root, project, name=name, endpoint_url=endpoint_url)
 
     def for_project(self, name: str) -> Store:
         """The same database and artifact store, opened for project `name` (shares the engine:
         a server holds one connection pool for all its projects)."""
-        return Store(self.db_url, self.artifacts.root, None, name=name, engine=self.engine)
+        return Store(
+            self.db_url,
+            self.artifacts.root,
+            None,
+            name=name,
+            engine=self.engine,
+            endpoint_url=self.endpoint_url,
+        )
 
     def _register(self) -> None:
         """Record this project in the store's project list (once; many may open at once)."""

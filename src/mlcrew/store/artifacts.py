@@ -1,36 +1,60 @@
-"""Content-addressed artifact store (sha256) over fsspec, local by default.
+"""Content-addressed artifact store (sha256): a local folder by default, or an object store
+(`s3://bucket/prefix`, any fsspec URL) through fsspec.
 
 A blob is first written under `tmp/` and only then moved to `sha256/ab/abcd...`, so a reader never
-sees a half-written artifact: on a local disk the move is an atomic rename, and on object stores
-the upload of the temporary object completes before the copy to its final name.
+sees a half-written artifact: on a local disk the move is an atomic rename; on an object store
+the temporary object is complete (its upload finished) before it is copied to its final name,
+and an upload killed mid-way never completes, so it is never visible. Blobs read from an object
+store are checked against their sha256 as they arrive; `local_path` keeps verified downloads in
+a local cache shared by every process of the machine (see `default_cache_dir`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from mlcrew.errors import NotFoundError, StoreError
+from mlcrew.store.remote import UPLOAD_PART, RemoteRoot, is_local, redact_url
 
 CHUNK = 1 << 20
 
 
-class ArtifactStore:
-    def __init__(self, root: str | Path) -> None:
-        self.root = str(root)
-        self._local = "://" not in self.root or self.root.startswith("file://")
-        if self._local:
-            self._base = Path(self.root.removeprefix("file://"))
-            self._fs: Any = None
-        else:
-            import fsspec
+def default_cache_dir() -> Path:
+    """Where downloads from an object store are kept: MLCREW_CACHE, else the user's cache
+    folder (XDG_CACHE_HOME or ~/.cache) + mlcrew. Blobs there are named by digest and verified
+    when downloaded, so projects, CLIs and server workers of one user can share it, and it can
+    be deleted at any time."""
+    env = os.environ.get("MLCREW_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "mlcrew"
 
-            self._fs, self._base_url = fsspec.core.url_to_fs(self.root)
+
+class ArtifactStore:
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        endpoint_url: str | None = None,
+        cache_dir: Path | None = None,
+    ) -> None:
+        self.root = str(root)
+        self._local = is_local(self.root)
+        self._cache_dir = cache_dir
+        self._base = Path(self.root.removeprefix("file://"))
+        self._remote = None if self._local else RemoteRoot(self.root, endpoint_url)
+
+    @property
+    def is_local(self) -> bool:
+        return self._local
 
     # -- paths
     def _rel(self, digest: str) -> str:
@@ -38,34 +62,68 @@ class ArtifactStore:
             raise NotFoundError(f"{digest!r} is not a sha256 digest")
         return f"sha256/{digest[:2]}/{digest}"
 
+    def _missing(self, digest: str) -> Callable[[], NotFoundError]:
+        return lambda: NotFoundError(
+            f"artifact {digest[:12]} is not in the store at {redact_url(self.root)}; "
+            "'mlcrew store verify' lists what is missing"
+        )
+
     def exists(self, digest: str) -> bool:
-        if self._local:
+        if self._remote is None:
             return (self._base / self._rel(digest)).exists()
-        return bool(self._fs.exists(f"{self._base_url}/{self._rel(digest)}"))
+        return self._remote.exists(self._rel(digest))
 
     def local_path(self, digest: str, cache_dir: Path | None = None) -> Path:
-        """A local file holding the artifact (downloaded into `cache_dir` for remote stores)."""
-        if self._local:
-            path = self._base / self._rel(digest)
+        """A local file holding the artifact: the blob itself in a local store; for an object
+        store a verified download in the cache (written under a temporary name and renamed, so
+        concurrent processes never see a partial file)."""
+        rel = self._rel(digest)
+        if self._remote is None:
+            path = self._base / rel
             if not path.exists():
-                raise NotFoundError(f"artifact {digest[:12]} is not in the store at {self.root}")
+                raise self._missing(digest)()
             return path
-        target = (cache_dir or Path(".mlcrew/cache")) / digest
-        if not target.exists():
+        cache = (cache_dir or self._cache_dir or default_cache_dir()) / "artifacts"
+        target = cache / rel
+        if target.exists():
+            return target
+        try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(f".{uuid.uuid4().hex}.part")
-            self._fs.get(f"{self._base_url}/{self._rel(digest)}", str(tmp))
-            os.replace(tmp, target)
+            (cache / "tmp").mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the download cache at {cache}: {exc.strerror}; set MLCREW_CACHE "
+                "to a writable folder"
+            ) from exc
+        part = cache / "tmp" / f"{uuid.uuid4().hex}.part"
+        try:
+            self._download(digest, part)
+            os.replace(part, target)
+        finally:
+            part.unlink(missing_ok=True)
         return target
+
+    def _download(self, digest: str, target: Path) -> None:
+        """Stream the blob to `target`, hashing as it comes; a mismatch is a corrupt blob."""
+        if self._remote is None:  # pragma: no cover - callers only download remote blobs
+            raise StoreError("a local store has nothing to download")
+        h = hashlib.sha256()
+        with open(target, "wb") as out:
+            for chunk in self._remote.read_chunks(self._rel(digest), CHUNK, self._missing(digest)):
+                h.update(chunk)
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        if h.hexdigest() != digest:
+            raise self.corrupt(digest)
 
     def read_bytes(self, digest: str, *, verify: bool = True) -> bytes:
         """The artifact's bytes; with `verify` (the default) its sha256 is checked first, so a
-        blob changed on disk is never loaded as a model or fed to a stage."""
-        if self._local:
+        blob changed on disk or in the bucket is never loaded as a model or fed to a stage."""
+        if self._remote is None:
             data = self.local_path(digest).read_bytes()
         else:
-            with self._fs.open(f"{self._base_url}/{self._rel(digest)}", "rb") as f:
-                data = bytes(f.read())
+            data = self._remote.cat(self._rel(digest), self._missing(digest))
         if verify and hashlib.sha256(data).hexdigest() != digest:
             raise self.corrupt(digest)
         return data
@@ -73,40 +131,48 @@ class ArtifactStore:
     def copy_to(self, digest: str, target: Path) -> Path:
         """A private, verified copy of the artifact at `target` (a stage may do as it likes
         with it; the store's blob is never handed out)."""
-        h = hashlib.sha256()
         tmp = target.with_name(target.name + ".part")
         target.parent.mkdir(parents=True, exist_ok=True)
-        src: IO[bytes]
-        if self._local:
-            src = open(self.local_path(digest), "rb")  # noqa: SIM115 - closed below
-        else:
-            src = self._fs.open(f"{self._base_url}/{self._rel(digest)}", "rb")
-        with src, open(tmp, "wb") as out:
-            for chunk in iter(lambda: src.read(CHUNK), b""):
-                h.update(chunk)
-                out.write(chunk)
-        if h.hexdigest() != digest:
+        try:
+            if self._remote is not None:
+                self._download(digest, tmp)
+            else:
+                h = hashlib.sha256()
+                with open(self.local_path(digest), "rb") as src, open(tmp, "wb") as out:
+                    for chunk in iter(lambda: src.read(CHUNK), b""):
+                        h.update(chunk)
+                        out.write(chunk)
+                if h.hexdigest() != digest:
+                    raise self.corrupt(digest)
+            os.replace(tmp, target)
+        finally:
             tmp.unlink(missing_ok=True)
-            raise self.corrupt(digest)
-        os.replace(tmp, target)
         return target
 
     def check(self, digest: str) -> bool | None:
         """True if the blob matches its digest, False if it does not, None if it is missing."""
-        if not self.exists(digest):
-            return None
         h = hashlib.sha256()
-        if self._local:
-            f: IO[bytes] = open(self._base / self._rel(digest), "rb")  # noqa: SIM115
-        else:
-            f = self._fs.open(f"{self._base_url}/{self._rel(digest)}", "rb")
-        with f:
-            for chunk in iter(lambda: f.read(CHUNK), b""):
+        if self._remote is None:
+            path = self._base / self._rel(digest)
+            if not path.exists():
+                return None
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(CHUNK), b""):
+                    h.update(chunk)
+            return h.hexdigest() == digest
+
+        class Missing(Exception):
+            pass
+
+        try:
+            for chunk in self._remote.read_chunks(self._rel(digest), CHUNK, Missing):
                 h.update(chunk)
+        except Missing:
+            return None
         return h.hexdigest() == digest
 
     def location(self, digest: str) -> str:
-        return f"{self.root.rstrip('/')}/{self._rel(digest)}"
+        return f"{redact_url(self.root).rstrip('/')}/{self._rel(digest)}"
 
     def corrupt(self, digest: str) -> StoreError:
         return StoreError(
@@ -117,73 +183,85 @@ class ArtifactStore:
 
     # -- writes
     def put_bytes(self, data: bytes) -> str:
-        import io
-
+        if self._remote is not None:
+            digest = hashlib.sha256(data).hexdigest()
+            if not self._remote.exists(self._rel(digest)):
+                self._remote.write_atomic(self._rel(digest), lambda out: out.write(data))
+            return digest
         return self.put_stream(io.BytesIO(data))
 
     def put_file(self, path: Path | str) -> str:
+        if self._remote is not None:
+            # Hashing the local file first means a blob the store holds is never uploaded again.
+            digest = file_digest(path)
+            if not self._remote.exists(self._rel(digest)):
+                self._remote.upload_file(str(path), self._rel(digest))
+            return digest
         with open(path, "rb") as f:
             return self.put_stream(f)
 
     def put_stream(self, stream: IO[bytes]) -> str:
         """Copy a stream into the store; return its sha256. Atomic: all or nothing is visible."""
         h = hashlib.sha256()
-        if self._local:
-            tmp_dir = self._base / "tmp"
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            tmp = tmp_dir / uuid.uuid4().hex
-            try:
-                with open(tmp, "wb") as out:
-                    for chunk in iter(lambda: stream.read(CHUNK), b""):
-                        h.update(chunk)
-                        out.write(chunk)
-                    out.flush()
-                    os.fsync(out.fileno())
-                digest = h.hexdigest()
-                final = self._base / self._rel(digest)
-                if final.exists():
-                    tmp.unlink()
-                else:
-                    final.parent.mkdir(parents=True, exist_ok=True)
-                    os.replace(tmp, final)
-                return digest
-            except OSError as exc:
-                tmp.unlink(missing_ok=True)
-                raise StoreError(
-                    f"cannot write to the artifact store at {self.root}: {exc}"
-                ) from exc
-        tmp_url = f"{self._base_url}/tmp/{uuid.uuid4().hex}"
+        if self._remote is not None:
+            return self._put_stream_remote(stream)
+        tmp_dir = self._base / "tmp"
+        tmp = tmp_dir / uuid.uuid4().hex
         try:
-            with self._fs.open(tmp_url, "wb") as out:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as out:
                 for chunk in iter(lambda: stream.read(CHUNK), b""):
                     h.update(chunk)
                     out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
             digest = h.hexdigest()
-            final_url = f"{self._base_url}/{self._rel(digest)}"
-            if not self._fs.exists(final_url):
-                self._fs.mv(tmp_url, final_url)
+            final = self._base / self._rel(digest)
+            if final.exists():
+                tmp.unlink()
             else:
-                self._fs.rm(tmp_url)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, final)
             return digest
         except OSError as exc:
+            tmp.unlink(missing_ok=True)
             raise StoreError(f"cannot write to the artifact store at {self.root}: {exc}") from exc
+
+    def _put_stream_remote(self, stream: IO[bytes]) -> str:
+        """Upload into a temporary object while hashing (the digest is known only at the end),
+        then move it to its name, or drop it when the store already holds that blob."""
+        remote = self._remote
+        if remote is None:  # pragma: no cover
+            raise StoreError("not an object store")
+        h = hashlib.sha256()
+        tmp = remote.new_tmp()
+        with remote.errors(), remote.fs.open(remote.url(tmp), "wb", block_size=UPLOAD_PART) as out:
+            for chunk in iter(lambda: stream.read(CHUNK), b""):
+                h.update(chunk)
+                out.write(chunk)
+        digest = h.hexdigest()
+        if remote.exists(self._rel(digest)):
+            remote.remove(tmp)
+        else:
+            remote.move(tmp, self._rel(digest))
+        return digest
 
     def digests(self) -> Iterator[str]:
         """Every complete artifact in the store (temporaries are never listed)."""
-        if self._local:
+        if self._remote is None:
             base = self._base / "sha256"
             if base.exists():
                 for p in sorted(base.glob("*/*")):
                     yield p.name
             return
-        for p in sorted(self._fs.glob(f"{self._base_url}/sha256/*/*")):
-            yield p.rsplit("/", 1)[-1]
+        for rel in self._remote.glob("sha256/*/*"):
+            yield rel.rsplit("/", 1)[-1]
 
     def clean_tmp(self, older_than: float = 3600.0) -> int:
         """Remove leftovers of writers that died mid-write (never visible). Only files untouched
         for `older_than` seconds go, so a concurrent writer's file is left alone."""
-        if not self._local:
-            return 0
+        if self._remote is not None:
+            return self._remote.clean_tmp(older_than)
         tmp_dir = self._base / "tmp"
         if not tmp_dir.exists():
             return 0
@@ -197,6 +275,58 @@ class ArtifactStore:
             except FileNotFoundError:  # its writer just finished or another cleaner got it
                 continue
         return removed
+
+    # -- files by path under the root (the prediction log), not by digest
+    def write_file(self, rel: str, data: bytes) -> None:
+        """Write `data` at `rel` under the root atomically (a temporary first, then moved)."""
+        if self._remote is not None:
+            self._remote.write_atomic(rel, lambda out: out.write(data))
+            return
+        final = self._base / rel
+        tmp = self._base / "tmp" / f"{uuid.uuid4().hex}.part"
+        try:
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            with open(tmp, "wb") as out:
+                out.write(data)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, final)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise StoreError(
+                f"cannot write {rel} to the artifact store at {self.root}: {exc}"
+            ) from exc
+
+    def list_files(self, pattern: str) -> list[str]:
+        """Paths (relative to the root) of the files matching a glob `pattern`."""
+        if self._remote is not None:
+            return self._remote.glob(pattern)
+        return sorted(p.relative_to(self._base).as_posix() for p in self._base.glob(pattern))
+
+    def read_files(self, rels: list[str]) -> list[bytes]:
+        """Several files at once: from an object store they are fetched concurrently."""
+        if self._remote is not None:
+
+            def missing() -> NotFoundError:
+                return NotFoundError(
+                    f"one of {len(rels)} files is no longer in the artifact store at "
+                    f"{redact_url(self.root)}"
+                )
+
+            return self._remote.cat_many(rels, missing)
+        return [self.read_file(rel) for rel in rels]
+
+    def read_file(self, rel: str) -> bytes:
+        def missing() -> NotFoundError:
+            return NotFoundError(f"{rel} is not in the artifact store at {redact_url(self.root)}")
+
+        if self._remote is not None:
+            return self._remote.cat(rel, missing)
+        try:
+            return (self._base / rel).read_bytes()
+        except FileNotFoundError:
+            raise missing() from None
 
 
 def file_digest(path: Path | str) -> str:

@@ -8,6 +8,7 @@ order, so a time split stays honest), and the best is refitted on all training r
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from mlcrew.errors import DataError
@@ -19,6 +20,7 @@ from mlcrew.training.model import TabularModel, base_params
 
 if TYPE_CHECKING:
     import lightgbm as lgb
+    import pyarrow as pa
 
 SEARCH_SPACE = {
     "learning_rate": (0.02, 0.2),
@@ -83,6 +85,27 @@ def score(model: TabularModel, table: Any, target: str, metric: str) -> float:
     return metrics[metric]
 
 
+@dataclass(frozen=True)
+class TrialSearch:
+    """What every trial shares: sent once to wherever the trials run."""
+
+    fit_part: pa.Table
+    valid_part: pa.Table
+    target: str
+    features: list[str]
+    task: str
+    metric: str
+    rounds: int
+    categorical: list[str]
+
+
+def fit_trial(search: TrialSearch, params: dict[str, Any]) -> float:
+    """One trial: fit on the first 80% of training rows, score on the rest (a unit of work)."""
+    m = TabularModel(search.task, params, search.rounds, search.categorical)
+    m.fit(search.fit_part, search.target, search.features)
+    return score(m, search.valid_part, search.target, search.metric)
+
+
 def run(ctx: StageContext[TrainConfig]) -> StageResult:
     import numpy as np
 
@@ -104,12 +127,25 @@ def run(ctx: StageContext[TrainConfig]) -> StageResult:
     if cfg.budget.trials > 1:
         rng = np.random.default_rng(seed)
         cut = int(table.num_rows * 0.8)
-        fit_part, valid_part = table.slice(0, cut), table.slice(cut)
+        # Every trial's parameters are drawn here, in order, before any runs: the draw never
+        # depends on which executor runs the trials or in which order they finish.
+        candidates = [
+            {**params, **(_trial_params(rng) if i else {}), **cfg.params}
+            for i in range(cfg.budget.trials)
+        ]
+        search = TrialSearch(
+            fit_part=table.slice(0, cut),
+            valid_part=table.slice(cut),
+            target=target,
+            features=features,
+            task=task,
+            metric=metric,
+            rounds=cfg.budget.rounds,
+            categorical=list(features_cfg.categorical),
+        )
+        values = ctx.map(fit_trial, search, candidates, cpus=cfg.threads)
         best: tuple[float, dict[str, Any]] | None = None
-        for i in range(cfg.budget.trials):
-            trial = {**params, **(_trial_params(rng) if i else {}), **cfg.params}
-            m = TabularModel(task, trial, cfg.budget.rounds, features_cfg.categorical)
-            value = score(m.fit(fit_part, target, features), valid_part, target, metric)
+        for i, (trial, value) in enumerate(zip(candidates, values, strict=True)):
             trials.append({"trial": i, metric: value, **{k: trial[k] for k in SEARCH_SPACE}})
             if best is None or better(metric, value, best[0]):
                 best = (value, trial)
