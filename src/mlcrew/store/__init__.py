@@ -81,7 +81,7 @@ class Store:
         self.endpoint_url = endpoint_url
         self.artifacts = ArtifactStore(artifacts_root, endpoint_url=endpoint_url)
         if before in UNSCOPED_REVISIONS:  # its prediction logs follow its records
-            adopt_unscoped_logs(self.artifacts.root, self.project_name)
+            adopt_unscoped_logs(self.artifacts, self.project_name)
         if register:
             self._register()
 

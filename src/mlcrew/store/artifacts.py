@@ -298,6 +298,15 @@ class ArtifactStore:
                 f"cannot write {rel} to the artifact store at {self.root}: {exc}"
             ) from exc
 
+    def move_file(self, rel: str, new_rel: str) -> None:
+        """Give a file (a path relative to the root, not an artifact) another path."""
+        if self._remote is not None:
+            self._remote.move(rel, new_rel)
+            return
+        target = self._base / new_rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._base / rel, target)
+
     def list_files(self, pattern: str) -> list[str]:
         """Paths (relative to the root) of the files matching a glob `pattern`."""
         if self._remote is not None:
