@@ -136,5 +136,5 @@ def test_the_prediction_log_is_new_data(trained_project: Project) -> None:
     logged = read_predictions(proj.store, proj.spec.name).num_rows
     report = monitor(proj.store, proj.spec, None, from_log=True)
     assert report["data"]["rows"] == logged >= 200
-    assert report["data"]["file"].endswith("/predictions/bike-demand/")
+    assert report["data"]["file"].endswith("/predictions/bike-demand/bike-demand/")  # project/model
     assert by_name(report, "temp")["drifted"]  # hot nights, unlike January to June

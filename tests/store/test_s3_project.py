@@ -125,7 +125,7 @@ def test_served_predictions_are_logged_to_s3_and_monitored(
             serve.kill()
             serve.wait(timeout=30)
         log.close()
-    segments = s3_project.bucket.keys("artifacts/predictions/bike-demand/")
+    segments = s3_project.bucket.keys("artifacts/predictions/bike-demand/bike-demand/")
     assert segments and all(k.endswith(".parquet") for k in segments)
     assert not (s3_project.root / ".mlcrew" / "artifacts").exists()
     proc = cli("monitor", "-p", str(s3_project.root), "--from-log", "--json")
@@ -133,7 +133,9 @@ def test_served_predictions_are_logged_to_s3_and_monitored(
     report = json.loads(proc.stdout)
     assert report["data"]["rows"] == sent
     assert report["data"]["prepared"] == "prediction log"
-    assert report["data"]["file"] == f"{s3_project.bucket.url}/predictions/bike-demand/"
+    # The log of model bike-demand in project bike-demand (projects may share a store).
+    logs = "predictions/bike-demand/bike-demand/"
+    assert report["data"]["file"] == f"{s3_project.bucket.url}/{logs}"
     by_feature = {f["feature"]: f for f in report["features"]}
     assert set(by_feature) >= {"hr", "temp", "weathersit"}
     assert by_feature["temp"]["drifted"]  # every logged row has temp 0.8: unlike training
