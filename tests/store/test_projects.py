@@ -216,3 +216,27 @@ def test_a_foundation_store_upgrades_with_every_record_under_its_project(
     other = make_project(tmp_path / "other", "other")
     assert cli(shared_env, "runs", "-p", str(other))["runs"] == []
     assert cli(shared_env, "models", "-p", str(other))["versions"] == []
+
+
+def test_an_upgraded_store_s_prediction_log_moves_under_its_project(
+    db_url: str, artifact_root: str
+) -> None:
+    """On a local disk and on a real S3-API server: segments of the old layout are found under
+    the project that upgraded the store, and `read_predictions` reads exactly them."""
+    from mlcrew.serving.predlog import segments
+    from mlcrew.store.artifacts import ArtifactStore
+
+    foundation_store(db_url)
+    old = ArtifactStore(artifact_root)
+    for day in ("2026-01-01", "2026-01-02"):
+        old.write_file(f"predictions/bike-demand/{day}/{day}T000000Z-1-000001.parquet", b"PAR1")
+    store = Store(db_url, artifact_root, name="bike-demand")
+    try:
+        assert segments(store, "bike-demand") == [
+            "predictions/bike-demand/bike-demand/2026-01-01/2026-01-01T000000Z-1-000001.parquet",
+            "predictions/bike-demand/bike-demand/2026-01-02/2026-01-02T000000Z-1-000001.parquet",
+        ]
+        assert store.artifacts.list_files("predictions/*/*/*.parquet") == []  # none left behind
+        assert segments(store.for_project("other"), "bike-demand") == []
+    finally:
+        store.close()
