@@ -173,3 +173,31 @@ def test_every_request_passes_the_authorizer_first(store_with_two: dict[str, Any
         ("alpha", "predict"), ("beta", "predict"), ("beta", "read"), ("beta", "write"),
         (None, "read"),
     ]  # fmt: skip
+
+
+def test_a_project_run_with_another_spec_is_served_with_it(store_with_two: dict[str, Any]) -> None:
+    store = open_host_store(store_with_two["db"], str(store_with_two["artifacts"]))
+    with (
+        BackgroundServer(HostApp(store, ttl=0.2)) as srv,
+        httpx.Client(base_url=srv.url, timeout=30) as http,
+    ):
+
+        def described() -> str:
+            return str(http.get("/p/alpha/openapi.json").json()["info"]["description"])
+
+        assert described().startswith("Predict hourly bike rentals")
+        root = store_with_two["tmp"] / "alpha"
+        spec = root / "mlcrew.yaml"
+        text = spec.read_text().replace("description: Predict", "description: Now, predict")
+        spec.write_text(text)
+        proj = Project.open(root)
+        try:
+            Runner(proj.root, proj.store, proj.spec, proj.spec_text).run()
+        finally:
+            proj.close()
+        deadline = time.monotonic() + 60
+        while not described().startswith("Now, predict"):
+            assert time.monotonic() < deadline, "the new spec was never served"
+            time.sleep(0.1)
+        answer = predict(http, "alpha", "alpha")
+        assert answer.status_code == 200 and answer.json()["model"]["name"] == "alpha"

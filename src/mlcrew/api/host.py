@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
 PREFIX = "/p/"
 PROJECTS_TTL = 2.0
+# A replaced service answers what it already holds, then closes (its prediction log written).
+RETIRE_SECONDS = 30.0
 STATIC = Path(__file__).parents[1] / "web" / "static"
 _JSON = b"application/json"
 
@@ -71,7 +73,6 @@ class HostApp:
         self._mounted: dict[str, Mounted] = {}
         self._retired: list[ServiceApp] = []
         self._lock = threading.Lock()  # one service built per project at a time
-        self._started = False
 
     # -- the project list
     def projects(self, *, fresh: bool = False) -> dict[str, ProjectInfo]:
@@ -104,10 +105,24 @@ class HostApp:
             if mounted is not None and mounted.spec_digest == info.spec_digest:
                 return mounted.app
             app = self._build(info.name, info.spec_digest)
-            if mounted is not None:
-                self._retired.append(mounted.app)
             self._mounted[name] = Mounted(app, info.spec_digest)
+            if mounted is not None:
+                self._retire(mounted.app)
             return app
+
+    def _retire(self, app: ServiceApp) -> None:
+        """Close a replaced service once its in-flight requests are done. Only its own parts:
+        `ServiceApp.shutdown` also resets process-wide settings the other services rely on."""
+        self._retired.append(app)
+
+        def close() -> None:
+            if app in self._retired:
+                self._retired.remove(app)
+                _close_service(app)
+
+        timer = threading.Timer(RETIRE_SECONDS, close)
+        timer.daemon = True
+        timer.start()
 
     def _current(self, name: str) -> ServiceApp | None:
         """The project's service when the list is fresh and its spec unchanged: the path of
@@ -207,7 +222,6 @@ class HostApp:
             if info.spec_digest is not None:
                 with contextlib.suppress(MlcrewError):
                     self.service(name)
-        self._started = True
 
     def shutdown(self) -> None:
         for app in [m.app for m in self._mounted.values()] + self._retired:
@@ -322,3 +336,10 @@ def open_host_store(db_url: str, artifacts: str) -> Store:
 # The host's own store handle is opened under this name, which no spec can take (specs start
 # with a letter or digit), so the host registers no project of its own.
 HOST_PROJECT = "_host"
+
+
+def _close_service(app: ServiceApp) -> None:
+    with contextlib.suppress(Exception):
+        app.service.close()
+        if app.access is not None:
+            app.access.close()
