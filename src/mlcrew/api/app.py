@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from mlcrew import __version__
 from mlcrew.api.fastpath import Receive, Scope, Send, ServiceMiddleware
 from mlcrew.errors import MlcrewError, ProjectError
+from mlcrew.people.gate import Denial, Gate, is_form, read_form_csrf
 from mlcrew.serving.access import AccessLog
 from mlcrew.serving.metrics import ServiceMetrics
 from mlcrew.serving.predict import PredictionService
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 STATIC = Path(__file__).parents[1] / "web" / "static"
+# The interface `mlcrew serve` listens on, for worker processes (sign-in is required off loopback).
+LISTEN_ENV = "MLCREW_LISTEN_HOST"
 SWITCH_SECONDS = 0.001
 
 
@@ -39,9 +42,16 @@ class ServiceApp:
     """The ASGI application `mlcrew serve` runs (and tests and the demo run in a thread)."""
 
     def __init__(
-        self, project: Path, spec: Spec, store: Store, *, access_log: bool | None = None
+        self,
+        project: Path,
+        spec: Spec,
+        store: Store,
+        *,
+        access_log: bool | None = None,
+        listen_host: str | None = None,
     ) -> None:
         self.project, self.spec, self.store = project, spec, store
+        self.gate = Gate(store, spec.name, spec.serving, listen_host)
         self.metrics = ServiceMetrics()
         self.service = PredictionService(store, spec.serving, metrics=self.metrics)
         use_access = spec.serving.access_log if access_log is None else access_log
@@ -52,6 +62,7 @@ class ServiceApp:
             metrics=self.metrics,
             access=self.access,
             project=spec.name,
+            gate=self.gate,
         )
         self._api: FastAPI | None = None
         self._api_lock = threading.Lock()
@@ -78,6 +89,14 @@ class ServiceApp:
             if self._building is None:  # served without a lifespan: build on first need
                 self._building = asyncio.get_running_loop().run_in_executor(None, self._build)
             api = await asyncio.shield(self._building)
+        if scope["type"] == "http":
+            form_csrf = None
+            if scope["method"] == "POST" and is_form(scope):
+                form_csrf, receive = await read_form_csrf(receive)
+            who = self.gate.admit(scope, _template(api, scope), form_csrf)
+            if isinstance(who, Denial):
+                await _refuse(scope, send, who)
+                return
         await api(scope, receive, send)
 
     def _build(self) -> FastAPI:
@@ -86,6 +105,7 @@ class ServiceApp:
         return api
 
     def startup(self) -> None:
+        self.gate.check_startup()
         # Load the champion before the first request needs it (else /readyz says why).
         with contextlib.suppress(MlcrewError):
             self.service.ready(self.spec.name)
@@ -126,6 +146,40 @@ class ServiceApp:
                 return
 
 
+def _template(api: FastAPI, scope: Scope) -> str | None:
+    """The template of the route that will answer (None if none matches path and method)."""
+    from starlette.routing import Match
+
+    for route in api.router.routes:
+        match, _ = route.matches(scope)
+        if match == Match.FULL:
+            return str(getattr(route, "path", ""))
+    return None
+
+
+async def _refuse(scope: Scope, send: Send, denial: Denial) -> None:
+    """A 401/403 as JSON; a browser asking for a page without signing in goes to /login."""
+    import orjson
+
+    accept = next((v for k, v in scope["headers"] if k == b"accept"), b"")
+    if denial.status == 401 and scope["method"] == "GET" and b"text/html" in accept:
+        from urllib.parse import quote
+
+        target = quote(scope["path"], safe="/")
+        headers = [(b"location", f"/login?next={target}".encode()), (b"content-length", b"0")]
+        await send({"type": "http.response.start", "status": 303, "headers": headers})
+        await send({"type": "http.response.body", "body": b""})
+        return
+    body = orjson.dumps({"detail": denial.detail})
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *denial.headers,
+    ]
+    await send({"type": "http.response.start", "status": denial.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def build_api(app: ServiceApp) -> FastAPI:
     """The FastAPI application behind the outer layer: pages, registry, runs, monitoring and
     the documented routes, sharing `app`'s service, metrics and store."""
@@ -134,7 +188,17 @@ def build_api(app: ServiceApp) -> FastAPI:
 
     from mlcrew.api import errors, openapi
     from mlcrew.api.deps import AppState
-    from mlcrew.api.routers import health, models, monitoring, pages, registry, runs
+    from mlcrew.api.routers import (
+        audit,
+        health,
+        login,
+        models,
+        monitoring,
+        pages,
+        people,
+        registry,
+        runs,
+    )
 
     spec = app.spec
     api = FastAPI(
@@ -155,8 +219,9 @@ def build_api(app: ServiceApp) -> FastAPI:
         store=app.store,
         service=app.service,
         metrics=app.metrics,
+        gate=app.gate,
     )
-    for module in (health, models, registry, runs, monitoring, pages):
+    for module in (health, models, registry, runs, monitoring, pages, login, people, audit):
         api.include_router(module.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api.openapi = openapi.builder(api, app.service, spec.name)  # type: ignore[method-assign]
@@ -164,10 +229,16 @@ def build_api(app: ServiceApp) -> FastAPI:
 
 
 def create_app(
-    project: Path, spec: Spec, store: Store, *, access_log: bool | None = None
+    project: Path,
+    spec: Spec,
+    store: Store,
+    *,
+    access_log: bool | None = None,
+    listen_host: str | None = None,
 ) -> ServiceApp:
-    """The service for a project (`access_log` overrides `serving.access_log`)."""
-    return ServiceApp(project, spec, store, access_log=access_log)
+    """The service for a project (`access_log` overrides `serving.access_log`; off loopback
+    `listen_host` makes sign-in required)."""
+    return ServiceApp(project, spec, store, access_log=access_log, listen_host=listen_host)
 
 
 def preload() -> None:
@@ -186,4 +257,4 @@ def app_from_env() -> ServiceApp:
     if not root:
         raise ProjectError(f"set {PROJECT_ENV} to the project folder to serve")
     proj = Project.open(Path(root))
-    return create_app(proj.root, proj.spec, proj.store)
+    return create_app(proj.root, proj.spec, proj.store, listen_host=os.environ.get(LISTEN_ENV))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from fastapi import Request
 
+from mlcrew.people.gate import IDENTITY, Gate
+from mlcrew.people.identity import Identity, local_owner
 from mlcrew.serving.loader import ModelCache
 from mlcrew.serving.metrics import ServiceMetrics
 from mlcrew.serving.predict import PredictionService
@@ -21,6 +23,7 @@ class AppState:
     store: Store
     service: PredictionService
     metrics: ServiceMetrics
+    gate: Gate
 
     @property
     def models(self) -> ModelCache:
@@ -30,3 +33,10 @@ class AppState:
 def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.mlcrew
     return state
+
+
+def get_identity(request: Request) -> Identity:
+    """Who is asking, as the outer layer's gate found it (the local owner when called without
+    the gate, as tests of the bare FastAPI application do)."""
+    who: Identity | None = request.scope.get(IDENTITY)
+    return who if who is not None else local_owner()

@@ -12,7 +12,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
-from mlcrew.errors import LimitExceeded, ModelInputError, NotFoundError, StoreError
+from mlcrew.errors import (
+    AuthError,
+    ConflictError,
+    Forbidden,
+    LimitExceeded,
+    ModelInputError,
+    NotFoundError,
+    StoreError,
+)
 
 MAX_MESSAGE = 500
 
@@ -64,6 +72,20 @@ async def _bad_rows(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": problems}, status_code=422)
 
 
+async def _unauthorised(_request: Request, exc: Exception) -> JSONResponse:
+    response = _detail(exc, 401)
+    response.headers["www-authenticate"] = 'Bearer realm="mlcrew"'
+    return response
+
+
+async def _forbidden(_request: Request, exc: Exception) -> JSONResponse:
+    return _detail(exc, 403)
+
+
+async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
+    return _detail(exc, 409)
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(NotFoundError, _not_found)
@@ -71,3 +93,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(StoreError, _unavailable)
     app.add_exception_handler(ModelInputError, _bad_rows)
     app.add_exception_handler(SQLAlchemyError, _database_down)
+    app.add_exception_handler(AuthError, _unauthorised)
+    app.add_exception_handler(Forbidden, _forbidden)
+    app.add_exception_handler(ConflictError, _conflict)

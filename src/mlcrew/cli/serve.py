@@ -28,6 +28,8 @@ def serve_cmd(
     """Serve the champion at POST /v1/models/NAME/predict and the overview page at /.
 
     Logs one line per request on stderr; /metrics for Prometheus, /healthz and /readyz."""
+    from mlcrew.api.app import LISTEN_ENV
+    from mlcrew.people.gate import Gate
     from mlcrew.project import Project
     from mlcrew.serving.server import check_port
     from mlcrew.serving.workers import PROJECT_ENV
@@ -35,6 +37,8 @@ def serve_cmd(
     proj = Project.open(project)
     serving = proj.spec.serving
     host = host or serving.host
+    # Sign-in required (people exist, or beyond loopback) with no admin: refuse at once.
+    Gate(proj.store, proj.spec.name, serving, host).check_startup()
     port = check_port(host, serving.port if port is None else port)
     workers = workers or serving.workers
     plural = "s" if workers > 1 else ""
@@ -48,7 +52,7 @@ def serve_cmd(
 
         from mlcrew.api.app import create_app
 
-        app_ = create_app(proj.root, proj.spec, proj.store)
+        app_ = create_app(proj.root, proj.spec, proj.store, listen_host=host)
         uvicorn.run(app_, host=host, port=port, **options)  # type: ignore[arg-type]
         return
     # Several workers: their metrics meet in one folder (set before prometheus_client loads:
@@ -57,6 +61,7 @@ def serve_cmd(
     metrics_dir = tempfile.mkdtemp(prefix="mlcrew-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     os.environ[PROJECT_ENV] = str(proj.root)
+    os.environ[LISTEN_ENV] = host
     try:
         _run_workers(host, port, workers, options)
     finally:
