@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from mlcrew import __version__
 from mlcrew.api.fastpath import Receive, Scope, Send, ServiceMiddleware
 from mlcrew.errors import MlcrewError, ProjectError
-from mlcrew.people.gate import Denial, Gate, is_form, read_form_csrf
+from mlcrew.people.gate import Gate
 from mlcrew.serving.access import AccessLog
 from mlcrew.serving.metrics import ServiceMetrics
 from mlcrew.serving.predict import PredictionService
@@ -89,14 +89,6 @@ class ServiceApp:
             if self._building is None:  # served without a lifespan: build on first need
                 self._building = asyncio.get_running_loop().run_in_executor(None, self._build)
             api = await asyncio.shield(self._building)
-        if scope["type"] == "http":
-            form_csrf = None
-            if scope["method"] == "POST" and is_form(scope):
-                form_csrf, receive = await read_form_csrf(receive)
-            who = self.gate.admit(scope, _template(api, scope), form_csrf)
-            if isinstance(who, Denial):
-                await _refuse(scope, send, who)
-                return
         await api(scope, receive, send)
 
     def _build(self) -> FastAPI:
@@ -146,48 +138,14 @@ class ServiceApp:
                 return
 
 
-def _template(api: FastAPI, scope: Scope) -> str | None:
-    """The template of the route that will answer (None if none matches path and method)."""
-    from starlette.routing import Match
-
-    for route in api.router.routes:
-        match, _ = route.matches(scope)
-        if match == Match.FULL:
-            return str(getattr(route, "path", ""))
-    return None
-
-
-async def _refuse(scope: Scope, send: Send, denial: Denial) -> None:
-    """A 401/403 as JSON; a browser asking for a page without signing in goes to /login."""
-    import orjson
-
-    accept = next((v for k, v in scope["headers"] if k == b"accept"), b"")
-    if denial.status == 401 and scope["method"] == "GET" and b"text/html" in accept:
-        from urllib.parse import quote
-
-        target = quote(scope["path"], safe="/")
-        headers = [(b"location", f"/login?next={target}".encode()), (b"content-length", b"0")]
-        await send({"type": "http.response.start", "status": 303, "headers": headers})
-        await send({"type": "http.response.body", "body": b""})
-        return
-    body = orjson.dumps({"detail": denial.detail})
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-        *denial.headers,
-    ]
-    await send({"type": "http.response.start", "status": denial.status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 def build_api(app: ServiceApp) -> FastAPI:
     """The FastAPI application behind the outer layer: pages, registry, runs, monitoring and
     the documented routes, sharing `app`'s service, metrics and store."""
-    from fastapi import FastAPI
+    from fastapi import Depends, FastAPI
     from fastapi.staticfiles import StaticFiles
 
     from mlcrew.api import errors, openapi
-    from mlcrew.api.deps import AppState
+    from mlcrew.api.deps import AppState, authorize
     from mlcrew.api.routers import (
         audit,
         health,
@@ -211,6 +169,8 @@ def build_api(app: ServiceApp) -> FastAPI:
         # FastAPI's OpenTelemetry bridge checks its providers on every request; our metrics
         # are Prometheus' (serving/metrics.py).
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Every route passes the gate: its action (people/routes.py) must be the caller's.
+        dependencies=[Depends(authorize)],
     )
     errors.install(api)
     api.state.mlcrew = AppState(

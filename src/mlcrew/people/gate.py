@@ -11,29 +11,24 @@ import hmac
 import ipaddress
 import threading
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from typing import Any
-from urllib.parse import parse_qsl
 
 from mlcrew.errors import AuthError, MlcrewError
 from mlcrew.people.identity import ANONYMOUS, Identity, local_owner
 from mlcrew.people.limits import LoginLimiter
 from mlcrew.people.roles import DESCRIPTIONS
 from mlcrew.people.routes import ROUTES, key
-from mlcrew.people.sessions import COOKIE, CSRF_FIELD, CSRF_HEADER, LOGIN_CSRF_COOKIE
+from mlcrew.people.sessions import COOKIE, CSRF_HEADER, LOGIN_CSRF_COOKIE
 from mlcrew.spec import Serving
 from mlcrew.store import Store
 
 IDENTITY = "mlcrew.identity"  # where the identity waits in the ASGI scope for the routes
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CACHE_SECONDS = 2.0
-MAX_FORM = 64 * 1024
 ADD_ADMIN = "mlcrew user add NAME --role admin --password-stdin"
-
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
 
 
 @dataclass(frozen=True)
@@ -226,29 +221,3 @@ def is_form(scope: MutableMapping[str, Any]) -> bool:
     return ctype.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
 
 
-async def read_form_csrf(receive: Receive) -> tuple[str | None, Receive]:
-    """The form's CSRF field, and a `receive` that replays the body for the route."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        size += len(chunks[-1])
-        if size > MAX_FORM or not message.get("more_body", False):
-            break
-    body = b"".join(chunks)
-    token = None
-    for k, v in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
-        if k == CSRF_FIELD:
-            token = v
-    sent = [False]
-
-    async def replay() -> Message:
-        if not sent[0]:
-            sent[0] = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return token, replay

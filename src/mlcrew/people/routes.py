@@ -17,7 +17,7 @@ ROUTES: dict[Key, Action | None] = {
     # pages
     ("GET", "/"): "read_models",
     ("GET", "/docs"): "read_models",
-    ("GET", "/openapi.json"): "read_models",
+    ("GET", "/openapi.json"): None,  # the API's description, as the /docs page shows it
     ("GET", "/favicon.ico"): None,
     ("GET", "/static"): None,
     ("GET", "/login"): None,
@@ -32,8 +32,8 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/v1/runs/latest"): "read_models",
     ("GET", "/v1/runs/{run_id}"): "read_models",
     ("GET", "/v1/status"): "read_models",
-    ("GET", "/v1/reports"): "read_models",
-    ("GET", "/v1/reports/{report_id}"): "read_models",
+    ("GET", "/v1/monitor/reports"): "read_models",
+    ("GET", "/v1/monitor/reports/{report_id}"): "read_models",
     # people
     ("GET", "/v1/users"): "manage_people",
     ("POST", "/v1/users"): "manage_people",
