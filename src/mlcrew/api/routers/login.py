@@ -64,6 +64,9 @@ async def login(request: Request, state: AppState = Depends(get_state)) -> Respo
     name, password = form.get("user", "")[:64], form.get("password", "")
     target = _next(form.get("next", "/"))
     address = request.client.host if request.client else "unknown"
+    if not name or not password:
+        return _form(state, request, error="enter your user name and password", name=name,
+                     next=target)  # fmt: skip
     limiter = state.gate.limiter
     try:
         limiter.check(name, address)
@@ -71,11 +74,11 @@ async def login(request: Request, state: AppState = Depends(get_state)) -> Respo
         page = _form(state, request, 429, error=str(exc), name=name, next=target)
         page.headers["retry-after"] = str(exc.retry_after)
         return page
-    who = check_password(state.store, state.spec.name, name, password) if name else None
+    who = check_password(state.store, state.spec.name, name, password)
     if who is None:
         limiter.failed(name, address)
         error = "wrong user name or password"
-        return _form(state, request, 401, error=error, name=name, next=target)
+        return _form(state, request, error=error, name=name, next=target)
     limiter.succeeded(name)
     session_id, _csrf = start_session(state.store, state.spec.name, who.name)
     record(state.store, state.spec.name, who.name, "session.login", who.name, {"address": address})
