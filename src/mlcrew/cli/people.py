@@ -132,7 +132,8 @@ def token_create(
     sys.stdout.flush()
     err_console.print(
         f"token {info.id} for {escape(info.owner)} (scope: {', '.join(info.scope)}); "
-        "store it now, it is not shown again"
+        "store it now, it is not shown again",
+        soft_wrap=True,
     )
 
 
