@@ -47,6 +47,11 @@ def test_sign_in_with_csrf_token_then_sign_out(
     assert page.title() == "bike-demand · mlcrew"
     session = {c["name"]: c for c in context.cookies()}["mlcrew_session"]
     assert session["httpOnly"] and session["secure"] and session["sameSite"] == "Lax"
+    assert page.get_by_test_id("user").inner_text() == "ann"
+    # The page's own request (Try it) carries the session's CSRF token and is answered.
+    page.get_by_role("button", name="Send this request").click()
+    page.wait_for_function("document.getElementById('answer').textContent.length > 0")
+    assert page.locator("#answer").inner_text().startswith("200 ")
     page.screenshot(path=str(tmp_path / "signed-in.png"), full_page=True)
     page.goto(server.url + "/login")
     assert page.get_by_test_id("signed-in-as").inner_text() == "ann"

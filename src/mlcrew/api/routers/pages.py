@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from mlcrew.api.deps import AppState, get_state
+from mlcrew.api.deps import AppState, get_identity, get_state
 from mlcrew.overview import project_overview
 from mlcrew.wording import plural
 
@@ -23,7 +23,14 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, state: AppState = Depends(get_state)) -> HTMLResponse:
     view = project_overview(state.project, state.spec, state.store, state.models)
-    context = {**view.context(), "base_url": str(request.base_url).rstrip("/")}
+    who = get_identity(request)
+    context = {
+        **view.context(),
+        "base_url": str(request.base_url).rstrip("/"),
+        # The page's own requests (Try it) carry the session's CSRF token.
+        "csrf": who.csrf or "",
+        "signed_in": who.name if who.via == "session" else "",
+    }
     return TEMPLATES.TemplateResponse(request, "overview.html", context)
 
 
