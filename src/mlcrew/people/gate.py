@@ -219,5 +219,3 @@ def cookies(text: str) -> dict[str, str]:
 def is_form(scope: MutableMapping[str, Any]) -> bool:
     ctype = header(scope, b"content-type") or ""
     return ctype.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
-
-
