@@ -60,6 +60,7 @@ class Gate:
         self.store, self.project, self.serving = store, project, serving
         self.exposed = not is_loopback(listen_host)
         self.limiter = LoginLimiter()
+        self.owner = local_owner()
         self._people: tuple[float, int, int] = (-1e9, 0, 0)
         self._tokens: dict[str, tuple[float, Identity | AuthError]] = {}
         self._lock = threading.Lock()
@@ -119,7 +120,7 @@ class Gate:
                 found = find_session(self.store, self.project, session_id)
                 if found is not None:
                     return found
-        return ANONYMOUS if self.required() else local_owner()
+        return ANONYMOUS if self.required() else self.owner
 
     def _token(self, secret: str) -> Identity:
         from mlcrew.people.tokens import digest, resolve_token
