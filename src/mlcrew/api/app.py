@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from mlcrew import __version__
 from mlcrew.api.fastpath import Receive, Scope, Send, ServiceMiddleware
 from mlcrew.errors import MlcrewError, ProjectError
-from mlcrew.people.gate import Gate
+from mlcrew.people.gate import LISTEN_ENV, Gate
 from mlcrew.serving.access import AccessLog
 from mlcrew.serving.metrics import ServiceMetrics
 from mlcrew.serving.predict import PredictionService
@@ -33,8 +33,6 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
 STATIC = Path(__file__).parents[1] / "web" / "static"
-# The interface `mlcrew serve` listens on, for worker processes (sign-in is required off loopback).
-LISTEN_ENV = "MLCREW_LISTEN_HOST"
 SWITCH_SECONDS = 0.001
 
 

@@ -28,8 +28,8 @@ def serve_cmd(
     """Serve the champion at POST /v1/models/NAME/predict and the overview page at /.
 
     Logs one line per request on stderr; /metrics for Prometheus, /healthz and /readyz."""
-    from mlcrew.api.app import LISTEN_ENV
-    from mlcrew.people.gate import Gate
+    # Not mlcrew.api.app: prometheus_client must not load before its folder is set (below).
+    from mlcrew.people.gate import LISTEN_ENV, Gate
     from mlcrew.project import Project
     from mlcrew.serving.server import check_port
     from mlcrew.serving.workers import PROJECT_ENV

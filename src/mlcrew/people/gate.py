@@ -28,6 +28,8 @@ from mlcrew.store import Store
 IDENTITY = "mlcrew.identity"  # where the identity waits in the ASGI scope for the routes
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 CACHE_SECONDS = 2.0
+# The interface `mlcrew serve` listens on, for its worker processes.
+LISTEN_ENV = "MLCREW_LISTEN_HOST"
 ADD_ADMIN = "mlcrew user add NAME --role admin --password-stdin"
 
 
