@@ -166,6 +166,20 @@ def test_expired_and_revoked_tokens_are_refused(server: BackgroundServer, people
         assert expired.status_code == 401 and "expired" in expired.json()["detail"]
         bad = client.get("/v1/runs", headers={"authorization": "Bearer nonsense"})
         assert bad.status_code == 401
+        # A probe does not fail on credentials that stand for nobody.
+        assert client.get("/healthz", headers={"authorization": "Bearer nonsense"}).is_success
+        # An admin cannot lock themselves out over REST.
+        mine = {t["id"] for t in client.get("/v1/tokens", headers=admin).json()
+                if t["owner"] == "admin"}  # fmt: skip
+        for token_id in mine:
+            kept = client.delete(f"/v1/tokens/{token_id}", headers=admin)
+            if kept.status_code == 409:
+                assert "this request uses that token" in kept.json()["detail"]
+                break
+        else:
+            raise AssertionError("the admin's own token was revoked by itself")
+        assert client.delete("/v1/users/admin", headers=admin).status_code == 409
+        assert client.get("/v1/users", headers=admin).status_code == 200
         predict = client.post("/v1/models/bike-demand/predict", json={"rows": [GOOD_ROW]},
                               headers={"authorization": f"Bearer {late}"})  # fmt: skip
         assert predict.status_code == 401

@@ -40,9 +40,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, 
     proj.close()
 
 
-def test_schemathesis_finds_no_failure(
-    served: tuple[Project, str, str], tmp_path: Path
-) -> None:
+def test_schemathesis_finds_no_failure(served: tuple[Project, str, str], tmp_path: Path) -> None:
     proj, url, token = served
     if shutil.which("schemathesis", path=str(Path(sys.executable).parent)) is None:
         pytest.skip("schemathesis is not installed: pip install -e '.[dev]'")

@@ -151,17 +151,20 @@ class Gate:
         """The caller if the route's action is theirs (and the session's CSRF token came with a
         state-changing request); else the refusal. `template` None: no route matched."""
         method: str = scope["method"]
+        route = key(method, template or "")
+        if template is not None and route not in ROUTES:
+            return Denial(403, f"{method} {template} declares no action, so nobody may use it")
+        action = ROUTES.get(route)
         try:
             who = self.identify(scope["headers"])
         except AuthError as exc:
-            return _unauthorised(str(exc))
+            if template is not None and action is None:  # an open route: bad credentials
+                who = ANONYMOUS  # are no credentials (a probe must not fail on them)
+            else:
+                return _unauthorised(str(exc))
         scope[IDENTITY] = who
         if template is None:
             return who if who.via != "anonymous" else _unauthorised(_SIGN_IN)
-        route = key(method, template)
-        if route not in ROUTES:
-            return Denial(403, f"{method} {template} declares no action, so nobody may use it")
-        action = ROUTES[route]
         if action is not None and who.via == "anonymous":
             return _unauthorised(_SIGN_IN)
         if method in UNSAFE and not self._csrf_ok(scope, who, form_csrf):

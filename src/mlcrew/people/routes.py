@@ -49,3 +49,14 @@ ROUTES: dict[Key, Action | None] = {
 
 def key(method: str, template: str) -> Key:
     return ("GET" if method == "HEAD" else method, template)
+
+
+def allowed_methods(path: str) -> str:
+    """The methods some route offers at `path` ("GET, POST"), for a 405's Allow header."""
+    from starlette.routing import compile_path
+
+    found = []
+    for method, template in ROUTES:
+        if method not in found and compile_path(template)[0].match(path):
+            found.append(method)
+    return ", ".join(sorted(found))

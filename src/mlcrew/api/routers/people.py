@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from mlcrew.api.deps import AppState, get_identity, get_state
 from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND, UNAVAILABLE, Message
-from mlcrew.errors import MlcrewError
+from mlcrew.errors import ConflictError, MlcrewError
 from mlcrew.people import tokens, users
 from mlcrew.people.identity import Identity
 from mlcrew.people.roles import ACTIONS, Role
@@ -25,14 +25,14 @@ T = TypeVar("T")
 
 
 def _checked(call: Callable[[], T]) -> T:
-    """Bad input the library refuses (a plain MlcrewError) is a 422 naming what to change."""
+    """What the library refuses for the project's state (a scope beyond the owner's role,
+    --external for a role other than labeler) is a 409 naming what to change."""
     try:
         return call()
     except MlcrewError as exc:
         if type(exc) is not MlcrewError:
             raise
-        problem = {"row": None, "field": "body", "error": str(exc)[:300]}
-        raise HTTPException(422, [problem]) from exc
+        raise HTTPException(409, str(exc)[:500]) from exc
 
 
 class UserOut(BaseModel):
@@ -45,9 +45,11 @@ class UserOut(BaseModel):
 
 
 class UserIn(BaseModel):
-    name: str = Field(..., min_length=1, max_length=64, pattern=users.NAME_PATTERN.pattern)
+    name: str = Field(..., min_length=1, max_length=64, pattern=f"^{users.NAME_PATTERN.pattern}$")
     role: Role
-    external: bool = Field(False, description="An outsourced labeler (only with role labeler).")
+    external: StrictBool = Field(
+        False, description="An outsourced labeler (only with role labeler)."
+    )
     password: str | None = Field(None, min_length=users.MIN_PASSWORD, max_length=users.MAX_PASSWORD)
 
     model_config = ConfigDict(extra="forbid")
@@ -65,7 +67,13 @@ class TokenOut(BaseModel):
 
 
 class TokenIn(BaseModel):
-    owner: str = Field(..., min_length=1, max_length=64, description="A user or a consumer.")
+    owner: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=f"^{users.NAME_PATTERN.pattern}$",
+        description="A user or a consumer.",
+    )
     scope: list[Literal[ACTIONS]] | None = Field(  # type: ignore[valid-type]
         None, description="Actions (a subset of the owner's); default: all of the owner's."
     )
@@ -80,7 +88,7 @@ class NewToken(BaseModel):
 
 
 class ConsumerIn(BaseModel):
-    name: str = Field(..., min_length=1, max_length=64, pattern=users.NAME_PATTERN.pattern)
+    name: str = Field(..., min_length=1, max_length=64, pattern=f"^{users.NAME_PATTERN.pattern}$")
 
     model_config = ConfigDict(extra="forbid")
 
@@ -115,7 +123,10 @@ def post_user(
 def delete_user(
     user: str = NAME, state: AppState = Depends(get_state), who: Identity = Depends(get_identity)
 ) -> Response:
-    """Take a person out of the project; their tokens are revoked and sessions ended."""
+    """Take a person out of the project; their tokens are revoked and sessions ended. Not
+    oneself (another admin, or the CLI, can)."""
+    if user == who.name and who.via in ("token", "session"):
+        raise ConflictError("you cannot remove yourself: ask another admin, or use the CLI")
     users.remove_user(state.store, state.spec.name, user, actor=who.actor)
     state.gate.forget()
     return Response(status_code=204)
@@ -127,7 +138,9 @@ def get_tokens(state: AppState = Depends(get_state)) -> list[dict[str, Any]]:
     return [t.to_json() for t in tokens.list_tokens(state.store, state.spec.name)]
 
 
-@router.post("/tokens", response_model=NewToken, status_code=201, responses={**NOT_FOUND})
+@router.post(
+    "/tokens", response_model=NewToken, status_code=201, responses={**NOT_FOUND, **CONFLICT}
+)
 def post_token(
     body: TokenIn, state: AppState = Depends(get_state), who: Identity = Depends(get_identity)
 ) -> dict[str, Any]:
@@ -146,13 +159,16 @@ def post_token(
     return {"token": secret, "info": info.to_json()}
 
 
-@router.delete("/tokens/{token_id}", response_model=TokenOut, responses={**NOT_FOUND})
+@router.delete("/tokens/{token_id}", response_model=TokenOut, responses={**NOT_FOUND, **CONFLICT})
 def delete_token(
     token_id: str = Path(..., max_length=32),
     state: AppState = Depends(get_state),
     who: Identity = Depends(get_identity),
 ) -> dict[str, Any]:
-    """Revoke a token: it stops working at once on this server."""
+    """Revoke a token: it stops working at once on this server. Not the one this request
+    uses (revoke it with another token, or the CLI)."""
+    if token_id == who.token_id:
+        raise ConflictError("this request uses that token: revoke it with another, or the CLI")
     info = tokens.revoke_token(state.store, state.spec.name, token_id, actor=who.actor)
     state.gate.forget()
     return info.to_json()
@@ -170,7 +186,8 @@ def post_consumer(
     body: ConsumerIn, state: AppState = Depends(get_state), who: Identity = Depends(get_identity)
 ) -> dict[str, Any]:
     """Declare a consumer and give it its first token (scope query)."""
-    tokens.declare_consumer(state.store, state.spec.name, body.name, actor=who.actor)
+    _checked(lambda: tokens.declare_consumer(state.store, state.spec.name, body.name,
+                                             actor=who.actor))  # fmt: skip
     secret, info = tokens.create_token(
         state.store, state.spec.name, body.name, actor=who.actor, scope=["query"]
     )
