@@ -280,3 +280,46 @@ def test_serve_refuses_to_start_without_an_admin(tmp_path: Path) -> None:
     assert added.returncode == 0, added.stderr
     loopback = _mlcrew("serve", "-p", root, "--port", "0")
     assert loopback.returncode == 2 and "the project has people" in loopback.stderr
+
+
+def test_mlcrew_serve_with_workers_requires_sign_in(tmp_path: Path) -> None:
+    """The real command, two worker processes: each opens the project and enforces the gate."""
+    from mlcrew.serving.server import free_port
+
+    proj = trained_copy(tmp_path / "bikeshare")
+    spec = proj.root / "mlcrew.yaml"
+    spec.write_text(spec.read_text() + f"\nstore: {{db: 'sqlite:///{tmp_path / 'meta.db'}'}}\n")
+    users.add_user(proj.store, proj.spec.name, "ann", "admin", actor="t")
+    secret, _ = tokens.create_token(proj.store, proj.spec.name, "ann", actor="t", scope=["query"])
+    proj.close()
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlcrew.cli.main", "serve", "-p", str(proj.root),
+         "--port", str(port), "--workers", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            time.sleep(0.2)
+        url = f"{base}/v1/models/bike-demand/predict"
+        with httpx.Client(limits=httpx.Limits(max_keepalive_connections=0)) as client:
+            for _ in range(6):  # a connection each, so both workers answer
+                assert client.post(url, json={"rows": [GOOD_ROW]}).status_code == 401
+                ok = client.post(url, json={"rows": [GOOD_ROW]},
+                                 headers={"authorization": f"Bearer {secret}"})  # fmt: skip
+                assert ok.status_code == 200
+                runs = client.get(f"{base}/v1/runs", headers={"authorization": f"Bearer {secret}"})
+                assert runs.status_code == 403  # the token's scope is query only
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert "sign-in required" in out

@@ -38,7 +38,8 @@ def serve_cmd(
     serving = proj.spec.serving
     host = host or serving.host
     # Sign-in required (people exist, or beyond loopback) with no admin: refuse at once.
-    Gate(proj.store, proj.spec.name, serving, host).check_startup()
+    gate = Gate(proj.store, proj.spec.name, serving, host)
+    gate.check_startup()
     port = check_port(host, serving.port if port is None else port)
     workers = workers or serving.workers
     plural = "s" if workers > 1 else ""
@@ -46,6 +47,8 @@ def serve_cmd(
         f"serving {proj.spec.name} on http://{host}:{port}/ with {workers} worker{plural} "
         "(Ctrl-C to stop)"
     )
+    if gate.required():
+        console.print("sign-in required: people at /login, programs with a bearer token")
     options = {"log_level": "warning", "access_log": False}
     if workers == 1:
         import uvicorn
