@@ -323,3 +323,35 @@ def test_mlcrew_serve_with_workers_requires_sign_in(tmp_path: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=30)
     assert "sign-in required" in out
+
+
+def test_sign_in_under_a_path_prefix_stays_in_the_project(people: People) -> None:
+    """Mounted at /p/NAME (as `mlcrew server` mounts projects): the form posts there, the
+    cookies are scoped there, and a page asks to sign in there."""
+    import asyncio
+
+    proj = people.project
+    app = create_app(proj.root, proj.spec, proj.store, access_log=False)
+
+    async def visit() -> None:
+        transport = httpx.ASGITransport(app=app, root_path="/p/bikes")  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            page = await client.get("/p/bikes/", headers={"accept": "text/html"})
+            assert page.status_code == 303
+            assert page.headers["location"] == "/p/bikes/login?next=/p/bikes/"
+            form = await client.get("/p/bikes/login")
+            assert 'action="/p/bikes/login"' in form.text
+            assert "Path=/p/bikes" in form.headers["set-cookie"]
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+            assert csrf is not None
+            done = await client.post(
+                "/p/bikes/login",
+                data={"user": "viewer", "password": PASSWORD, "csrf_token": csrf.group(1),
+                      "next": "https://elsewhere.example/"},
+                headers={"cookie": f"mlcrew_login_csrf={csrf.group(1)}"},
+            )  # fmt: skip
+            assert done.status_code == 303 and done.headers["location"] == "/p/bikes/"
+            assert "Path=/p/bikes" in _session_cookie(done)
+
+    asyncio.run(visit())
+    app.shutdown()

@@ -58,8 +58,10 @@ async def authorize(request: Request) -> None:
     if isinstance(who, Denial):
         accept = request.headers.get("accept", "")
         if who.status == 401 and request.method == "GET" and "text/html" in accept:
+            root = str(scope.get("root_path", "")).rstrip("/")
             target = quote(request.url.path, safe="/")
-            raise HTTPException(303, "sign in first", {"location": f"/login?next={target}"})
+            location = f"{root}/login?next={target}"
+            raise HTTPException(303, "sign in first", {"location": location})
         raise HTTPException(who.status, who.detail, dict(_text(h) for h in who.headers))
 
 

@@ -22,25 +22,41 @@ from mlcrew.people.users import check_password
 router = APIRouter(tags=["pages"], include_in_schema=False)
 
 
-def _cookie(response: Response, name: str, value: str, max_age: int) -> None:
+def _root(request: Request) -> str:
+    """Where this project is mounted ("" for `mlcrew serve`, /p/NAME under `mlcrew server`)."""
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+def _cookie(request: Request, response: Response, name: str, value: str, max_age: int) -> None:
+    # Scoped to the project's path: projects of one server keep their own sessions.
     response.set_cookie(
-        name, value, max_age=max_age, path="/", secure=True, httponly=True, samesite="lax"
+        name,
+        value,
+        max_age=max_age,
+        path=_root(request) or "/",
+        secure=True,
+        httponly=True,
+        samesite="lax",
     )
 
 
-def _next(target: str) -> str:
-    """Only a path on this server (no open redirect to elsewhere)."""
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+def _next(request: Request, target: str) -> str:
+    """Only a path of this project (no open redirect to elsewhere)."""
+    root = _root(request)
+    if target.startswith(root + "/") and not target.startswith("//"):
+        return target
+    return root + "/"
 
 
 def _form(state: AppState, request: Request, status: int = 200, **context: Any) -> HTMLResponse:
     """The sign-in form with a fresh CSRF token, also set as a cookie (double submit)."""
     csrf = secrets.token_urlsafe(32)
-    values = {"project": state.spec.name, "csrf": csrf, "user": None, "error": None, "name": ""}
+    values = {"project": state.spec.name, "csrf": csrf, "user": None, "error": None, "name": "",
+              "root": _root(request)}  # fmt: skip
     page = TEMPLATES.TemplateResponse(
         request, "login.html", {**values, "next": "/", **context}, status_code=status
     )
-    _cookie(page, LOGIN_CSRF_COOKIE, csrf, 3600)
+    _cookie(request, page, LOGIN_CSRF_COOKIE, csrf, 3600)
     return page
 
 
@@ -53,16 +69,23 @@ def login_page(
 ) -> HTMLResponse:
     if who.via == "session":
         return TEMPLATES.TemplateResponse(
-            request, "login.html", {"project": state.spec.name, "user": who.name, "csrf": who.csrf}
+            request,
+            "login.html",
+            {
+                "project": state.spec.name,
+                "user": who.name,
+                "csrf": who.csrf,
+                "root": _root(request),
+            },
         )
-    return _form(state, request, next=_next(next))
+    return _form(state, request, next=_next(request, next))
 
 
 @router.post("/login", response_class=HTMLResponse)
 async def login(request: Request, state: AppState = Depends(get_state)) -> Response:
     form = dict(parse_qsl((await request.body()).decode("utf-8", "replace")))
     name, password = form.get("user", "")[:64], form.get("password", "")
-    target = _next(form.get("next", "/"))
+    target = _next(request, form.get("next", ""))
     address = request.client.host if request.client else "unknown"
     if not name or not password:
         return _form(state, request, error="enter your user name and password", name=name,
@@ -83,8 +106,8 @@ async def login(request: Request, state: AppState = Depends(get_state)) -> Respo
     session_id, _csrf = start_session(state.store, state.spec.name, who.name)
     record(state.store, state.spec.name, who.name, "session.login", who.name, {"address": address})
     response = RedirectResponse(target, status_code=303)
-    _cookie(response, COOKIE, session_id, int(LIFETIME.total_seconds()))
-    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    _cookie(request, response, COOKIE, session_id, int(LIFETIME.total_seconds()))
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path=_root(request) or "/")
     return response
 
 
@@ -93,6 +116,7 @@ def logout(request: Request, state: AppState = Depends(get_state)) -> Response:
     session_id = cookies(request.headers.get("cookie", "")).get(COOKIE)
     if session_id:
         end_session(state.store, session_id)
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE, path="/", secure=True, httponly=True, samesite="lax")
+    response = RedirectResponse(_root(request) + "/login", status_code=303)
+    path = _root(request) or "/"
+    response.delete_cookie(COOKIE, path=path, secure=True, httponly=True, samesite="lax")
     return response
