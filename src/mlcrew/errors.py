@@ -67,3 +67,24 @@ class PromotionRefused(MlcrewError):
 
 class LimitExceeded(MlcrewError):
     """A request is larger than the service allows (rows per request, body size)."""
+
+
+class AuthError(MlcrewError):
+    """No credentials, or credentials that are unknown, expired or revoked (HTTP 401)."""
+
+
+class Forbidden(MlcrewError):
+    """The caller is known but its role or token scope lacks the right (HTTP 403)."""
+
+
+class ConflictError(MlcrewError):
+    """The thing to create exists already, or the change would leave the project without an
+    admin (HTTP 409)."""
+
+
+class RateLimited(MlcrewError):
+    """Too many failed sign-ins; `retry_after` seconds until the next attempt (HTTP 429)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

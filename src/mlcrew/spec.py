@@ -205,6 +205,10 @@ class Serving(_Model):
     prediction_log: bool = True
     # One line per request on stderr.
     access_log: bool = True
+    # Callers of predict with their own tokens (scope `query`), named in the prediction log.
+    consumers: list[str] = Field(default_factory=list)
+    # true: predictions only for a declared consumer's token (403 for anyone else).
+    require_consumer: bool = False
 
 
 class Drift(_Model):

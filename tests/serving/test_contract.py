@@ -23,19 +23,25 @@ from mlcrew.serving.server import BackgroundServer
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, str]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Project, str, str]]:
     from tests.serving.conftest import copy_example
 
     root = copy_example(tmp_path_factory.mktemp("contract") / "bikeshare")
     proj = Project.open(root)
     Runner(proj.root, proj.store, proj.spec, proj.spec_text).run()
+    # Generated requests come as an admin: people the run adds must not lock it out.
+    from mlcrew.people.tokens import create_token
+    from mlcrew.people.users import add_user
+
+    add_user(proj.store, proj.spec.name, "contract-admin", "admin", actor="test")
+    token, _ = create_token(proj.store, proj.spec.name, "contract-admin", actor="test")
     with BackgroundServer(create_app(proj.root, proj.spec, proj.store, access_log=False)) as srv:
-        yield proj, srv.url
+        yield proj, srv.url, token
     proj.close()
 
 
-def test_schemathesis_finds_no_failure(served: tuple[Project, str], tmp_path: Path) -> None:
-    proj, url = served
+def test_schemathesis_finds_no_failure(served: tuple[Project, str, str], tmp_path: Path) -> None:
+    proj, url, token = served
     if shutil.which("schemathesis", path=str(Path(sys.executable).parent)) is None:
         pytest.skip("schemathesis is not installed: pip install -e '.[dev]'")
     config = tmp_path / "schemathesis.toml"
@@ -55,6 +61,8 @@ def test_schemathesis_finds_no_failure(served: tuple[Project, str], tmp_path: Pa
             "--workers",
             "1",
             "--generation-deterministic",
+            "--header",
+            f"Authorization: Bearer {token}",
             "--report-dir",
             str(tmp_path / "report"),
         ],

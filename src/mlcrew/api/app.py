@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from mlcrew import __version__
 from mlcrew.api.fastpath import Receive, Scope, Send, ServiceMiddleware
 from mlcrew.errors import MlcrewError, ProjectError
+from mlcrew.people.gate import LISTEN_ENV, Gate
 from mlcrew.serving.access import AccessLog
 from mlcrew.serving.metrics import ServiceMetrics
 from mlcrew.serving.predict import PredictionService
@@ -39,11 +40,19 @@ class ServiceApp:
     """The ASGI application `mlcrew serve` runs (and tests and the demo run in a thread)."""
 
     def __init__(
-        self, project: Path | None, spec: Spec, store: Store, *, access_log: bool | None = None
+        self,
+        project: Path | None,
+        spec: Spec,
+        store: Store,
+        *,
+        access_log: bool | None = None,
+        listen_host: str | None = None,
+        require_sign_in: bool = False,
     ) -> None:
         # `project` is the project folder; None when served from the store alone (`mlcrew
         # server`), where stage status compares with the sources of the latest run.
         self.project, self.spec, self.store = project, spec, store
+        self.gate = Gate(store, spec.name, spec.serving, listen_host, require=require_sign_in)
         self.metrics = ServiceMetrics()
         self.service = PredictionService(store, spec.serving, metrics=self.metrics)
         use_access = spec.serving.access_log if access_log is None else access_log
@@ -54,6 +63,7 @@ class ServiceApp:
             metrics=self.metrics,
             access=self.access,
             project=spec.name,
+            gate=self.gate,
         )
         self._api: FastAPI | None = None
         self._api_lock = threading.Lock()
@@ -94,6 +104,7 @@ class ServiceApp:
             self._building = asyncio.get_running_loop().run_in_executor(None, self._build)
 
     def startup(self) -> None:
+        self.gate.check_startup()
         # Load the champion before the first request needs it (else /readyz says why).
         with contextlib.suppress(MlcrewError):
             self.service.ready(self.spec.name)
@@ -136,12 +147,22 @@ class ServiceApp:
 def build_api(app: ServiceApp) -> FastAPI:
     """The FastAPI application behind the outer layer: pages, registry, runs, monitoring and
     the documented routes, sharing `app`'s service, metrics and store."""
-    from fastapi import FastAPI
+    from fastapi import Depends, FastAPI
     from fastapi.staticfiles import StaticFiles
 
     from mlcrew.api import errors, openapi
-    from mlcrew.api.deps import AppState
-    from mlcrew.api.routers import health, models, monitoring, pages, registry, runs
+    from mlcrew.api.deps import AppState, authorize
+    from mlcrew.api.routers import (
+        audit,
+        health,
+        login,
+        models,
+        monitoring,
+        pages,
+        people,
+        registry,
+        runs,
+    )
 
     spec = app.spec
     api = FastAPI(
@@ -154,6 +175,8 @@ def build_api(app: ServiceApp) -> FastAPI:
         # FastAPI's OpenTelemetry bridge checks its providers on every request; our metrics
         # are Prometheus' (serving/metrics.py).
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Every route passes the gate: its action (people/routes.py) must be the caller's.
+        dependencies=[Depends(authorize)],
     )
     errors.install(api)
     api.state.mlcrew = AppState(
@@ -162,8 +185,9 @@ def build_api(app: ServiceApp) -> FastAPI:
         store=app.store,
         service=app.service,
         metrics=app.metrics,
+        gate=app.gate,
     )
-    for module in (health, models, registry, runs, monitoring, pages):
+    for module in (health, models, registry, runs, monitoring, pages, login, people, audit):
         api.include_router(module.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api.openapi = openapi.builder(api, app.service, spec.name)  # type: ignore[method-assign]
@@ -171,10 +195,24 @@ def build_api(app: ServiceApp) -> FastAPI:
 
 
 def create_app(
-    project: Path | None, spec: Spec, store: Store, *, access_log: bool | None = None
+    project: Path | None,
+    spec: Spec,
+    store: Store,
+    *,
+    access_log: bool | None = None,
+    listen_host: str | None = None,
+    require_sign_in: bool = False,
 ) -> ServiceApp:
-    """The service for a project (`access_log` overrides `serving.access_log`)."""
-    return ServiceApp(project, spec, store, access_log=access_log)
+    """The service for a project (`access_log` overrides `serving.access_log`; off loopback
+    `listen_host` makes sign-in required)."""
+    return ServiceApp(
+        project,
+        spec,
+        store,
+        access_log=access_log,
+        listen_host=listen_host,
+        require_sign_in=require_sign_in,
+    )
 
 
 def preload() -> None:
@@ -193,4 +231,4 @@ def app_from_env() -> ServiceApp:
     if not root:
         raise ProjectError(f"set {PROJECT_ENV} to the project folder to serve")
     proj = Project.open(Path(root))
-    return create_app(proj.root, proj.spec, proj.store)
+    return create_app(proj.root, proj.spec, proj.store, listen_host=os.environ.get(LISTEN_ENV))

@@ -9,10 +9,18 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from mlcrew.errors import LimitExceeded, ModelInputError, NotFoundError, StoreError
+from mlcrew.errors import (
+    AuthError,
+    ConflictError,
+    Forbidden,
+    LimitExceeded,
+    ModelInputError,
+    NotFoundError,
+    StoreError,
+)
 
 MAX_MESSAGE = 500
 
@@ -64,10 +72,51 @@ async def _bad_rows(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": problems}, status_code=422)
 
 
+async def _unauthorised(_request: Request, exc: Exception) -> JSONResponse:
+    response = _detail(exc, 401)
+    response.headers["www-authenticate"] = 'Bearer realm="mlcrew"'
+    return response
+
+
+async def _forbidden(_request: Request, exc: Exception) -> JSONResponse:
+    return _detail(exc, 403)
+
+
+async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
+    return _detail(exc, 409)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """The framework's own refusals, in our shapes: a body that is not JSON text at all is a
+    422 like any bad body; a 405 names every method the path has (the table of routes in
+    people/routes.py), not only the first route's."""
+    from fastapi.exception_handlers import http_exception_handler
+    from starlette.exceptions import HTTPException
+
+    if not isinstance(exc, HTTPException):
+        raise exc
+    if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+        problem = {"row": None, "field": "body", "error": "invalid JSON: not UTF-8 JSON text"}
+        return JSONResponse({"detail": [problem]}, status_code=422)
+    if exc.status_code == 405:
+        from mlcrew.people.routes import allowed_methods
+
+        methods = allowed_methods(request.url.path)
+        if methods:
+            exc = HTTPException(405, exc.detail, {**(exc.headers or {}), "allow": methods})
+    return await http_exception_handler(request, exc)
+
+
 def install(app: FastAPI) -> None:
+    from starlette.exceptions import HTTPException
+
+    app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(LimitExceeded, _too_large)
     app.add_exception_handler(StoreError, _unavailable)
     app.add_exception_handler(ModelInputError, _bad_rows)
     app.add_exception_handler(SQLAlchemyError, _database_down)
+    app.add_exception_handler(AuthError, _unauthorised)
+    app.add_exception_handler(Forbidden, _forbidden)
+    app.add_exception_handler(ConflictError, _conflict)

@@ -20,6 +20,7 @@ from urllib.parse import parse_qsl
 import orjson
 
 from mlcrew.errors import LimitExceeded, ModelInputError, NotFoundError, StoreError
+from mlcrew.people.gate import Denial, Gate
 from mlcrew.registry.versions import ALIAS_PATTERN as ALIAS
 from mlcrew.registry.versions import ALIAS_RULE, MAX_VERSION
 from mlcrew.serving.access import AccessLog
@@ -68,8 +69,10 @@ class ServiceMiddleware:
         metrics: ServiceMetrics,
         access: AccessLog | None,
         project: str,
+        gate: Gate | None = None,
     ) -> None:
         self.app = app
+        self.gate = gate
         self.service = service
         self.metrics = metrics
         self.access = access
@@ -96,13 +99,27 @@ class ServiceMiddleware:
         if path.startswith(_PREFIX) and path.endswith(_SUFFIX) and path.count("/") == 4:
             route = PREDICT_ROUTE
             try:
-                status, body, rid, headers = await self._predict(scope, receive, method, path)
+                consumer = None
+                if self.gate is not None and method == "POST":
+                    who = self.gate.admit(scope, route)
+                    if isinstance(who, Denial):
+                        await self._deny(scope, send, who, route, method, path, start)
+                        return
+                    consumer = who.actor if who.via in ("token", "session") else None
+                status, body, rid, headers = await self._predict(
+                    scope, receive, method, path, consumer
+                )
             except Exception:  # a bug: the server answers 500; count and log it
                 self._record(scope, route, method, full, 500, start, "-")
                 raise
             await _respond(send, status, body, rid, headers)
         elif probe is not None:
             route = path
+            if self.gate is not None:
+                who = self.gate.admit(scope, route)
+                if isinstance(who, Denial):
+                    await self._deny(scope, send, who, route, method, path, start)
+                    return
             rid = _request_id(scope) or self.service.new_request_id()
             try:
                 status, body, ctype = probe()
@@ -131,6 +148,21 @@ class ServiceMiddleware:
             return
         self._record(scope, route, method, full, status, start, rid)
 
+    async def _deny(
+        self,
+        scope: Scope,
+        send: Send,
+        denial: Denial,
+        route: str,
+        method: str,
+        path: str,
+        start: float,
+    ) -> None:
+        rid = _request_id(scope) or self.service.new_request_id()
+        body = orjson.dumps({"detail": denial.detail})
+        await _respond(send, denial.status, body, rid, list(denial.headers))
+        self._record(scope, route, method, path, denial.status, start, rid)
+
     def _record(
         self, scope: Scope, route: str, method: str, path: str, status: int, start: float, rid: str
     ) -> None:
@@ -141,7 +173,7 @@ class ServiceMiddleware:
             self.access.record(client[0] if client else "-", method, path, status, elapsed, rid)
 
     async def _predict(
-        self, scope: Scope, receive: Receive, method: str, path: str
+        self, scope: Scope, receive: Receive, method: str, path: str, consumer: str | None = None
     ) -> tuple[int, bytes, str, list[tuple[bytes, bytes]]]:
         rid = _request_id(scope) or self.service.new_request_id()
         try:
@@ -153,7 +185,9 @@ class ServiceMiddleware:
             rows = _rows(body)
             if len(name) > MAX_NAME:
                 raise NotFoundError(f"no model named {excerpt(name)}")
-            result = self.service.predict(name, rows, alias=alias, version=version, request_id=rid)
+            result = self.service.predict(
+                name, rows, alias=alias, version=version, request_id=rid, consumer=consumer
+            )
             return 200, orjson.dumps(result.to_json()), rid, []
         except Reply as reply:
             return reply.status, orjson.dumps({"detail": reply.detail}), rid, reply.headers

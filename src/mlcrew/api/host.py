@@ -146,7 +146,7 @@ class HostApp:
                 "--artifacts the store its runs used?"
             ) from None
         spec = parse_spec(text, f"{name} (spec of its latest run, {spec_digest[:12]})")
-        app = create_app(None, spec, store, access_log=self.access_log)
+        app = create_app(None, spec, store, access_log=self.access_log, require_sign_in=True)
         app.startup()
         return app
 

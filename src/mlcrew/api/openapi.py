@@ -51,8 +51,31 @@ def builder(app: FastAPI, service: PredictionService, model: str) -> Callable[[]
         path, op, schemas = predict.operation(row, service.serving)
         doc["paths"].setdefault(path, {})["post"] = op
         components.update(schemas)
+        _document_refusals(doc)
         cache.clear()
         cache[key] = doc
         return doc
 
     return openapi
+
+
+def _document_refusals(doc: dict[str, Any]) -> None:
+    """401 and 403 on every operation whose route needs an action (people/routes.py)."""
+    from mlcrew.people.routes import ROUTES, key
+
+    message = {"application/json": {"schema": {"$ref": "#/components/schemas/Message"}}}
+    for path, methods in doc.get("paths", {}).items():
+        for method, op in methods.items():
+            if ROUTES.get(key(method.upper(), path)) is None:
+                continue
+            responses = op.setdefault("responses", {})
+            responses.setdefault(
+                "401",
+                {"description": "No credentials, or a token that is unknown, expired or "
+                 "revoked (sign in, or send Authorization: Bearer TOKEN)", "content": message},
+            )  # fmt: skip
+            responses.setdefault(
+                "403",
+                {"description": "The caller's role or token scope lacks this route's action, "
+                 "or a session's request came without its CSRF token", "content": message},
+            )  # fmt: skip

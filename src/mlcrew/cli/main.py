@@ -10,7 +10,18 @@ import typer
 from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
-from mlcrew.cli import export, models, monitor, pipeline, project, registry, score, serve, store
+from mlcrew.cli import (
+    export,
+    models,
+    monitor,
+    people,
+    pipeline,
+    project,
+    registry,
+    score,
+    serve,
+    store,
+)
 from mlcrew.cli.common import err_console
 from mlcrew.errors import MlcrewError
 
@@ -52,13 +63,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for group in (project, pipeline, registry, monitor, serve, score, export):
+for group in (project, pipeline, registry, monitor, serve, score, export, people):
     for command in group.app.registered_commands:
         if command.cls in (None, TyperCommand):
             command.cls = _Command
     app.registered_commands.extend(group.app.registered_commands)
-# Command groups with sub-commands: `mlcrew models [history]`, `mlcrew store verify`.
-for sub in (models.app, store.app):
+# Command groups with sub-commands: `mlcrew models [history]`, `mlcrew store verify`,
+# `mlcrew user add|list|remove`, `mlcrew token create|list|revoke`.
+for sub in (models.app, store.app, people.user_app, people.token_app):
     sub.info.cls = _Group
     for command in sub.registered_commands:
         if command.cls in (None, TyperCommand):

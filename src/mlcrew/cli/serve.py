@@ -28,6 +28,8 @@ def serve_cmd(
     """Serve the champion at POST /v1/models/NAME/predict and the overview page at /.
 
     Logs one line per request on stderr; /metrics for Prometheus, /healthz and /readyz."""
+    # Not mlcrew.api.app: prometheus_client must not load before its folder is set (below).
+    from mlcrew.people.gate import LISTEN_ENV, Gate
     from mlcrew.project import Project
     from mlcrew.serving.server import check_port
     from mlcrew.serving.workers import PROJECT_ENV
@@ -35,6 +37,9 @@ def serve_cmd(
     proj = Project.open(project)
     serving = proj.spec.serving
     host = host or serving.host
+    # Sign-in required (people exist, or beyond loopback) with no admin: refuse at once.
+    gate = Gate(proj.store, proj.spec.name, serving, host)
+    gate.check_startup()
     port = check_port(host, serving.port if port is None else port)
     workers = workers or serving.workers
     plural = "s" if workers > 1 else ""
@@ -42,13 +47,15 @@ def serve_cmd(
         f"serving {proj.spec.name} on http://{host}:{port}/ with {workers} worker{plural} "
         "(Ctrl-C to stop)"
     )
+    if gate.required():
+        console.print("sign-in required: people at /login, programs with a bearer token")
     options = {"log_level": "warning", "access_log": False}
     if workers == 1:
         import uvicorn
 
         from mlcrew.api.app import create_app
 
-        app_ = create_app(proj.root, proj.spec, proj.store)
+        app_ = create_app(proj.root, proj.spec, proj.store, listen_host=host)
         uvicorn.run(app_, host=host, port=port, **options)  # type: ignore[arg-type]
         return
     # Several workers: their metrics meet in one folder (set before prometheus_client loads:
@@ -57,6 +64,7 @@ def serve_cmd(
     metrics_dir = tempfile.mkdtemp(prefix="mlcrew-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     os.environ[PROJECT_ENV] = str(proj.root)
+    os.environ[LISTEN_ENV] = host
     try:
         _run_workers(host, port, workers, options)
     finally:
@@ -111,11 +119,15 @@ def server_cmd(
 
 def _serve_host(db: str, artifacts: str, host: str, port: int, workers: int) -> None:
     from mlcrew.api.host import open_host_store
+    from mlcrew.people.gate import require_an_admin
     from mlcrew.serving.server import check_port
 
     store = open_host_store(db, artifacts)  # a clear error now, not in every worker
-    count = len(store.projects())
-    store.close()
+    try:
+        require_an_admin(store)
+        count = len(store.projects())
+    finally:
+        store.close()
     port = check_port(host, port)
     plural = "s" if workers > 1 else ""
     console.print(

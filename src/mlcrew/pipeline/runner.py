@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mlcrew.errors import CheckFailed, MlcrewError, PromotionRefused, SpecError
+from mlcrew.people.audit import record_in
 from mlcrew.pipeline.execute import execute_stage
 from mlcrew.pipeline.executors import Executor, make_executor
 from mlcrew.pipeline.keys import cache_key, library_versions
@@ -155,6 +156,7 @@ class Runner:
                     },
                 )
             )
+            record_in(s, spec.name, self.actor, "run", run_id, {"force": force})
         outcomes: list[StageOutcome] = []
         promotion: Promotion | None = None
         try:

@@ -9,14 +9,13 @@ split. `force` skips the gates, needs a reason and is recorded as forced.
 
 from __future__ import annotations
 
-import getpass
-import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from sqlalchemy import select
 
 from mlcrew.errors import MlcrewError, NotFoundError, PromotionRefused
+from mlcrew.people.audit import record_in
 from mlcrew.registry.versions import (
     ALIAS_PATTERN,
     ALIAS_RULE,
@@ -75,11 +74,11 @@ class AliasMove:
 
 
 def default_actor() -> str:
-    """Who is acting, for the audit log: the OS user (people and tokens come later)."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (containers)
-        return f"uid {os.getuid()}"
+    """Who is acting from the local CLI, for the audit log: the OS user (the service passes
+    the token's or session's user instead)."""
+    from mlcrew.people.identity import os_user
+
+    return os_user()
 
 
 def check_alias_name(alias: str) -> str:
@@ -145,6 +144,8 @@ def move_alias(
             at=at,
         )
         s.add(event)
+        details = {"alias": alias, "from": before, "to": version, "reason": reason}
+        record_in(s, name, event.actor, action, f"{name}@{alias}", {**details, "forced": forced})
         s.flush()
         return AliasMove.of(event)
 

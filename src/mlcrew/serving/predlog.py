@@ -11,7 +11,8 @@ Segments live under the artifact store, one folder per model and day:
 
 Each row of a segment is one predicted row: `at` (UTC), `request_id`, `row` (its index in the
 request), `model`, `version`, `alias`, `latency_ms` (validation and prediction in the service),
-`consumer` (who asked; empty until callers are identified), `prediction`, `inputs` (a struct of
+`consumer` (who asked: `consumer:NAME` for a declared consumer's token, the user for a
+person's token or session, null for the local owner), `prediction`, `inputs` (a struct of
 the model's input fields as sent) and `challenger_version`, `challenger_prediction`,
 `challenger_error` (null without a shadow challenger). `read_predictions` reads them back.
 """

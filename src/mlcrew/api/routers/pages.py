@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.templating import Jinja2Templates
 
-from mlcrew.api.deps import AppState, get_state
+from mlcrew.api.deps import AppState, get_identity, get_state
 from mlcrew.overview import project_overview
 from mlcrew.wording import plural
 
@@ -29,10 +29,14 @@ def root_path(request: Request) -> str:
 @router.get("/", response_class=HTMLResponse)
 def overview(request: Request, state: AppState = Depends(get_state)) -> HTMLResponse:
     view = project_overview(state.project, state.spec, state.store, state.models)
+    who = get_identity(request)
     context = {
         **view.context(),
         "base_url": str(request.base_url).rstrip("/"),
         "root": root_path(request),
+        # The page's own requests (Try it) carry the session's CSRF token.
+        "csrf": who.csrf or "",
+        "signed_in": who.name if who.via == "session" else "",
     }
     return TEMPLATES.TemplateResponse(request, "overview.html", context)
 

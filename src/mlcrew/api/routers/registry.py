@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
-from mlcrew.api.deps import AppState, get_state
+from mlcrew.api.deps import AppState, get_identity, get_state
 from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND, UNAVAILABLE
 from mlcrew.errors import NotFoundError, PromotionRefused
 from mlcrew.registry.promotion import history, promote
@@ -74,9 +74,9 @@ class Refused(BaseModel):
 
 
 def _actor(request: Request) -> str:
-    # No people yet: the caller is known by address. Tokens will name their owner.
-    host = request.client.host if request.client else "unknown"
-    return f"rest:{host}"
+    """The caller as the gate identified it: the token's or session's user (the local owner
+    when no people are configured)."""
+    return get_identity(request).actor
 
 
 @router.get(

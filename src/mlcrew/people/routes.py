@@ -1,0 +1,62 @@
+"""The action each route needs: one table for every route the service answers, the outer
+layer's (predict, probes) and FastAPI's. None: open to anyone. A route missing here is refused
+(403) and fails the matrix test."""
+
+from __future__ import annotations
+
+from mlcrew.people.roles import Action
+
+Key = tuple[str, str]  # (method, route template); HEAD counts as GET
+
+ROUTES: dict[Key, Action | None] = {
+    # the outer layer (api/fastpath.py)
+    ("POST", "/v1/models/{name}/predict"): "query",
+    ("GET", "/healthz"): None,
+    ("GET", "/readyz"): None,
+    ("GET", "/metrics"): "read_metrics",
+    # pages
+    ("GET", "/"): "read_models",
+    ("GET", "/docs"): "read_models",
+    ("GET", "/openapi.json"): None,  # the API's description, as the /docs page shows it
+    ("GET", "/favicon.ico"): None,
+    ("GET", "/static"): None,
+    ("GET", "/login"): None,
+    ("POST", "/login"): None,
+    ("POST", "/logout"): None,  # ends the caller's own session (CSRF-checked)
+    # models, registry, runs, monitoring
+    ("GET", "/v1/models"): "read_models",
+    ("GET", "/v1/models/{name}"): "read_models",
+    ("GET", "/v1/models/{name}/history"): "read_models",
+    ("POST", "/v1/models/{name}/aliases/{alias}"): "promote",
+    ("GET", "/v1/runs"): "read_models",
+    ("GET", "/v1/runs/latest"): "read_models",
+    ("GET", "/v1/runs/{run_id}"): "read_models",
+    ("GET", "/v1/status"): "read_models",
+    ("GET", "/v1/monitor/reports"): "read_models",
+    ("GET", "/v1/monitor/reports/{report_id}"): "read_models",
+    # people
+    ("GET", "/v1/users"): "manage_people",
+    ("POST", "/v1/users"): "manage_people",
+    ("DELETE", "/v1/users/{user}"): "manage_people",
+    ("GET", "/v1/tokens"): "manage_people",
+    ("POST", "/v1/tokens"): "manage_people",
+    ("DELETE", "/v1/tokens/{token_id}"): "manage_people",
+    ("GET", "/v1/consumers"): "manage_people",
+    ("POST", "/v1/consumers"): "manage_people",
+    ("GET", "/v1/audit"): "read_audit",
+}
+
+
+def key(method: str, template: str) -> Key:
+    return ("GET" if method == "HEAD" else method, template)
+
+
+def allowed_methods(path: str) -> str:
+    """The methods some route offers at `path` ("GET, POST"), for a 405's Allow header."""
+    from starlette.routing import compile_path
+
+    found = []
+    for method, template in ROUTES:
+        if method not in found and compile_path(template)[0].match(path):
+            found.append(method)
+    return ", ".join(sorted(found))
