@@ -19,6 +19,8 @@ import pytest
 
 from mlcrew.api.authorize import Action, Refusal
 from mlcrew.api.host import HostApp, open_host_store
+from mlcrew.people.tokens import create_token
+from mlcrew.people.users import add_user
 from mlcrew.pipeline.runner import Runner
 from mlcrew.project import EXAMPLES, Project
 from mlcrew.serving.server import BackgroundServer
@@ -50,15 +52,60 @@ def store_with_two(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch)
     return {"db": db_url, "artifacts": artifacts, "tmp": tmp_path}
 
 
-@pytest.fixture()
-def server(store_with_two: dict[str, Any]) -> Iterator[str]:
+def admin_tokens(setup: dict[str, Any], projects: tuple[str, ...]) -> dict[str, str]:
+    """`ops`, an admin of each project, and a token of theirs per project (tokens are per
+    project): what an operator creates before `mlcrew server` will start."""
+    store = open_host_store(setup["db"], str(setup["artifacts"]))
+    tokens = setup.setdefault("tokens", {})
+    try:
+        for name in projects:
+            scoped = store.for_project(name)
+            add_user(scoped, name, "ops", "admin", actor="test", password="a long passphrase")
+            tokens[name], _ = create_token(scoped, name, "ops", actor="test")
+    finally:
+        store.close()
+    return dict(tokens)
+
+
+def signed(tokens: dict[str, str]) -> dict[str, Any]:
+    """httpx client options that send each project's token with its requests."""
+
+    def add_token(request: httpx.Request) -> None:
+        found = re.match(r"/p/([^/]+)/", request.url.path)
+        if found and found.group(1) in tokens:
+            request.headers["authorization"] = f"Bearer {tokens[found.group(1)]}"
+
+    return {"event_hooks": {"request": [add_token]}}
+
+
+def start_server(setup: dict[str, Any]) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLCREW_")}
     env["COLUMNS"] = "300"  # one line for the start message
     proc = subprocess.Popen(
-        [*MLCREW, "server", "--db", store_with_two["db"], "--artifacts",
-         str(store_with_two["artifacts"]), "--port", "0", "--workers", "2"],
+        [*MLCREW, "server", "--db", setup["db"], "--artifacts",
+         str(setup["artifacts"]), "--port", "0", "--workers", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
+    return proc
+
+
+def test_the_server_refuses_to_start_without_an_admin(store_with_two: dict[str, Any]) -> None:
+    proc = start_server(store_with_two)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, out + err
+    assert "requires sign-in, but no project of this store has an admin" in err
+    assert "mlcrew user add NAME --role admin --password-stdin -p DIR" in err
+    assert "serving" not in out  # it never started
+
+
+@pytest.fixture()
+def server(store_with_two: dict[str, Any]) -> Iterator[str]:
+    admin_tokens(store_with_two, ("alpha", "beta"))
+    proc = start_server(store_with_two)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -91,7 +138,18 @@ def predict(http: httpx.Client, project: str, model: str) -> httpx.Response:
 def test_server_serves_each_project_under_its_prefix(
     server: str, store_with_two: dict[str, Any]
 ) -> None:
-    with httpx.Client(base_url=server, timeout=30) as http:
+    tokens = store_with_two["tokens"]
+    with httpx.Client(base_url=server, timeout=30) as anonymous:
+        # sign-in is required under mlcrew server, whatever the address: no token, no entry
+        refused = anonymous.post("/p/alpha/v1/models/alpha/predict", json={"rows": [GOOD_ROW]})
+        assert refused.status_code == 401
+        assert anonymous.get("/p/alpha/v1/runs").status_code == 401
+        # a token of one project opens nothing of another
+        beta_with_alpha = anonymous.get(
+            "/p/beta/v1/runs", headers={"authorization": f"Bearer {tokens['alpha']}"}
+        )
+        assert beta_with_alpha.status_code == 401
+    with httpx.Client(base_url=server, timeout=30, **signed(tokens)) as http:
         listed = http.get("/v1/projects").json()["projects"]
         assert [(p["name"], p["url"]) for p in listed] == [
             ("alpha", "/p/alpha/"), ("beta", "/p/beta/"),
@@ -133,6 +191,7 @@ def test_server_serves_each_project_under_its_prefix(
         # a project run while the server is up appears without a restart
         tmp = store_with_two["tmp"]
         run_project(tmp / "gamma", "gamma", store_with_two["db"], store_with_two["artifacts"])
+        admin_tokens(store_with_two, ("gamma",))  # the hook reads the same dict
         deadline = time.monotonic() + 60
         while "gamma" not in [p["name"] for p in http.get("/v1/projects").json()["projects"]]:
             assert time.monotonic() < deadline, "gamma never appeared"

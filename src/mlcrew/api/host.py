@@ -63,7 +63,12 @@ class HostApp:
         authorizer: Authorizer | None = None,
         ttl: float = PROJECTS_TTL,
         access_log: bool | None = None,
+        require_sign_in: bool = False,
     ) -> None:
+        # require_sign_in: every project's routes need a token or a session whatever the
+        # address (`mlcrew server` sets it); without it each project's gate decides as under
+        # `mlcrew serve` (people in the project or a non-loopback address).
+        self.require_sign_in = require_sign_in
         self.store = store
         self.authorizer: Authorizer = authorizer or AllowAll()
         self.ttl = ttl
@@ -146,7 +151,9 @@ class HostApp:
                 "--artifacts the store its runs used?"
             ) from None
         spec = parse_spec(text, f"{name} (spec of its latest run, {spec_digest[:12]})")
-        app = create_app(None, spec, store, access_log=self.access_log, require_sign_in=True)
+        app = create_app(
+            None, spec, store, access_log=self.access_log, require_sign_in=self.require_sign_in
+        )
         app.startup()
         return app
 
@@ -309,7 +316,7 @@ def host_from_env() -> HostApp:
     url, artifacts = os.environ.get("MLCREW_DB_URL"), os.environ.get("MLCREW_ARTIFACTS")
     if not url or not artifacts:
         raise ProjectError("set MLCREW_DB_URL and MLCREW_ARTIFACTS to the store to serve")
-    return HostApp(open_host_store(url, artifacts))
+    return HostApp(open_host_store(url, artifacts), require_sign_in=True)
 
 
 def open_host_store(db_url: str, artifacts: str) -> Store:
