@@ -329,6 +329,7 @@ def test_sign_in_under_a_path_prefix_stays_in_the_project(people: People) -> Non
     """Mounted at /p/NAME (as `mlcrew server` mounts projects): the form posts there, the
     cookies are scoped there, and a page asks to sign in there."""
     import asyncio
+    import concurrent.futures
 
     proj = people.project
     app = create_app(proj.root, proj.spec, proj.store, access_log=False)
@@ -353,5 +354,8 @@ def test_sign_in_under_a_path_prefix_stays_in_the_project(people: People) -> Non
             assert done.status_code == 303 and done.headers["location"] == "/p/bikes/"
             assert "Path=/p/bikes" in _session_cookie(done)
 
-    asyncio.run(visit())
+    # On a thread of its own: the browser tests' Playwright keeps an event loop running in
+    # this one for the whole session.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, visit()).result()
     app.shutdown()
