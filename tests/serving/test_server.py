@@ -19,7 +19,8 @@ import pytest
 
 from mlcrew.api.authorize import Action, Refusal
 from mlcrew.api.host import HostApp, open_host_store
-from mlcrew.people.tokens import create_token
+from mlcrew.people.host import SignedInHost
+from mlcrew.people.tokens import create_token, revoke_token
 from mlcrew.people.users import add_user
 from mlcrew.pipeline.runner import Runner
 from mlcrew.project import EXAMPLES, Project
@@ -74,6 +75,8 @@ def signed(tokens: dict[str, str]) -> dict[str, Any]:
         found = re.match(r"/p/([^/]+)/", request.url.path)
         if found and found.group(1) in tokens:
             request.headers["authorization"] = f"Bearer {tokens[found.group(1)]}"
+        elif not found:  # the host's own pages: any valid token of the caller
+            request.headers["authorization"] = f"Bearer {next(iter(tokens.values()))}"
 
     return {"event_hooks": {"request": [add_token]}}
 
@@ -149,6 +152,10 @@ def test_server_serves_each_project_under_its_prefix(
             "/p/beta/v1/runs", headers={"authorization": f"Bearer {tokens['alpha']}"}
         )
         assert beta_with_alpha.status_code == 401
+        # the host's project list too, but not its health check
+        assert anonymous.get("/v1/projects").status_code == 401
+        assert anonymous.get("/").status_code == 401
+        assert anonymous.get("/healthz").status_code == 200
     with httpx.Client(base_url=server, timeout=30, **signed(tokens)) as http:
         listed = http.get("/v1/projects").json()["projects"]
         assert [(p["name"], p["url"]) for p in listed] == [
@@ -260,3 +267,21 @@ def test_a_project_run_with_another_spec_is_served_with_it(store_with_two: dict[
             time.sleep(0.1)
         answer = predict(http, "alpha", "alpha")
         assert answer.status_code == 200 and answer.json()["model"]["name"] == "alpha"
+
+
+def test_the_project_list_shows_a_token_holder_only_their_projects(
+    store_with_two: dict[str, Any],
+) -> None:
+    store = open_host_store(store_with_two["db"], str(store_with_two["artifacts"]))
+    alpha = store.for_project("alpha")
+    add_user(alpha, "alpha", "ann", "viewer", actor="test", password="a long passphrase")
+    token, info = create_token(alpha, "alpha", "ann", actor="test")
+    host = HostApp(store, authorizer=SignedInHost(store), require_sign_in=True)
+    with BackgroundServer(host) as srv, httpx.Client(base_url=srv.url, timeout=30) as http:
+        bearer = {"authorization": f"Bearer {token}"}
+        listed = http.get("/v1/projects", headers=bearer).json()["projects"]
+        assert [p["name"] for p in listed] == ["alpha"]  # beta exists, but not for ann
+        assert "/p/beta/" not in http.get("/", headers=bearer).text
+        assert http.get("/p/beta/v1/runs", headers=bearer).status_code == 401
+        revoke_token(alpha, "alpha", info.id, actor="test")
+        assert http.get("/v1/projects", headers=bearer).status_code == 401

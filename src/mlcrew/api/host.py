@@ -28,6 +28,7 @@ import orjson
 from mlcrew import __version__
 from mlcrew.api.authorize import AllowAll, Authorizer, action_of
 from mlcrew.errors import MlcrewError, NotFoundError, StoreError
+from mlcrew.people.host import VISIBLE_KEY
 from mlcrew.spec import parse_spec
 from mlcrew.store import ProjectInfo, Store
 
@@ -176,10 +177,10 @@ class HostApp:
         elif scope["method"] not in ("GET", "HEAD"):
             await _reply(send, 405, {"detail": "only GET here"}, ((b"allow", b"GET"),))
         elif path == "/v1/projects":
-            listing = await asyncio.to_thread(self._listing)
+            listing = await asyncio.to_thread(self._listing, scope.get(VISIBLE_KEY))
             await _reply(send, 200, {"projects": listing})
         elif path == "/":
-            listing = await asyncio.to_thread(self._listing)
+            listing = await asyncio.to_thread(self._listing, scope.get(VISIBLE_KEY))
             await _send(send, 200, _page(listing, root).encode(), b"text/html; charset=utf-8")
         elif path == "/healthz":
             await _reply(send, 200, {"status": "ok", "version": __version__})
@@ -218,9 +219,12 @@ class HostApp:
         child["root_path"] = str(scope.get("root_path", "")).rstrip("/") + f"{PREFIX}{name}"
         await app(child, receive, send)
 
-    def _listing(self) -> list[dict[str, str | None]]:
+    def _listing(self, visible: set[str] | None = None) -> list[dict[str, str | None]]:
+        """Every project, or those in `visible` (what the authorizer let the caller see)."""
         return [
-            {**p.to_json(), "url": f"{PREFIX}{p.name}/"} for p in self.projects(fresh=True).values()
+            {**p.to_json(), "url": f"{PREFIX}{p.name}/"}
+            for p in self.projects(fresh=True).values()
+            if visible is None or p.name in visible
         ]
 
     def startup(self) -> None:
@@ -316,7 +320,10 @@ def host_from_env() -> HostApp:
     url, artifacts = os.environ.get("MLCREW_DB_URL"), os.environ.get("MLCREW_ARTIFACTS")
     if not url or not artifacts:
         raise ProjectError("set MLCREW_DB_URL and MLCREW_ARTIFACTS to the store to serve")
-    return HostApp(open_host_store(url, artifacts), require_sign_in=True)
+    from mlcrew.people.host import SignedInHost
+
+    store = open_host_store(url, artifacts)
+    return HostApp(store, authorizer=SignedInHost(store), require_sign_in=True)
 
 
 def open_host_store(db_url: str, artifacts: str) -> Store:

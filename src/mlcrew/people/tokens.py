@@ -201,3 +201,23 @@ def resolve_token(
 def _stored_consumer(store: Store, project: str, name: str) -> bool:
     with store.session() as s:
         return s.get(Consumer, (project, name)) is not None
+
+
+def token_projects(store: Store, secret: str) -> set[str]:
+    """The projects a valid token's holder may see listed: where its owner has a role (only
+    the token's own project for a consumer or an external labeler). AuthError when the token
+    stands for nobody."""
+    if not secret.startswith(PREFIX) or len(secret) > 100:
+        raise AuthError("the bearer token is not an mlcrew token (they start with mlc_)")
+    at = now()
+    with store.session() as s:
+        row = s.scalars(select(ApiToken).where(ApiToken.digest == digest(secret))).first()
+        if row is None or row.revoked_at is not None:
+            raise AuthError("unknown or revoked token: create one with mlcrew token create NAME")
+        if row.expires_at is not None and row.expires_at <= at:
+            raise AuthError(f"token {row.id} expired on {row.expires_at:%Y-%m-%d %H:%M} UTC")
+        if row.consumer is not None or row.owner is None:
+            return {row.project}
+        grants = s.scalars(select(RoleGrant).where(RoleGrant.user == row.owner)).all()
+        visible = {g.project for g in grants if not g.external}
+        return visible | {row.project} if row.project in {g.project for g in grants} else visible
