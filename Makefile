@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 SUDO := $(shell if [ "$$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1; then echo sudo; fi)
 APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600
 
-.PHONY: help venv demo lint system-deps test bench clean
+.PHONY: help venv demo lint system-deps test constraints bench clean
 
 help: ## Show this help
 	@echo "Targets:"
@@ -34,8 +34,11 @@ $(STAMP_RUN): pyproject.toml | $(VENV)/bin/python
 	$(VENV)/bin/python -m pip install -e .
 	touch $@
 
-$(STAMP_DEV): pyproject.toml | $(VENV)/bin/python
-	$(VENV)/bin/python -m pip install -e '.[dev]'
+# The dev tools are installed at the versions of constraints-dev.txt (a `pip freeze` of a
+# working dev environment): left free, pip's resolver backtracks for many minutes between
+# MLflow's, moto's and s3fs's AWS pins. Refresh it with `make constraints` after a change.
+$(STAMP_DEV): pyproject.toml constraints-dev.txt | $(VENV)/bin/python
+	$(VENV)/bin/python -m pip install -e '.[dev]' -c constraints-dev.txt
 	touch $@ $(STAMP_RUN)
 
 demo: $(STAMP_RUN) ## Install mlcrew (no dev tools) and run the demo in a temporary project (options: ARGS="--dir DIR" keeps it)
@@ -68,6 +71,9 @@ system-deps: ## Install PostgreSQL and Chromium from Debian if missing
 test: venv system-deps ## Lint, then run pytest against a throwaway PostgreSQL
 	$(MAKE) lint
 	bash scripts/with-postgres.sh $(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+constraints: venv ## Write constraints-dev.txt from the dev environment as installed
+	$(VENV)/bin/python -m pip freeze --exclude-editable | grep -v -i '^mlcrew' > constraints-dev.txt
 
 bench: ## Run the benchmarks (bench/run.sh)
 	bash bench/run.sh

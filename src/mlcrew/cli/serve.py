@@ -66,26 +66,33 @@ def serve_cmd(
     os.environ[PROJECT_ENV] = str(proj.root)
     os.environ[LISTEN_ENV] = host
     try:
-        _run_workers(host, port, workers, options)
+        _run_workers("mlcrew.api.app:app_from_env", host, port, workers, options)
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _run_workers(host: str, port: int, workers: int, options: dict[str, object]) -> None:
+def _run_workers(
+    target: str, host: str, port: int, workers: int, options: dict[str, object]
+) -> None:
+    """Serve the app that the factory `target` ("module:function") makes from `workers`
+    processes: forked after the shared imports where fork exists, else uvicorn's own."""
+    import importlib
+
     from prometheus_client import multiprocess
 
-    from mlcrew.api.app import app_from_env, preload
+    from mlcrew.api.app import preload
     from mlcrew.serving.workers import can_fork, serve_forked
 
     if not can_fork():
         import uvicorn
 
-        target = "mlcrew.api.app:app_from_env"
         uvicorn.run(target, factory=True, host=host, port=port, workers=workers, **options)  # type: ignore[arg-type]
         return
+    module, _, name = target.partition(":")
+    factory = getattr(importlib.import_module(module), name)
     preload()
     code = serve_forked(
-        app_from_env,
+        factory,
         host=host,
         port=port,
         workers=workers,
@@ -144,30 +151,4 @@ def _serve_host(db: str, artifacts: str, host: str, port: int, workers: int) -> 
 
         uvicorn.run(host_from_env(), host=host, port=port, **options)  # type: ignore[arg-type]
         return
-    _run_host_workers(host, port, workers, options)
-
-
-def _run_host_workers(host: str, port: int, workers: int, options: dict[str, object]) -> None:
-    from prometheus_client import multiprocess
-
-    from mlcrew.api.app import preload
-    from mlcrew.api.host import host_from_env
-    from mlcrew.serving.workers import can_fork, serve_forked
-
-    if not can_fork():
-        import uvicorn
-
-        target = "mlcrew.api.host:host_from_env"
-        uvicorn.run(target, factory=True, host=host, port=port, workers=workers, **options)  # type: ignore[arg-type]
-        return
-    preload()
-    code = serve_forked(
-        host_from_env,
-        host=host,
-        port=port,
-        workers=workers,
-        on_worker_exit=multiprocess.mark_process_dead,
-        **options,
-    )
-    if code:
-        raise typer.Exit(code)
+    _run_workers("mlcrew.api.host:host_from_env", host, port, workers, options)
