@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -238,6 +238,28 @@ class ServiceMiddleware:
         )
 
 
+async def send_response(
+    send: Send,
+    status: int,
+    body: bytes,
+    content_type: bytes,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """A whole response in two ASGI messages (this layer's and `mlcrew server`'s host's)."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", content_type),
+                (b"content-length", str(len(body)).encode()),
+                *headers,
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 async def _respond(
     send: Send,
     status: int,
@@ -246,19 +268,9 @@ async def _respond(
     headers: list[tuple[bytes, bytes]],
     content_type: bytes = _JSON,
 ) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-                (b"x-request-id", rid.encode()),
-                *headers,
-            ],
-        }
+    await send_response(
+        send, status, body, content_type, [(b"x-request-id", rid.encode()), *headers]
     )
-    await send({"type": "http.response.body", "body": body})
 
 
 def _json_reply(status: int, doc: dict[str, Any]) -> tuple[int, bytes, bytes]:

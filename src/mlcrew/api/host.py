@@ -27,6 +27,7 @@ import orjson
 
 from mlcrew import __version__
 from mlcrew.api.authorize import AllowAll, Authorizer, action_of
+from mlcrew.api.fastpath import send_response
 from mlcrew.errors import MlcrewError, NotFoundError, StoreError
 from mlcrew.people.host import VISIBLE_KEY
 from mlcrew.spec import parse_spec
@@ -181,12 +182,14 @@ class HostApp:
             await _reply(send, 200, {"projects": listing})
         elif path == "/":
             listing = await asyncio.to_thread(self._listing, scope.get(VISIBLE_KEY))
-            await _send(send, 200, _page(listing, root).encode(), b"text/html; charset=utf-8")
+            await send_response(
+                send, 200, _page(listing, root).encode(), b"text/html; charset=utf-8"
+            )
         elif path == "/healthz":
             await _reply(send, 200, {"status": "ok", "version": __version__})
         elif path == "/static/style.css":
             css = (STATIC / "style.css").read_bytes()
-            await _send(send, 200, css, b"text/css; charset=utf-8")
+            await send_response(send, 200, css, b"text/css; charset=utf-8")
         else:
             detail = f"nothing at {path[:200]}; projects are served under /p/NAME/ (see /)"
             await _reply(send, 404, {"detail": detail})
@@ -196,7 +199,7 @@ class HostApp:
         if not slash:  # /p/name -> /p/name/, so the page's relative links resolve
             root = str(scope.get("root_path", "")).rstrip("/")
             location = f"{root}{PREFIX}{name}/".encode("latin-1", "replace")
-            await _send(send, 308, b"", b"text/plain", ((b"location", location),))
+            await send_response(send, 308, b"", b"text/plain", ((b"location", location),))
             return
         inner = "/" + rest
         refusal = self.authorizer.check(name, action_of(scope["method"], inner), scope)
@@ -287,28 +290,7 @@ def _page(listing: list[dict[str, str | None]], root: str) -> str:
 async def _reply(
     send: Send, status: int, doc: object, headers: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
-    await _send(send, status, orjson.dumps(doc), _JSON, headers)
-
-
-async def _send(
-    send: Send,
-    status: int,
-    body: bytes,
-    content_type: bytes,
-    headers: tuple[tuple[bytes, bytes], ...] = (),
-) -> None:
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", content_type),
-                (b"content-length", str(len(body)).encode()),
-                *headers,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_response(send, status, orjson.dumps(doc), _JSON, headers)
 
 
 def host_from_env() -> HostApp:
