@@ -7,19 +7,16 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from sqlalchemy import func, select, update
 
 from mlcrew.errors import DataError
 from mlcrew.labeling.labelspec import guidelines_text, publish, require_labeling
-from mlcrew.labeling.tables import LabelTask
+from mlcrew.labeling.tables import TASKS, LabelTask
 from mlcrew.people.audit import record_in
 from mlcrew.spec import Spec
 from mlcrew.store import Store, now
-
-if TYPE_CHECKING:
-    from sqlalchemy import Table
 
 Progress = Callable[[int, int], None]
 
@@ -135,7 +132,7 @@ def import_tasks(
 
 def _insert_ignoring_duplicates(store: Store) -> Any:
     """INSERT ... ON CONFLICT DO NOTHING in the store's dialect: an item imported before stays."""
-    table = cast("Table", LabelTask.__table__)
+    table = TASKS
     if store.engine.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 

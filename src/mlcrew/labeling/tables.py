@@ -4,9 +4,19 @@ the assignments that hold each labeler's label, and the append-only history of e
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mlcrew.store.models import Base, ProjectOwned, UTCDateTime
@@ -90,3 +100,8 @@ class LabelEvent(ProjectOwned, Base):
     kind: Mapped[str] = mapped_column(String(16))
     label: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# The tasks table for bulk statements (imports, refreshes), which name the project themselves:
+# the store's project filter applies to ORM statements only.
+TASKS = cast(Table, LabelTask.__table__)
