@@ -45,14 +45,11 @@ def test_twenty_labelers_at_once_lose_and_double_nothing(tmp_path: Path, db_url:
                 path = f"/v1/labeling/tasks/{task['id']}/labels"
                 sends = 2 if n % 10 == 0 else 1  # every tenth form is sent twice at once
                 replies: list[int] = []
-                twins = [
-                    threading.Thread(
-                        target=lambda: replies.append(
-                            http.post(path, json={"label": "dog"}).status_code
-                        )
-                    )
-                    for _ in range(sends)
-                ]
+
+                def send(path: str = path, replies: list[int] = replies) -> None:
+                    replies.append(http.post(path, json={"label": "dog"}).status_code)
+
+                twins = [threading.Thread(target=send) for _ in range(sends)]
                 for t in twins:
                     t.start()
                 for t in twins:
