@@ -32,8 +32,12 @@ Scenarios run for each N of --tasks (ascending; the project grows by importing t
 re-import is idempotent on mlcrew, Label Studio gets the new tasks only) and each L of
 --labelers, the targets one after another within a scenario (so machine noise hits all).
 
+After each (re)start a warm-up of --warmup untimed loops of one labeler runs on every target.
+Label Studio gets --ls-seconds per scenario (its 20 labelers wait seconds per task: 20,000
+submits would take hours), mlcrew --seconds, so mlcrew's scenarios do all L x --submits.
+
 Usage: python bench/labeling.py [--tasks 100000,1000000] [--labelers 1,20] [--submits 1000]
-         [--seconds 300] [--targets ls,mlcrew] [--pg-url URL]
+         [--seconds 600] [--ls-seconds 120] [--targets ls,mlcrew] [--pg-url URL]
 Writes bench/results/labeling-<N>.json per task count and prints a Markdown table. Exits 1 if
 mlcrew misses a goal, 2 if something misbehaves.
 """
@@ -59,7 +63,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import (  # noqa: E402
+from _common import (
     MLCREW,
     PEERS_BIN,
     RESULTS,
@@ -102,7 +106,11 @@ class Plan:
 
 
 def _request(
-    conn: http.client.HTTPConnection, method: str, path: str, headers: dict[str, str], body: bytes | None
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: bytes | None,
 ) -> tuple[int, bytes]:
     conn.request(method, path, body=body, headers=headers)
     resp = conn.getresponse()
@@ -265,7 +273,9 @@ class Target:
         err.close()
         while time.perf_counter() - started < 600:
             if self.proc.poll() is not None:
-                raise BenchError(f"{self.label} exited with {self.proc.returncode} (see {self.log})")
+                raise BenchError(
+                    f"{self.label} exited with {self.proc.returncode} (see {self.log})"
+                )
             try:
                 c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
                 status, _ = _request(c, "GET", ready_path, {}, None)
@@ -421,7 +431,9 @@ class LabelStudio(Target):
         self.tasks = n
 
     def db(self) -> sqlite3.Connection:
-        return sqlite3.connect(f"file:{self.tmp / 'ls-data' / 'label_studio.sqlite3'}?mode=ro", uri=True, timeout=60)
+        return sqlite3.connect(
+            f"file:{self.tmp / 'ls-data' / 'label_studio.sqlite3'}?mode=ro", uri=True, timeout=60
+        )
 
     def counts(self) -> dict[str, int]:
         with self.db() as c:
@@ -431,8 +443,15 @@ class LabelStudio(Target):
                 "AND was_cancelled = 0 GROUP BY task_id)",
                 (self.project_id,),
             ).fetchone()
-            tasks = c.execute("SELECT count(*) FROM task WHERE project_id = ?", (self.project_id,)).fetchone()[0]
-        return {"tasks": tasks, "labels": labels, "tasks_over_overlap": over, "most_labels_on_a_task": top}
+            tasks = c.execute(
+                "SELECT count(*) FROM task WHERE project_id = ?", (self.project_id,)
+            ).fetchone()[0]
+        return {
+            "tasks": tasks,
+            "labels": labels,
+            "tasks_over_overlap": over,
+            "most_labels_on_a_task": top,
+        }
 
     def plans(self, labelers: int, submits: int, deadline: float) -> list[Plan]:
         return [
@@ -473,9 +492,9 @@ class Mlcrew(Target):
         tmp = data / "items.csv.tmp"
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
-            w.writerow(["item_id", "text"])
+            w.writerow(["item_id", "text", "truth"])
             for i in range(n):
-                w.writerow([f"t{i:07d}", text_of(i)])
+                w.writerow([f"t{i:07d}", text_of(i), CLASSES[i % len(CLASSES)]])
         tmp.replace(data / "items.csv")
 
     def setup(self, labelers: int) -> None:
@@ -484,21 +503,32 @@ class Mlcrew(Target):
         (self.project / "mlcrew.yaml").write_text(
             "name: labeling-bench\n"
             "sources:\n"
-            "  items:\n"
-            "    path: data/items.csv\n"
+            "  items: {path: data/items.csv}\n"
+            "dataset: {from: items}\n"
+            "target: truth\n"
             "labeling:\n"
             "  from: items\n"
             "  id: item_id\n"
             "  show: text\n"
             "  column: text\n"
+            "  hidden: [truth]\n"
             "  task: single\n"
             "  classes:\n"
             f"{classes}\n"
             "  overlap: 1\n"
-            "  labelers: [labeler]\n"
         )
         self.write_items(0)
         t0 = time.perf_counter()
+        # People need an admin first; then the labelers, each with a token.
+        self.run(
+            "user",
+            "add",
+            "boss",
+            "--role",
+            "admin",
+            "--password-stdin",
+            stdin="bench-password-123\n",
+        )
         for i in range(labelers):
             name = f"labeler{i:02d}"
             self.run("user", "add", name, "--role", "labeler")
@@ -517,7 +547,7 @@ class Mlcrew(Target):
         self.setup_s[f"start at {n:,}"] = self.spawn(
             [*MLCREW, "serve", "-p", str(self.project), "--host", "127.0.0.1", "--port", "{port}"],
             self.mlcrew_env(),
-            "/readyz",
+            "/healthz",
         )
 
     def counts(self) -> dict[str, int]:
@@ -531,32 +561,41 @@ class Mlcrew(Target):
         }
 
     def overlap_check(self) -> tuple[int, int]:
-        """Tasks with more submitted labels than the overlap, read in the project's database."""
+        """Tasks with more submitted labels than their overlap, read in the project's database."""
         import sqlalchemy as sa
 
-        url = self.db_url or f"sqlite:///{self.project / '.mlcrew' / 'mlcrew.db'}"
-        engine = sa.create_engine(url)
+        from mlcrew.project import Project
+
+        proj = Project.open(self.project, db_url=self.db_url)
         try:
-            with engine.connect() as c:
+            with proj.store.engine.connect() as c:
                 row = c.execute(
                     sa.text(
-                        "SELECT coalesce(sum(CASE WHEN n > 1 THEN 1 ELSE 0 END), 0), coalesce(max(n), 0) FROM "
-                        "(SELECT count(*) AS n FROM label_assignments WHERE state = 'submitted' "
-                        "GROUP BY project, task_id) AS per_task"
-                    )
+                        "SELECT coalesce(sum(CASE WHEN per_task.n > t.needed THEN 1 ELSE 0 END), 0), "
+                        "coalesce(max(per_task.n), 0) FROM "
+                        "(SELECT task_id, count(*) AS n FROM label_assignments "
+                        "WHERE project = :p AND state = 'submitted' GROUP BY task_id) AS per_task "
+                        "JOIN label_tasks AS t ON t.id = per_task.task_id AND t.project = :p"
+                    ),
+                    {"p": proj.spec.name},
                 ).one()
         finally:
-            engine.dispose()
+            proj.close()
         return int(row[0]), int(row[1])
 
     def plans(self, labelers: int, submits: int, deadline: float) -> list[Plan]:
-        return [Plan("127.0.0.1", self.port, "mlcrew", t, 0, submits, deadline) for t in self.tokens[:labelers]]
+        return [
+            Plan("127.0.0.1", self.port, "mlcrew", t, 0, submits, deadline)
+            for t in self.tokens[:labelers]
+        ]
 
 
 # ---------------------------------------------------------------------------------- the run
 
 
-def scenario(target: Target, labelers: int, submits: int, seconds: float, procs: int) -> dict[str, Any]:
+def scenario(
+    target: Target, labelers: int, submits: int, seconds: float, procs: int
+) -> dict[str, Any]:
     before = target.counts()
     locked0 = target.server_errors()
     cpu0 = target.cpu()
@@ -619,7 +658,9 @@ def verdict(r: dict[str, Any]) -> list[str]:
     if r["tasks_over_overlap"]:
         missed.append(f"{r['tasks_over_overlap']} tasks over the overlap")
     if r["labels_added"] != r["submits_ok"] or r["submits_ok"] != r["labels_expected"]:
-        missed.append(f"{r['labels_added']} labels added for {r['submits_ok']} ok of {r['labels_expected']}")
+        missed.append(
+            f"{r['labels_added']} labels added for {r['submits_ok']} ok of {r['labels_expected']}"
+        )
     return missed
 
 
@@ -646,9 +687,14 @@ def main() -> int:
     ap.add_argument("--tasks", default="100000,1000000", help="task counts, ascending")
     ap.add_argument("--labelers", default="1,20", help="concurrent labelers per scenario")
     ap.add_argument("--submits", type=int, default=1000, help="loops per labeler")
-    ap.add_argument("--seconds", type=float, default=300, help="no new loop after this")
-    ap.add_argument("--ls-submits", type=int, default=0, help="loops per labeler for Label Studio (default --submits)")
-    ap.add_argument("--targets", default="ls,mlcrew", help="ls, mlcrew (SQLite, and PostgreSQL with --pg-url)")
+    ap.add_argument("--seconds", type=float, default=600, help="no new loop after this")
+    ap.add_argument("--ls-seconds", type=float, default=120, help="--seconds for Label Studio")
+    ap.add_argument(
+        "--warmup", type=int, default=5, help="untimed loops of one labeler after a start"
+    )
+    ap.add_argument(
+        "--targets", default="ls,mlcrew", help="ls, mlcrew (SQLite, and PostgreSQL with --pg-url)"
+    )
     ap.add_argument("--pg-url", default=os.environ.get("MLCREW_TEST_PG_URL"))
     ap.add_argument("--procs", type=int, default=2, help="client processes")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
@@ -671,7 +717,13 @@ def main() -> int:
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "nproc": os.cpu_count(),
         "commit": sh(["git", "rev-parse", "--short", "HEAD"]),
-        "label_studio": sh([str(PEERS_BIN / "python"), "-c", "import importlib.metadata as m; print(m.version('label-studio'))"]),
+        "label_studio": sh(
+            [
+                str(PEERS_BIN / "python"),
+                "-c",
+                "import importlib.metadata as m; print(m.version('label-studio'))",
+            ]
+        ),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
     print(f"labeling bench in {tmp}: {facts}", flush=True)
@@ -684,15 +736,23 @@ def main() -> int:
             results: list[dict[str, Any]] = []
             for t in targets:
                 t.grow(n)
+                if args.warmup:  # a fresh server's first requests load code and fill caches
+                    drive(t.plans(1, args.warmup, time.time() + 60), 1)
             for labelers in crowd:
                 for t in targets:
-                    submits = args.ls_submits if (t.key == "ls" and args.ls_submits) else args.submits
-                    r = scenario(t, labelers, submits, args.seconds, args.procs)
+                    seconds = args.ls_seconds if t.key == "ls" else args.seconds
+                    r = scenario(t, labelers, args.submits, seconds, args.procs)
                     if t.key.startswith("mlcrew"):
                         r["missed"] = verdict(r)
-                        failed += [f"{t.label} {n:,} tasks {labelers} labelers: {m}" for m in r["missed"]]
+                        failed += [
+                            f"{t.label} {n:,} tasks {labelers} labelers: {m}" for m in r["missed"]
+                        ]
                     results.append(r)
-            doc = {"facts": facts, "setup_s": {t.key: t.setup_s for t in targets}, "results": results}
+            doc = {
+                "facts": facts,
+                "setup_s": {t.key: t.setup_s for t in targets},
+                "results": results,
+            }
             out = RESULTS / f"labeling-{n}.json"
             out.write_text(json.dumps(doc, indent=2))
             print(f"\n{table(results)}\nwritten to {out}", flush=True)

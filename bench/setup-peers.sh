@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the peers the benchmarks compare against into bench/.venv, apart from mlcrew and its
 # .venv: MLflow 3 (with what `mlflow models serve --env-manager local` needs to serve a pyfunc
-# model: LightGBM, pandas, uvicorn) and `wrk` from Debian. Idempotent; re-run to upgrade.
+# model: LightGBM, pandas, uvicorn), Label Studio Community Edition (bench/labeling.py) and `wrk`
+# from Debian. Idempotent; re-run to upgrade.
 #   bash bench/setup-peers.sh            then   export PATH="$PWD/bench/.venv/bin:$PATH"
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -19,7 +20,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # The same LightGBM major as mlcrew's, so both sides run the same booster code.
-.venv/bin/python -m pip install --quiet "mlflow>=3,<4" "lightgbm>=4.3" pandas pyarrow
+# One resolve for all peers: Label Studio's pins (Django, pytz, ...) and MLflow's do not clash.
+.venv/bin/python -m pip install --quiet "mlflow>=3,<4" "lightgbm>=4.3" pandas pyarrow "label-studio>=1.20"
 .venv/bin/python -c "import mlflow, lightgbm; print('bench/.venv: mlflow', mlflow.__version__, '| lightgbm', lightgbm.__version__)"
+.venv/bin/python -c "import importlib.metadata as m; print('bench/.venv: label-studio', m.version('label-studio'))"
 echo "wrk: $(wrk --version 2>&1 | head -1)"
 echo "put the peers on PATH with: export PATH=\"$PWD/.venv/bin:\$PATH\""
