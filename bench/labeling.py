@@ -571,8 +571,8 @@ class Mlcrew(Target):
             with proj.store.engine.connect() as c:
                 row = c.execute(
                     sa.text(
-                        "SELECT coalesce(sum(CASE WHEN per_task.n > t.needed THEN 1 ELSE 0 END), 0), "
-                        "coalesce(max(per_task.n), 0) FROM "
+                        "SELECT coalesce(sum(CASE WHEN per_task.n > t.needed THEN 1 ELSE 0 END),"
+                        " 0), coalesce(max(per_task.n), 0) FROM "
                         "(SELECT task_id, count(*) AS n FROM label_assignments "
                         "WHERE project = :p AND state = 'submitted' GROUP BY task_id) AS per_task "
                         "JOIN label_tasks AS t ON t.id = per_task.task_id AND t.project = :p"
@@ -667,7 +667,8 @@ def verdict(r: dict[str, Any]) -> list[str]:
 def table(results: list[dict[str, Any]]) -> str:
     head = (
         "| target | tasks | labelers | next p50 / p99 ms | submit p50 / p99 ms | submits/s | "
-        "labels added / ok / expected | errors | 'database is locked' in log | tasks over overlap |\n"
+        "labels added / ok / expected | errors | 'database is locked' in log "
+        "| tasks over overlap |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     rows = []
@@ -675,8 +676,10 @@ def table(results: list[dict[str, Any]]) -> str:
         rows.append(
             f"| {r['label']} | {r['tasks']:,} | {r['labelers']} | "
             f"{r['next_ms']['p50']:.1f} / {r['next_ms']['p99']:.1f} | "
-            f"{r['submit_ms']['p50']:.1f} / {r['submit_ms']['p99']:.1f} | {r['submits_per_s']:.1f} | "
-            f"{r['labels_added']:,} / {r['submits_ok']:,} / {r['labels_expected']:,} | {r['error_count']} | "
+            f"{r['submit_ms']['p50']:.1f} / {r['submit_ms']['p99']:.1f} | "
+            f"{r['submits_per_s']:.1f} | "
+            f"{r['labels_added']:,} / {r['submits_ok']:,} / {r['labels_expected']:,} | "
+            f"{r['error_count']} | "
             f"{r['server_database_locked']} | {r['tasks_over_overlap']} |"
         )
     return head + "\n".join(rows) + "\n"
