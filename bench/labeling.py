@@ -590,6 +590,58 @@ class Mlcrew(Target):
         ]
 
 
+# ------------------------------------------------------------------------ where the time goes
+
+
+def profile_inprocess(target: Mlcrew, loops: int) -> dict[str, Any]:
+    """One labeler's next -> submit loops called in this process on the project's store, with
+    no HTTP: how much of the latency over HTTP is the queue and its database, and cProfile's
+    top entries for it (one labeler; a server's threads are invisible to cProfile)."""
+    import cProfile
+    import io
+    import pstats
+
+    from mlcrew.labeling import queue
+    from mlcrew.labeling.labelspec import LabelSpecs
+    from mlcrew.project import Project
+
+    proj = Project.open(target.project, db_url=target.db_url)
+    try:
+        spec = LabelSpecs(proj.store).current()
+        who = queue.Labeler("labeler00", any_task=True)
+        nexts: list[float] = []
+        subs: list[float] = []
+        prof = cProfile.Profile()
+        for n in range(loops):
+            t0 = time.perf_counter()
+            prof.enable()
+            views = queue.next_tasks(proj.store, spec, who, 1)
+            queue.progress(proj.store, who)  # the route answers it with every next
+            prof.disable()
+            nexts.append((time.perf_counter() - t0) * 1000)
+            if not views:
+                break
+            t0 = time.perf_counter()
+            prof.enable()
+            queue.submit(proj.store, spec, who, views[0].id, CLASSES[n % len(CLASSES)])
+            prof.disable()
+            subs.append((time.perf_counter() - t0) * 1000)
+        text = io.StringIO()
+        pstats.Stats(prof, stream=text).sort_stats("tottime").print_stats(18)
+    finally:
+        proj.close()
+    top = [ln for ln in text.getvalue().splitlines() if ln.strip()][-19:]
+    return {"target": target.key, "next_ms": summary(nexts), "submit_ms": summary(subs), "top": top}
+
+
+def profile_line(target: Target, got: dict[str, Any]) -> str:
+    nxt, sub = got["next_ms"], got["submit_ms"]
+    return (
+        f"  {target.label} in process, no HTTP: next p50 {nxt['p50']:.1f} p99 {nxt['p99']:.1f} ms"
+        f" | submit p50 {sub['p50']:.1f} p99 {sub['p99']:.1f} ms\n    " + "\n    ".join(got["top"])
+    )
+
+
 # ---------------------------------------------------------------------------------- the run
 
 
@@ -701,6 +753,12 @@ def main() -> int:
     ap.add_argument("--pg-url", default=os.environ.get("MLCREW_TEST_PG_URL"))
     ap.add_argument("--procs", type=int, default=2, help="client processes")
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
+    ap.add_argument(
+        "--profile",
+        type=int,
+        default=200,
+        help="in-process next -> submit loops profiled at the end",
+    )
     args = ap.parse_args()
     sizes = [int(x) for x in args.tasks.split(",")]
     crowd = [int(x) for x in args.labelers.split(",")]
@@ -751,10 +809,18 @@ def main() -> int:
                             f"{t.label} {n:,} tasks {labelers} labelers: {m}" for m in r["missed"]
                         ]
                     results.append(r)
+            profiles = []
+            if args.profile:
+                for t in targets:
+                    if isinstance(t, Mlcrew):
+                        got = profile_inprocess(t, args.profile)
+                        print(profile_line(t, got), flush=True)
+                        profiles.append(got)
             doc = {
                 "facts": facts,
                 "setup_s": {t.key: t.setup_s for t in targets},
                 "results": results,
+                "in_process": profiles,
             }
             out = RESULTS / f"labeling-{n}.json"
             out.write_text(json.dumps(doc, indent=2))
