@@ -714,7 +714,8 @@ def scenario(
         "submits_ok": ok,
         "labels_added": added,
         "labels_expected": labelers * submits,
-        "tasks_over_overlap": after["tasks_over_overlap"],
+        "tasks_over_overlap": after["tasks_over_overlap"],  # the whole project's, so far
+        "new_tasks_over_overlap": after["tasks_over_overlap"] - before["tasks_over_overlap"],
         "most_labels_on_a_task": after["most_labels_on_a_task"],
         "queue_empty": sum(r["empty"] for r in records),
         "server_cpu_s": cpu,
@@ -726,7 +727,8 @@ def scenario(
         f"p99 {result['next_ms']['p99']:.1f} ms | submit p50 {result['submit_ms']['p50']:.1f} "
         f"p99 {result['submit_ms']['p99']:.1f} ms | {ok} ok in {wall:.0f} s, +{added} labels, "
         f"{result['error_count']} errors, {result['server_database_locked']} 'database is locked', "
-        f"{after['tasks_over_overlap']} tasks over the overlap"
+        f"{result['new_tasks_over_overlap']} more tasks over the overlap "
+        f"({after['tasks_over_overlap']} in the project)"
     )
     print(line, flush=True)
     return result
@@ -742,7 +744,7 @@ def verdict(r: dict[str, Any]) -> list[str]:
     if r["error_count"]:
         missed.append(f"{r['error_count']} errors")
     if r["tasks_over_overlap"]:
-        missed.append(f"{r['tasks_over_overlap']} tasks over the overlap")
+        missed.append(f"{r['tasks_over_overlap']} tasks over the overlap in the project")
     if r["labels_added"] != r["submits_ok"] or r["submits_ok"] != r["labels_expected"]:
         missed.append(
             f"{r['labels_added']} labels added for {r['submits_ok']} ok of {r['labels_expected']}"
@@ -754,7 +756,7 @@ def table(results: list[dict[str, Any]]) -> str:
     head = (
         "| target | tasks | labelers | next p50 / p99 ms | submit p50 / p99 ms | submits/s | "
         "labels added / ok / expected | errors | 'database is locked' in log "
-        "| tasks over overlap |\n"
+        "| tasks over overlap: new (in project) |\n"
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
     )
     rows = []
@@ -766,7 +768,8 @@ def table(results: list[dict[str, Any]]) -> str:
             f"{r['submits_per_s']:.1f} | "
             f"{r['labels_added']:,} / {r['submits_ok']:,} / {r['labels_expected']:,} | "
             f"{r['error_count']} | "
-            f"{r['server_database_locked']} | {r['tasks_over_overlap']} |"
+            f"{r['server_database_locked']} | {r['new_tasks_over_overlap']} "
+            f"({r['tasks_over_overlap']}) |"
         )
     return head + "\n".join(rows) + "\n"
 
