@@ -28,6 +28,9 @@ errors its server log shows while it retries them itself. Afterwards the labels 
 each server's own database: how many were added (it must equal the submits that succeeded,
 and L x submits when none failed) and how many tasks hold more labels than the overlap.
 
+By default labelers do not pause (a saturation test: the server is never idle); --think S makes
+each labeler look at the item S seconds between next and submit, as people do.
+
 Scenarios run for each N of --tasks (ascending; the project grows by importing the rest: a
 re-import is idempotent on mlcrew, Label Studio gets the new tasks only) and each L of
 --labelers, the targets one after another within a scenario (so machine noise hits all).
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import http.client
 import json
 import multiprocessing as mp
@@ -103,6 +107,7 @@ class Plan:
     project_id: int
     submits: int
     deadline: float  # time.time() after which no new loop starts
+    think: float = 0.0  # seconds a labeler looks at the item between next and submit
 
 
 def _request(
@@ -159,6 +164,8 @@ def _labeler(plan: Plan, index: int, out: list[dict[str, Any]]) -> None:
         if not task:
             empty += 1
             break
+        if plan.think:
+            time.sleep(plan.think)
         if plan.kind == "ls":
             path = f"/api/tasks/{task['id']}/annotations/"
             payload = {
@@ -680,13 +687,17 @@ def profile_line(target: Target, got: dict[str, Any]) -> str:
 
 
 def scenario(
-    target: Target, labelers: int, submits: int, seconds: float, procs: int
+    target: Target, labelers: int, submits: int, seconds: float, procs: int, think: float = 0.0
 ) -> dict[str, Any]:
     before = target.counts()
     locked0 = target.server_errors()
     cpu0 = target.cpu()
     busy0, _ = machine_cpu()
-    records, wall = drive(target.plans(labelers, submits, time.time() + seconds), procs)
+    plans = [
+        dataclasses.replace(p, think=think)
+        for p in target.plans(labelers, submits, time.time() + seconds)
+    ]
+    records, wall = drive(plans, procs)
     cpu = target.cpu() - cpu0
     busy = machine_cpu()[0] - busy0
     after = target.counts()
@@ -704,6 +715,7 @@ def scenario(
         "tasks": after["tasks"],
         "labelers": labelers,
         "submits_per_labeler": submits,
+        "think_s": think,
         "wall_s": wall,
         "submits_per_s": ok / wall if wall else 0.0,
         "next_ms": summary(nexts),
@@ -789,6 +801,9 @@ def main() -> int:
     )
     ap.add_argument("--pg-url", default=os.environ.get("MLCREW_TEST_PG_URL"))
     ap.add_argument("--procs", type=int, default=2, help="client processes")
+    ap.add_argument(
+        "--think", type=float, default=0.0, help="seconds each labeler pauses before a submit"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
     ap.add_argument(
         "--profile",
@@ -839,7 +854,7 @@ def main() -> int:
             for labelers in crowd:
                 for t in targets:
                     seconds = args.ls_seconds if t.key == "ls" else args.seconds
-                    r = scenario(t, labelers, args.submits, seconds, args.procs)
+                    r = scenario(t, labelers, args.submits, seconds, args.procs, args.think)
                     if t.key.startswith("mlcrew"):
                         r["missed"] = verdict(r)
                         failed += [
