@@ -29,7 +29,8 @@ each server's own database: how many were added (it must equal the submits that 
 and L x submits when none failed) and how many tasks hold more labels than the overlap.
 
 By default labelers do not pause (a saturation test: the server is never idle); --think S makes
-each labeler look at the item S seconds between next and submit, as people do.
+each labeler look at the item between next and submit, as people do: 0.5-1.5 x S seconds
+(seeded per labeler), the first pause drawn from 0-S so that they do not move in step.
 
 Scenarios run for each N of --tasks (ascending; the project grows by importing the rest: a
 re-import is idempotent on mlcrew, Label Studio gets the new tasks only) and each L of
@@ -54,6 +55,7 @@ import http.client
 import json
 import multiprocessing as mp
 import os
+import random
 import re
 import sqlite3
 import statistics
@@ -141,6 +143,11 @@ def _labeler(plan: Plan, index: int, out: list[dict[str, Any]]) -> None:
     def error(what: str) -> None:
         errors[what] = errors.get(what, 0) + 1
 
+    # People do not move in step: each labeler's pauses are drawn (seeded) from 0.5-1.5 x think,
+    # and the first one staggers their start.
+    rng = random.Random(index)
+    if plan.think:
+        time.sleep(rng.uniform(0, plan.think))
     for n in range(plan.submits):
         if time.time() > plan.deadline:
             break
@@ -165,7 +172,7 @@ def _labeler(plan: Plan, index: int, out: list[dict[str, Any]]) -> None:
             empty += 1
             break
         if plan.think:
-            time.sleep(plan.think)
+            time.sleep(rng.uniform(0.5 * plan.think, 1.5 * plan.think))
         if plan.kind == "ls":
             path = f"/api/tasks/{task['id']}/annotations/"
             payload = {
