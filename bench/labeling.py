@@ -41,9 +41,10 @@ Label Studio gets --ls-seconds per scenario (its 20 labelers wait seconds per ta
 submits would take hours), mlcrew --seconds, so mlcrew's scenarios do all L x --submits.
 
 Usage: python bench/labeling.py [--tasks 100000,1000000] [--labelers 1,20] [--submits 1000]
-         [--seconds 600] [--ls-seconds 120] [--targets ls,mlcrew] [--pg-url URL]
-Writes bench/results/labeling-<N>.json per task count and prints a Markdown table. Exits 1 if
-mlcrew misses a goal, 2 if something misbehaves.
+         [--seconds 600] [--ls-seconds 120] [--think 0] [--targets ls,mlcrew] [--pg-url URL]
+         [--profile 200]
+Writes bench/results/labeling-<N>[-think<S>].json per task count and prints a Markdown table.
+Exits 1 if mlcrew misses a goal, 2 if something misbehaves.
 """
 
 from __future__ import annotations
@@ -881,7 +882,7 @@ def main() -> int:
                 "results": results,
                 "in_process": profiles,
             }
-            out = RESULTS / f"labeling-{n}.json"
+            out = RESULTS / f"labeling-{n}{f'-think{args.think:g}' if args.think else ''}.json"
             out.write_text(json.dumps(doc, indent=2))
             print(f"\n{table(results)}\nwritten to {out}", flush=True)
     except BenchError as exc:
