@@ -1,0 +1,1 @@
+"""Label projects: tasks, queues, agreement, quality control and active learning."""

@@ -1,0 +1,196 @@
+"""The labeling quality report: agreement, gold accuracy, consensus and likely label errors.
+
+Pure functions over votes (see votes.py): the store and the faces (REST, CLI, pages) only gather
+the votes, gold answers and item features and show the report.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from mlcrew.labeling.agreement import Agreement, agreement
+from mlcrew.labeling.consensus import (
+    Consensus,
+    ItemConsensus,
+    cleanlab_consensus,
+    most_disagreement,
+)
+from mlcrew.labeling.label_errors import (
+    LabelIssues,
+    OutOfFold,
+    find_label_errors,
+    out_of_fold_probabilities,
+)
+from mlcrew.labeling.votes import LabelValue, Task, Vote, Votes, check_gold, check_votes
+
+Every = Literal["day"] | int  # gold accuracy over time: per UTC day, or per N submissions
+
+
+@dataclass(frozen=True)
+class GoldScore:
+    """A labeler's answers on gold items: `accuracy` = correct / answered (None when none)."""
+
+    labeler: str
+    correct: int
+    answered: int
+    accuracy: float | None
+
+
+@dataclass(frozen=True)
+class GoldPoint:
+    """Gold accuracy of one labeler in one period: a UTC day "2026-11-22", or a run of their
+    submissions "1-50" (their 1st to 50th label)."""
+
+    labeler: str
+    period: str
+    correct: int
+    answered: int
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class QualityReport:
+    task: Task
+    classes: tuple[str, ...]
+    items: int
+    votes: int
+    labelers: tuple[str, ...]
+    agreement: Agreement
+    gold: tuple[GoldScore, ...]
+    gold_over_time: tuple[GoldPoint, ...]
+    consensus: Consensus
+    disagreements: tuple[ItemConsensus, ...]
+    out_of_fold: OutOfFold
+    label_issues: LabelIssues
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: label sets as sorted lists, no NaN, and the bulky probabilities left out."""
+        out = _jsonable(self)
+        out["out_of_fold"].pop("probs")
+        out["out_of_fold"]["items"] = len(self.out_of_fold.probs or {})
+        return dict(out)
+
+
+def _correct(label: LabelValue, answer: LabelValue) -> bool:
+    return label == answer
+
+
+def gold_accuracy(votes: Votes, gold: Mapping[str, LabelValue]) -> tuple[GoldScore, ...]:
+    """Per labeler: how many gold items they answered and how many they got right (exact match;
+    for multi-label the whole set must match)."""
+    out = []
+    for name in votes.labelers:
+        answered = [v for v in votes.votes if v.labeler == name and v.item in gold]
+        correct = sum(_correct(v.label, gold[v.item]) for v in answered)
+        accuracy = round(correct / len(answered), 6) if answered else None
+        out.append(GoldScore(name, correct, len(answered), accuracy))
+    return tuple(out)
+
+
+def gold_over_time(
+    votes: Votes, gold: Mapping[str, LabelValue], every: Every = "day"
+) -> tuple[GoldPoint, ...]:
+    """Gold accuracy per labeler per UTC day, or per run of `every` submissions of that labeler
+    (in time order; votes without a time keep their input order). Periods with no gold answer
+    are left out."""
+    if every != "day" and (isinstance(every, bool) or every < 1):
+        raise ValueError(f"every must be 'day' or a positive number of submissions, not {every!r}")
+    out: list[GoldPoint] = []
+    for name in votes.labelers:
+        mine = [v for v in votes.votes if v.labeler == name]
+        if every == "day":
+            if any(v.at is None for v in mine if v.item in gold):
+                continue  # no time: per-day accuracy cannot be placed
+            periods: dict[str, list[Vote]] = {}
+            for v in sorted(mine, key=lambda v: v.at.isoformat() if v.at else ""):
+                if v.at is not None:
+                    periods.setdefault(v.at.date().isoformat(), []).append(v)
+        else:
+            timed = sorted(enumerate(mine), key=lambda p: (p[1].at is None, p[1].at or 0, p[0]))
+            ordered = [v for _, v in timed] if all(v.at is not None for v in mine) else mine
+            periods = {
+                f"{start + 1}-{min(start + every, len(ordered))}": ordered[start : start + every]
+                for start in range(0, len(ordered), every)
+            }
+        for period, group in periods.items():
+            answered = [v for v in group if v.item in gold]
+            if answered:
+                correct = sum(_correct(v.label, gold[v.item]) for v in answered)
+                out.append(
+                    GoldPoint(
+                        name, period, correct, len(answered), round(correct / len(answered), 6)
+                    )
+                )
+    return tuple(out)
+
+
+def quality_report(
+    votes: Iterable[Vote],
+    classes: Sequence[str],
+    *,
+    task: Task = "single",
+    gold: Mapping[str, LabelValue] | None = None,
+    features: Mapping[str, Sequence[float]] | None = None,
+    seed: int = 0,
+    every: Every = "day",
+    disagreements: int = 20,
+) -> QualityReport:
+    """Every quality figure of a label project's votes.
+
+    `features` maps items to numeric feature vectors; with them, a model's out-of-fold
+    probabilities on the majority labels drive cleanlab's consensus and the label-error search.
+    Gold items count toward agreement and consensus like any other item.
+    """
+    checked = check_votes(votes, classes, task)
+    answers = check_gold(gold or {}, checked)
+    majority_labels = _majority_labels(checked)
+    if task == "multi":
+        oof = OutOfFold(None, 0, "label-error search is for single-label tasks")
+    elif not features:
+        oof = OutOfFold(None, 0, "the items have no numeric features to train a model on")
+    else:
+        oof = out_of_fold_probabilities(features, majority_labels, checked.classes, seed=seed)
+    consensus = cleanlab_consensus(checked, oof.probs)
+    if oof.probs is None:
+        issues = LabelIssues((), 0, oof.reason)
+    else:
+        labels = {c.item: str(c.label) for c in consensus.items}
+        issues = find_label_errors(labels, oof.probs, checked.classes)
+    return QualityReport(
+        task=task,
+        classes=checked.classes,
+        items=len(checked.items),
+        votes=len(checked.votes),
+        labelers=checked.labelers,
+        agreement=agreement(checked),
+        gold=gold_accuracy(checked, answers),
+        gold_over_time=gold_over_time(checked, answers, every),
+        consensus=consensus,
+        disagreements=most_disagreement(consensus, disagreements),
+        out_of_fold=oof,
+        label_issues=issues,
+    )
+
+
+def _majority_labels(checked: Votes) -> dict[str, str]:
+    from mlcrew.labeling.consensus import majority
+
+    return {c.item: str(c.label) for c in majority(checked).items if isinstance(c.label, str)}
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, frozenset | set):
+        return sorted(value)
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
