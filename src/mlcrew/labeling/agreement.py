@@ -3,8 +3,8 @@
 Each figure is computed on "units" holding one coded value per labeler. A single-label task has
 one unit per item, valued by the class. A multi-label task has one unit per (item, class), valued
 yes/no, so its overall figure pools every class's yes/no decisions. Per-class figures are
-one-vs-rest: each unit is reduced to "this class or not". An undefined figure (one labeler, no shared items, a
-single value in use, so chance agreement is total) is None with the reason.
+one-vs-rest: each unit is reduced to "this class or not". An undefined figure (one labeler, no
+shared items, a single value in use, so chance agreement is total) is None with the reason.
 """
 
 from __future__ import annotations
