@@ -19,7 +19,7 @@ from mlcrew.errors import DataError
 from mlcrew.labeling.agreement import agreement, ratings
 from mlcrew.labeling.consensus import cleanlab_consensus, majority, most_disagreement
 from mlcrew.labeling.label_errors import find_label_errors, out_of_fold_probabilities
-from mlcrew.labeling.quality import gold_accuracy, gold_over_time, quality_report
+from mlcrew.labeling.quality import gold_accuracy, over_time, quality_report
 from mlcrew.labeling.votes import Vote, check_votes
 
 
@@ -233,17 +233,34 @@ def test_gold_accuracy_per_labeler_and_over_time() -> None:
     checked = check_votes(votes, ["cat", "dog"])
     scores = {g.labeler: (g.correct, g.answered, g.accuracy) for g in gold_accuracy(checked, gold)}
     assert scores == {"ann": (2, 3, pytest.approx(2 / 3)), "bob": (0, 1, 0.0), "cy": (0, 0, None)}
-    per_day = [(p.labeler, p.period, p.correct, p.answered) for p in gold_over_time(checked, gold)]
+    per_day = [
+        (p.labeler, p.period, p.labels, p.gold_correct, p.gold_answered, p.gold_accuracy)
+        for p in over_time(checked, gold)
+    ]
     assert per_day == [
-        ("ann", "2026-11-20", 2, 2),
-        ("ann", "2026-11-21", 0, 1),
-        ("bob", "2026-11-20", 0, 1),
+        ("ann", "2026-11-20", 2, 2, 2, 1.0),
+        ("ann", "2026-11-21", 2, 0, 1, 0.0),
+        ("bob", "2026-11-20", 2, 0, 1, 0.0),
+        ("cy", "2026-11-20", 1, 0, 0, None),
     ]
     # Per 3 submissions: ann's 1st-3rd hold g1 g2 g3 (2 right of 3), her 4th holds no gold.
     per_three = [
-        (p.labeler, p.period, p.correct, p.answered) for p in gold_over_time(checked, gold, 3)
+        (p.labeler, p.period, p.gold_correct, p.gold_answered) for p in over_time(checked, gold, 3)
     ]
-    assert per_three == [("ann", "1-3", 2, 3), ("bob", "1-2", 0, 1)]
+    assert per_three == [("ann", "1-3", 2, 3), ("ann", "4-4", 0, 0), ("bob", "1-2", 0, 1),
+                         ("cy", "1-1", 0, 0)]  # fmt: skip
+    # Agreement over time: on day 1 ann's g1 (cat) meets bob's dog: 0 of 1; on day 2 her x (cat)
+    # meets bob's cat: 1 of 1.
+    ann = [(p.period, p.agreed, p.compared) for p in over_time(checked, gold) if p.labeler == "ann"]
+    assert ann == [("2026-11-20", 0, 1), ("2026-11-21", 1, 1)]
+    with pytest.raises(DataError, match="every must be"):
+        over_time(checked, gold, 0)
+
+
+def test_confirmed_suggestions_are_counted_apart() -> None:
+    votes = [Vote("x", "ann", "cat", confirmed=True), Vote("y", "ann", "dog")]
+    (period,) = over_time(check_votes(votes, ["cat", "dog"]), {}, 10)
+    assert (period.labels, period.confirmed) == (2, 1)
 
 
 def blobs(n: int, seed: int, spread: float = 1.0) -> tuple[dict[str, list[float]], dict[str, str]]:

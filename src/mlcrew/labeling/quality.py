@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from mlcrew.errors import DataError
 from mlcrew.labeling.agreement import Agreement, agreement
 from mlcrew.labeling.consensus import (
     Consensus,
@@ -41,15 +42,26 @@ class GoldScore:
 
 
 @dataclass(frozen=True)
-class GoldPoint:
-    """Gold accuracy of one labeler in one period: a UTC day "2026-11-22", or a run of their
-    submissions "1-50" (their 1st to 50th label)."""
+class Period:
+    """One labeler's work in one period: a UTC day "2026-11-22", or a run of their submissions
+    "1-50" (their 1st to 50th label, in time order).
+
+    `confirmed` counts labels that took the shown pre-label as it was, so agreement with the
+    model is not read as quality. `agreement` = agreed / compared over (their vote, another
+    labeler's vote on the same item) pairs; `gold_accuracy` = gold_correct / gold_answered.
+    Either is None when the period has nothing to compare.
+    """
 
     labeler: str
     period: str
-    correct: int
-    answered: int
-    accuracy: float
+    labels: int
+    confirmed: int
+    gold_correct: int
+    gold_answered: int
+    gold_accuracy: float | None
+    agreed: int
+    compared: int
+    agreement: float | None
 
 
 @dataclass(frozen=True)
@@ -61,7 +73,7 @@ class QualityReport:
     labelers: tuple[str, ...]
     agreement: Agreement
     gold: tuple[GoldScore, ...]
-    gold_over_time: tuple[GoldPoint, ...]
+    over_time: tuple[Period, ...]
     consensus: Consensus
     disagreements: tuple[ItemConsensus, ...]
     out_of_fold: OutOfFold
@@ -91,40 +103,60 @@ def gold_accuracy(votes: Votes, gold: Mapping[str, LabelValue]) -> tuple[GoldSco
     return tuple(out)
 
 
-def gold_over_time(
+def _periods(mine: list[Vote], every: Every) -> dict[str, list[Vote]]:
+    timed = sorted(enumerate(mine), key=lambda p: (p[1].at is None, p[1].at or 0, p[0]))
+    if every == "day":
+        days: dict[str, list[Vote]] = {}
+        for _, v in timed:
+            if v.at is not None:  # a vote without a time cannot be placed on a day
+                days.setdefault(v.at.date().isoformat(), []).append(v)
+        return days
+    ordered = [v for _, v in timed] if all(v.at is not None for v in mine) else mine
+    return {
+        f"{start + 1}-{min(start + every, len(ordered))}": ordered[start : start + every]
+        for start in range(0, len(ordered), every)
+    }
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 6) if whole else None
+
+
+def over_time(
     votes: Votes, gold: Mapping[str, LabelValue], every: Every = "day"
-) -> tuple[GoldPoint, ...]:
-    """Gold accuracy per labeler per UTC day, or per run of `every` submissions of that labeler
-    (in time order; votes without a time keep their input order). Periods with no gold answer
-    are left out."""
+) -> tuple[Period, ...]:
+    """Per labeler and period (UTC day, or run of `every` submissions): labels, confirmed
+    suggestions, gold accuracy and agreement with the others. Votes keep their input order
+    where they carry no time."""
     if every != "day" and (isinstance(every, bool) or every < 1):
-        raise ValueError(f"every must be 'day' or a positive number of submissions, not {every!r}")
-    out: list[GoldPoint] = []
+        raise DataError(f"every must be 'day' or a positive number of submissions, not {every!r}")
+    by_item = votes.by_item()
+    out: list[Period] = []
     for name in votes.labelers:
         mine = [v for v in votes.votes if v.labeler == name]
-        if every == "day":
-            if any(v.at is None for v in mine if v.item in gold):
-                continue  # no time: per-day accuracy cannot be placed
-            periods: dict[str, list[Vote]] = {}
-            for v in sorted(mine, key=lambda v: v.at.isoformat() if v.at else ""):
-                if v.at is not None:
-                    periods.setdefault(v.at.date().isoformat(), []).append(v)
-        else:
-            timed = sorted(enumerate(mine), key=lambda p: (p[1].at is None, p[1].at or 0, p[0]))
-            ordered = [v for _, v in timed] if all(v.at is not None for v in mine) else mine
-            periods = {
-                f"{start + 1}-{min(start + every, len(ordered))}": ordered[start : start + every]
-                for start in range(0, len(ordered), every)
-            }
-        for period, group in periods.items():
+        for period, group in _periods(mine, every).items():
             answered = [v for v in group if v.item in gold]
-            if answered:
-                correct = sum(_correct(v.label, gold[v.item]) for v in answered)
-                out.append(
-                    GoldPoint(
-                        name, period, correct, len(answered), round(correct / len(answered), 6)
-                    )
+            correct = sum(_correct(v.label, gold[v.item]) for v in answered)
+            agreed = compared = 0
+            for v in group:
+                for other, label in by_item[v.item].items():
+                    if other != name:
+                        compared += 1
+                        agreed += label == v.label
+            out.append(
+                Period(
+                    labeler=name,
+                    period=period,
+                    labels=len(group),
+                    confirmed=sum(v.confirmed for v in group),
+                    gold_correct=correct,
+                    gold_answered=len(answered),
+                    gold_accuracy=_ratio(correct, len(answered)),
+                    agreed=agreed,
+                    compared=compared,
+                    agreement=_ratio(agreed, compared),
                 )
+            )
     return tuple(out)
 
 
@@ -168,7 +200,7 @@ def quality_report(
         labelers=checked.labelers,
         agreement=agreement(checked),
         gold=gold_accuracy(checked, answers),
-        gold_over_time=gold_over_time(checked, answers, every),
+        over_time=over_time(checked, answers, every),
         consensus=consensus,
         disagreements=most_disagreement(consensus, disagreements),
         out_of_fold=oof,

@@ -20,12 +20,14 @@ LabelValue: TypeAlias = str | frozenset[str]
 
 @dataclass(frozen=True)
 class Vote:
-    """One labeler's submitted label for one item; `at` orders it in time (gold over time)."""
+    """One labeler's submitted label for one item; `at` orders it in time (figures over time);
+    `confirmed`: the label is the pre-label shown, taken as it was."""
 
     item: str
     labeler: str
     label: LabelValue
     at: datetime | None = None
+    confirmed: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def check_votes(votes: Iterable[Vote], classes: Sequence[str], task: Task = "sin
             unknown = {v.label} - set(known)
         else:
             if isinstance(v.label, str):
-                v = Vote(v.item, v.labeler, frozenset([v.label]), v.at)
+                v = Vote(v.item, v.labeler, frozenset([v.label]), v.at, v.confirmed)
             unknown = set(v.label) - set(known)
         if unknown:
             raise DataError(
