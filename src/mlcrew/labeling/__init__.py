@@ -1,1 +1,1 @@
-"""Label projects: tasks, queues, agreement, quality control and active learning."""
+"""The labeling workspace: label specs, tasks, each labeler's queue, and their labels."""
