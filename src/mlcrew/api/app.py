@@ -162,6 +162,7 @@ def build_api(app: ServiceApp) -> FastAPI:
         pages,
         people,
         registry,
+        review,
         runs,
     )
 
@@ -189,7 +190,7 @@ def build_api(app: ServiceApp) -> FastAPI:
         gate=app.gate,
     )
     modules = (health, models, registry, runs, monitoring, pages, login, people, audit, labeling)
-    for module in modules:
+    for module in (*modules, review):
         api.include_router(module.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api.openapi = openapi.builder(api, app.service, spec.name)  # type: ignore[method-assign]

@@ -73,3 +73,23 @@ def label_status_cmd(project: Path = ProjectOption, json_out: bool = JsonOption)
     for name, value in rows:
         table.add_row(f"[bold]{name}[/]", value)
     console.print(table)
+
+
+@app.command("quality")
+def label_quality_cmd(
+    project: Path = ProjectOption,
+    json_out: bool = JsonOption,
+    every: str = typer.Option("day", help="Periods over time: 'day' or N submissions."),
+) -> None:
+    """Agreement, gold accuracy per labeler, consensus and likely label errors."""
+    from mlcrew.labeling.project_quality import project_quality
+    from mlcrew.labeling.quality import parse_every
+    from mlcrew.labeling.quality_text import quality_tables
+    from mlcrew.project import Project
+
+    report = project_quality(Project.open(project).store, every=parse_every(every))
+    if json_out:
+        emit_json(report.to_dict(items=False, issues=100))
+        return
+    for table in quality_tables(report):
+        console.print(table)

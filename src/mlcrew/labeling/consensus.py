@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from mlcrew.labeling.votes import LabelValue, Votes
@@ -26,6 +26,7 @@ class ItemConsensus:
     `agreement` is the share of votes that back the consensus (for multi-label: the mean over the
     classes anyone picked of the share of votes agreeing on that class's yes/no); `quality` is
     cleanlab's consensus quality score, None under majority; `tied` says the votes were tied.
+    The label of an item a reviewer corrected is the correction (`reviewed`).
     """
 
     item: str
@@ -34,6 +35,18 @@ class ItemConsensus:
     agreement: float
     tied: bool
     quality: float | None = None
+    reviewed: bool = False  # a reviewer's correction set the label
+
+
+def apply_corrections(consensus: Consensus, corrections: Mapping[str, LabelValue]) -> Consensus:
+    """A reviewer's corrected label is the item's label, whatever the votes say."""
+    if not corrections:
+        return consensus
+    items = tuple(
+        replace(c, label=corrections[c.item], reviewed=True) if c.item in corrections else c
+        for c in consensus.items
+    )
+    return replace(consensus, items=items)
 
 
 @dataclass(frozen=True)

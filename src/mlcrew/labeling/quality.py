@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from mlcrew.errors import DataError
@@ -17,6 +17,7 @@ from mlcrew.labeling.agreement import Agreement, agreement
 from mlcrew.labeling.consensus import (
     Consensus,
     ItemConsensus,
+    apply_corrections,
     cleanlab_consensus,
     most_disagreement,
 )
@@ -79,12 +80,35 @@ class QualityReport:
     out_of_fold: OutOfFold
     label_issues: LabelIssues
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: label sets as sorted lists, no NaN, and the bulky probabilities left out."""
+    def to_dict(self, *, items: bool = True, issues: int | None = None) -> dict[str, Any]:
+        """JSON-ready: label sets as sorted lists, no NaN, the bulky probabilities left out.
+
+        `items=False` leaves out the consensus of every item (a project has a million) and keeps
+        its counts; `issues` keeps the first N label issues (`total` says how many there are).
+        """
         out = _jsonable(self)
         out["out_of_fold"].pop("probs")
         out["out_of_fold"]["items"] = len(self.out_of_fold.probs or {})
+        consensus = out["consensus"]
+        consensus["tied"] = sum(c.tied for c in self.consensus.items)
+        consensus["reviewed"] = sum(c.reviewed for c in self.consensus.items)
+        consensus["count"] = len(self.consensus.items)
+        if not items:
+            consensus.pop("items")
+        found = out["label_issues"]
+        found["total"] = len(self.label_issues.issues)
+        if issues is not None:
+            found["issues"] = found["issues"][:issues]
         return dict(out)
+
+
+def parse_every(every: str) -> Every:
+    """'day' or a positive number of submissions, as typed on a command line or in a URL."""
+    if every == "day":
+        return "day"
+    if every.isdigit() and int(every) >= 1:
+        return int(every)
+    raise DataError(f"every must be 'day' or a positive number of submissions, not {every!r}")
 
 
 def _correct(label: LabelValue, answer: LabelValue) -> bool:
@@ -170,12 +194,16 @@ def quality_report(
     seed: int = 0,
     every: Every = "day",
     disagreements: int = 20,
+    corrections: Mapping[str, LabelValue] | None = None,
 ) -> QualityReport:
     """Every quality figure of a label project's votes.
 
     `features` maps items to numeric feature vectors; with them, a model's out-of-fold
     probabilities on the majority labels drive cleanlab's consensus and the label-error search.
-    Gold items count toward agreement and consensus like any other item.
+    Gold items count toward agreement and consensus like any other item. `corrections` are
+    reviewers' corrected labels by item: they become the items' consensus, and the items leave
+    the label-error list (a reviewer has looked at them already); the labelers' own votes still
+    count for agreement and gold accuracy.
     """
     checked = check_votes(votes, classes, task)
     answers = check_gold(gold or {}, checked)
@@ -186,12 +214,15 @@ def quality_report(
         oof = OutOfFold(None, 0, "the items have no numeric features to train a model on")
     else:
         oof = out_of_fold_probabilities(features, majority_labels, checked.classes, seed=seed)
-    consensus = cleanlab_consensus(checked, oof.probs)
+    fixed = check_gold(corrections or {}, checked, what="corrected label")
+    consensus = apply_corrections(cleanlab_consensus(checked, oof.probs), fixed)
     if oof.probs is None:
         issues = LabelIssues((), 0, oof.reason)
     else:
         labels = {c.item: str(c.label) for c in consensus.items}
-        issues = find_label_errors(labels, oof.probs, checked.classes)
+        found = find_label_errors(labels, oof.probs, checked.classes)
+        kept = [i for i in found.issues if i.item not in fixed]
+        issues = replace(found, issues=tuple(replace(i, rank=r + 1) for r, i in enumerate(kept)))
     return QualityReport(
         task=task,
         classes=checked.classes,

@@ -98,8 +98,10 @@ def check_votes(votes: Iterable[Vote], classes: Sequence[str], task: Task = "sin
     return Votes(task, known, tuple(out))
 
 
-def check_gold(gold: Mapping[str, LabelValue], checked: Votes) -> dict[str, LabelValue]:
-    """Gold answers in the task's shape; an answer outside the class list is named."""
+def check_gold(
+    gold: Mapping[str, LabelValue], checked: Votes, what: str = "gold answer"
+) -> dict[str, LabelValue]:
+    """Gold answers (or corrections) in the task's shape; one outside the class list is named."""
     out: dict[str, LabelValue] = {}
     for item, answer in gold.items():
         value: LabelValue = answer
@@ -109,7 +111,7 @@ def check_gold(gold: Mapping[str, LabelValue], checked: Votes) -> dict[str, Labe
         unknown = labels - set(checked.classes)
         if unknown or (checked.task == "single" and not isinstance(value, str)):
             raise DataError(
-                f"gold answer for item {item!r}: {answer!r} is not one of {list(checked.classes)}"
+                f"{what} for item {item!r}: {answer!r} is not one of {list(checked.classes)}"
             )
         out[item] = value
     return out
