@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,24 +96,33 @@ def write_project(root: Path) -> dict[str, str]:
     return truth
 
 
-@pytest.fixture()
-def label_project(tmp_path: Path, db_url: str) -> Iterator[LabelProject]:
+@contextmanager
+def serve_label_project(tmp_path: Path, db_url: str) -> Iterator[LabelProject]:
+    """The project imported, its people added, and its service running on loopback."""
     root = tmp_path / "points"
     truth = write_project(root)
     proj = Project.open(root, db_url=db_url)
     import_tasks(proj.store, proj.spec, proj.root, actor="test")
     secrets = {}
     for name, (role, external) in PEOPLE.items():
-        # Only the admin signs in with a password (hashing is slow on purpose); tokens for all.
-        password = PASSWORD if role == "admin" else None
+        # Only those who sign in on pages get a password (hashing is slow on purpose).
+        password = PASSWORD if role in ("admin", "reviewer") else None
         users.add_user(
             proj.store, "points", name, role, actor="test", external=external, password=password
         )
         secrets[name], _ = tokens.create_token(proj.store, "points", name, actor="test")
     app = create_app(proj.root, proj.spec, proj.store, access_log=False)
-    with BackgroundServer(app) as srv:
-        yield LabelProject(proj, srv.url, secrets, truth, db_url)
-    proj.close()
+    try:
+        with BackgroundServer(app) as srv:
+            yield LabelProject(proj, srv.url, secrets, truth, db_url)
+    finally:
+        proj.close()
+
+
+@pytest.fixture()
+def label_project(tmp_path: Path, db_url: str) -> Iterator[LabelProject]:
+    with serve_label_project(tmp_path, db_url) as lp:
+        yield lp
 
 
 def wrong(label: str) -> str:

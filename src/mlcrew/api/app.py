@@ -156,6 +156,7 @@ def build_api(app: ServiceApp) -> FastAPI:
         audit,
         health,
         labeling,
+        labeling_pages,
         login,
         models,
         monitoring,
@@ -190,7 +191,7 @@ def build_api(app: ServiceApp) -> FastAPI:
         gate=app.gate,
     )
     modules = (health, models, registry, runs, monitoring, pages, login, people, audit, labeling)
-    for module in (*modules, review):
+    for module in (*modules, review, labeling_pages):
         api.include_router(module.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api.openapi = openapi.builder(api, app.service, spec.name)  # type: ignore[method-assign]
