@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from mlcrew.labeling.tables import LabelAssignment, LabelTask
-from tests.labeling.conftest import PASSWORD, LabelProject, label_everything, serve_label_project
+from tests.labeling.points import PASSWORD, LabelProject, label_everything, serve_label_project
 
 
 @pytest.fixture()

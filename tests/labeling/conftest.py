@@ -1,160 +1,73 @@
-"""A small label project served over real HTTP: 60 points in three clusters to label a/b/c, a
-few gold items, overlap 2, and people with tokens (three labelers, a reviewer, a manager, an
-external labeler)."""
+"""A small text-labeling project (pets: cat, dog, bird) on both metadata backends, with labelers
+who hold tokens."""
 
 from __future__ import annotations
 
-import csv
-import os
+import random
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-import numpy as np
 import pytest
 
-from mlcrew.api.app import create_app
 from mlcrew.labeling.importer import import_tasks
-from mlcrew.labeling.votes import Vote
 from mlcrew.people import tokens, users
 from mlcrew.project import Project
-from mlcrew.serving.server import BackgroundServer
 
 SPEC = """\
-name: points
+name: pets
 sources:
-  points: {path: data/points.csv}
-dataset: {from: points, split: {by: random, test: 0.2}}
+  items: {path: data/items.csv}
+dataset: {from: items}
 target: truth
 labeling:
-  from: points
+  from: items
   id: id
-  show: rows
-  columns: [x, y]
+  show: text
+  column: text
   hidden: [truth]
   classes:
-    - {name: a, key: a}
-    - {name: b, key: b}
-    - {name: c, key: c}
-  guidelines: Pick the cluster.
-  overlap: 2
-  gold: {path: gold.csv, share: 0.1}
+    - {name: cat, key: "1", description: a cat}
+    - {name: dog, key: "2"}
+    - {name: bird, key: "3"}
+  guidelines: guidelines.md
+  overlap: OVERLAP
+  gold: {path: data/gold.csv, share: GOLD}
 """
-CENTRES = {"a": (0.0, 0.0), "b": (6.0, 0.0), "c": (0.0, 6.0)}
-GOLD = ("p000", "p001", "p002")
-PASSWORD = "correct horse battery"
-PEOPLE = {
-    "ada": ("admin", False),
-    "ann": ("labeler", False),
-    "bob": ("labeler", False),
-    "cy": ("labeler", False),
-    "rita": ("reviewer", False),
-    "max": ("manager", False),
-    "eve": ("labeler", True),
-}
+CLASSES = ("cat", "dog", "bird")
 
 
-@dataclass
-class LabelProject:
-    project: Project
-    url: str
-    tokens: dict[str, str]
-    truth: dict[str, str]
-    db_url: str
-
-    @property
-    def env(self) -> dict[str, str]:
-        """The environment for `mlcrew` commands on this project's store."""
-        return {**os.environ, "MLCREW_DB_URL": self.db_url}
-
-    def client(self, who: str) -> httpx.Client:
-        return httpx.Client(
-            base_url=self.url, timeout=60, headers={"authorization": f"Bearer {self.tokens[who]}"}
-        )
-
-
-def write_project(root: Path) -> dict[str, str]:
-    (root / "data").mkdir(parents=True)
-    rng = np.random.default_rng(5)
-    truth = {}
-    with (root / "data" / "points.csv").open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["id", "x", "y", "truth"])
-        for i in range(60):
-            cls = "abc"[i % 3]
-            x, y = rng.normal(CENTRES[cls], 1.0)
-            out.writerow([f"p{i:03d}", round(float(x), 4), round(float(y), 4), cls])
-            truth[f"p{i:03d}"] = cls
-    with (root / "gold.csv").open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(["id", "label"])
-        for item in GOLD:
-            out.writerow([item, truth[item]])
-    (root / "mlcrew.yaml").write_text(SPEC)
-    return truth
-
-
-@contextmanager
-def serve_label_project(tmp_path: Path, db_url: str) -> Iterator[LabelProject]:
-    """The project imported, its people added, and its service running on loopback."""
-    root = tmp_path / "points"
-    truth = write_project(root)
-    proj = Project.open(root, db_url=db_url)
-    import_tasks(proj.store, proj.spec, proj.root, actor="test")
-    secrets = {}
-    for name, (role, external) in PEOPLE.items():
-        # Only those who sign in on pages get a password (hashing is slow on purpose).
-        password = PASSWORD if role in ("admin", "reviewer") else None
-        users.add_user(
-            proj.store, "points", name, role, actor="test", external=external, password=password
-        )
-        secrets[name], _ = tokens.create_token(proj.store, "points", name, actor="test")
-    app = create_app(proj.root, proj.spec, proj.store, access_log=False)
-    try:
-        with BackgroundServer(app) as srv:
-            yield LabelProject(proj, srv.url, secrets, truth, db_url)
-    finally:
-        proj.close()
+def write_project(root: Path, items: int = 60, overlap: int = 2, gold: float = 0.1) -> Path:
+    """Items i0..i{n-1}; their truth in a hidden column; every 10th item is gold."""
+    rng = random.Random(7)
+    (root / "data").mkdir(parents=True, exist_ok=True)
+    truth = [rng.choice(CLASSES) for _ in range(items)]
+    lines = ["id,text,truth"] + [f"i{i},animal number {i},{t}" for i, t in enumerate(truth)]
+    (root / "data" / "items.csv").write_text("\n".join(lines) + "\n")
+    gold_lines = ["id,label"] + [f"i{i},{truth[i]}" for i in range(0, items, 10)]
+    (root / "data" / "gold.csv").write_text("\n".join(gold_lines) + "\n")
+    (root / "guidelines.md").write_text("# Pets\n\nPick the **animal** in the text.\n")
+    spec = SPEC.replace("OVERLAP", str(overlap)).replace("GOLD", str(gold))
+    (root / "mlcrew.yaml").write_text(spec)
+    return root
 
 
 @pytest.fixture()
-def label_project(tmp_path: Path, db_url: str) -> Iterator[LabelProject]:
-    with serve_label_project(tmp_path, db_url) as lp:
-        yield lp
+def pets(tmp_path: Path, db_url: str) -> Iterator[Project]:
+    """The pets project, imported, on SQLite and on PostgreSQL."""
+    root = write_project(tmp_path / "pets")
+    proj = Project.open(root, db_url=db_url)
+    import_tasks(proj.store, proj.spec, proj.root, actor="test")
+    yield proj
+    proj.close()
 
 
-def wrong(label: str) -> str:
-    return {"a": "b", "b": "c", "c": "a"}[label]
-
-
-def answer(who: str, item: str, truth: str) -> str:
-    """ann and cy are always right; bob is wrong on every fifth item (p000, p005, ...)."""
-    return wrong(truth) if who == "bob" and int(item[1:]) % 5 == 0 else truth
-
-
-def label_everything(lp: LabelProject, who: tuple[str, ...] = ("ann", "bob", "cy")) -> list[Vote]:
-    """Each labeler takes tasks over REST until their queue is dry; returns what was submitted."""
-    votes = []
-    clients = {name: lp.client(name) for name in who}
-    try:
-        active = list(who)
-        while active:
-            for name in list(active):
-                got = clients[name].get("/v1/labeling/next")
-                assert got.status_code == 200, got.text
-                task = got.json()["task"]
-                if task is None:
-                    active.remove(name)
-                    continue
-                label = answer(name, task["item"], lp.truth[task["item"]])
-                sent = clients[name].post(
-                    f"/v1/labeling/tasks/{task['id']}/labels", json={"label": label}
-                )
-                assert sent.status_code == 201, sent.text
-                votes.append(Vote(task["item"], name, label))
-    finally:
-        for c in clients.values():
-            c.close()
-    return votes
+def add_labelers(proj: Project, names: list[str], external: bool = False) -> dict[str, str]:
+    """Labelers with tokens: {name: token}. An admin is added first (people need one)."""
+    name = proj.spec.name
+    if not users.count_users(proj.store, name)[1]:
+        users.add_user(proj.store, name, "boss", "admin", actor="test")
+    out = {}
+    for who in names:
+        users.add_user(proj.store, name, who, "labeler", actor="test", external=external)
+        out[who], _ = tokens.create_token(proj.store, name, who, actor="test")
+    return out

@@ -7,15 +7,29 @@ import json
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from mlcrew.labeling.quality import quality_report
 from mlcrew.labeling.tables import LabelAssignment, LabelEvent, LabelTask
-from tests.labeling.conftest import GOLD, LabelProject, label_everything, wrong
+from tests.labeling.points import (
+    GOLD,
+    LabelProject,
+    label_everything,
+    serve_label_project,
+    wrong,
+)
 
 CLASSES = ["a", "b", "c"]
+
+
+@pytest.fixture()
+def label_project(tmp_path: Path, db_url: str) -> Iterator[LabelProject]:
+    with serve_label_project(tmp_path, db_url) as lp:
+        yield lp
 
 
 def events(lp: LabelProject, item: str) -> list[tuple[str, str, object, str | None]]:

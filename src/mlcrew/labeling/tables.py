@@ -4,9 +4,19 @@ the assignments that hold each labeler's label, and the append-only history of e
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, Boolean, Float, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mlcrew.store.models import Base, ProjectOwned, UTCDateTime
@@ -90,3 +100,11 @@ class LabelEvent(ProjectOwned, Base):
     kind: Mapped[str] = mapped_column(String(16))
     label: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+# The tables for Core statements (imports, refreshes, and the queue, which answers thousands of
+# requests a second): these name the project themselves, because the store's project filter
+# (store/scope.py) applies to ORM statements only. tests/labeling/test_projects.py checks it.
+TASKS = cast(Table, LabelTask.__table__)
+ASSIGNMENTS = cast(Table, LabelAssignment.__table__)
+EVENTS = cast(Table, LabelEvent.__table__)
