@@ -50,6 +50,13 @@ def test_overview_and_review_queue(browser: Any, lp: LabelProject, tmp_path: Pat
     assert gold == {"ann": "3/3 (100%)", "bob": "2/3 (67%)", "cy": "3/3 (100%)"}
     assert page.locator("#disagreements tr[data-item]").count() > 0
     assert page.locator("#throughput svg rect").count() == 1  # everything was labeled today
+    # An item in the disagreement list opens the review of its labels.
+    row = page.locator("#disagreements tr[data-item]").first
+    disputed = str(row.get_attribute("data-item"))
+    row.get_by_role("link").click()
+    page.wait_for_url(f"**/labeling/review?item={disputed}")
+    assert page.locator("#review h2 code").inner_text() == disputed
+    page.goto(lp.url + "/labeling")
     page.screenshot(path=str(tmp_path / "labeling.png"), full_page=True)
 
     # The review queue opens on bob's miss of gold item p000.

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, select, true, update
 from sqlalchemy.orm import Session, aliased
 
 from mlcrew.errors import ConflictError, LabelError, NotFoundError
@@ -95,8 +95,11 @@ def _why(a: LabelAssignment, task: LabelTask, labels: list[Any]) -> Why:
     return "unreviewed"
 
 
-def next_reviews(store: Store, reviewer: str, count: int = 1) -> list[ReviewItem]:
-    """The reviewer's next labels to review (gold misses, then disagreements, then the rest)."""
+def next_reviews(
+    store: Store, reviewer: str, count: int = 1, *, item: str | None = None
+) -> list[ReviewItem]:
+    """The reviewer's next labels to review (gold misses, then disagreements, then the rest);
+    with `item`, only labels on that item (a likely label error picked from the report)."""
     own = aliased(A)
     mine = exists().where(own.task_id == T.id, own.labeler == reviewer, own.project == T.project)
     with store.session() as s:
@@ -104,6 +107,7 @@ def next_reviews(store: Store, reviewer: str, count: int = 1) -> list[ReviewItem
             select(A, T)
             .join(T, T.id == A.task_id)
             .where(A.state == "submitted", A.review.is_(None), A.labeler != reviewer, ~mine)
+            .where(T.item == item if item is not None else true())
             .order_by(A.submitted_at, A.id)
             .limit(CANDIDATES)
         ).all()
@@ -121,13 +125,13 @@ def next_reviews(store: Store, reviewer: str, count: int = 1) -> list[ReviewItem
         on_item = labels.get(t.id, [])
         why = _why(a, t, [x for _, x in on_item])
         others = tuple(Other(name, x) for name, x in on_item if name != a.labeler)
-        item = ReviewItem(
+        entry = ReviewItem(
             t.id, t.item, t.payload, a.labeler, a.label, a.confirmed, a.submitted_at, why,
             others, t.gold,
         )  # fmt: skip
-        ranked.append(((("gold miss", "disagreement", "unreviewed").index(why), n), item))
+        ranked.append(((("gold miss", "disagreement", "unreviewed").index(why), n), entry))
     ranked.sort(key=lambda pair: pair[0])
-    return [item for _, item in ranked[:count]]
+    return [entry for _, entry in ranked[:count]]
 
 
 def _event(

@@ -4,7 +4,7 @@ queue, one label at a time). Server-rendered; the review page's buttons call the
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse
 
 from mlcrew.api.deps import AppState, get_identity, get_state
@@ -24,12 +24,16 @@ def labeling_overview(request: Request, state: AppState = Depends(get_state)) ->
 
 
 @router.get("/labeling/review", response_class=HTMLResponse)
-def labeling_review(request: Request, state: AppState = Depends(get_state)) -> HTMLResponse:
+def labeling_review(
+    request: Request,
+    item: str | None = Query(None, max_length=128),
+    state: AppState = Depends(get_state),
+) -> HTMLResponse:
     from mlcrew.labeling.review import next_reviews
 
     spec = state.labels().current()
     who = get_identity(request)
-    found = next_reviews(state.store, who.name)
+    found = next_reviews(state.store, who.name, item=item)
     review = found[0] if found else None
     image = review.payload.get("image") if review else None
     image_url = None
@@ -45,6 +49,7 @@ def labeling_review(request: Request, state: AppState = Depends(get_state)) -> H
         "classes": spec.labeling.class_names(),
         "multi": spec.labeling.task == "multi",
         "reviewer": who.name,
+        "item": item,
         "csrf": who.csrf or "",
     }
     return TEMPLATES.TemplateResponse(request, "labeling_review.html", context)

@@ -105,6 +105,9 @@ def get_quality(
 @router.get("/review/next", response_model=ReviewDoc)
 def get_next_review(
     request: Request,
+    item: str | None = Query(
+        None, max_length=128, description="Only labels on this item (e.g. a likely error)."
+    ),
     state: AppState = Depends(get_state),
     who: Identity = Depends(get_identity),
 ) -> dict[str, Any]:
@@ -113,14 +116,14 @@ def get_next_review(
     from mlcrew.labeling.review import next_reviews
 
     state.labels().current()  # 404 with what to do when nothing was imported
-    found = next_reviews(state.store, who.name)
+    found = next_reviews(state.store, who.name, item=item)
     if not found:
         return {"review": None}
     doc = found[0].to_json()
     image = doc["payload"].get("image")
-    if isinstance(image, dict) and "digest" in image:
+    if isinstance(image, dict):
         root = str(request.scope.get("root_path", "")).rstrip("/")
-        url = f"{root}/v1/labeling/review/tasks/{doc['task_id']}/image"
+        url = image.get("uri") or f"{root}/v1/labeling/review/tasks/{doc['task_id']}/image"
         doc["payload"] = {**doc["payload"], "image": {"url": url, "type": image.get("type")}}
     return {"review": doc}
 
