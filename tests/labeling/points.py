@@ -26,13 +26,13 @@ name: points
 sources:
   points: {path: data/points.csv}
 dataset: {from: points, split: {by: random, test: 0.2}}
-target: truth
+target: code
 labeling:
   from: points
   id: id
   show: rows
   columns: [x, y]
-  hidden: [truth]
+  hidden: [z, code, truth]
   classes:
     - {name: a, key: a}
     - {name: b, key: b}
@@ -80,11 +80,15 @@ def write_project(root: Path) -> dict[str, str]:
     truth = {}
     with (root / "data" / "points.csv").open("w", newline="") as f:
         out = csv.writer(f)
-        out.writerow(["id", "x", "y", "truth"])
+        # z: a hidden numeric column (a feature labelers never see); code: the answer as a
+        # number, the spec's target, which must never be a feature.
+        out.writerow(["id", "x", "y", "z", "code", "truth"])
         for i in range(60):
             cls = "abc"[i % 3]
             x, y = rng.normal(CENTRES[cls], 1.0)
-            out.writerow([f"p{i:03d}", round(float(x), 4), round(float(y), 4), cls])
+            z = rng.normal(0.0, 1.0)
+            row = [f"p{i:03d}", round(float(x), 4), round(float(y), 4), round(float(z), 4)]
+            out.writerow([*row, "abc".index(cls), cls])
             truth[f"p{i:03d}"] = cls
     with (root / "gold.csv").open("w", newline="") as f:
         out = csv.writer(f)

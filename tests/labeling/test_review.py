@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from mlcrew.labeling.project_quality import read_labels
 from mlcrew.labeling.quality import quality_report
 from mlcrew.labeling.tables import LabelAssignment, LabelEvent, LabelTask
 from tests.labeling.points import (
@@ -237,3 +238,21 @@ def test_nobody_reviews_their_own_work(label_project: LabelProject) -> None:
 def test_labelers_see_no_quality_report(label_project: LabelProject, who: str) -> None:
     with label_project.client(who) as c:
         assert c.get("/v1/labeling/quality").status_code == 403
+
+
+def test_features_are_the_tables_numeric_columns_less_id_and_target(
+    label_project: LabelProject,
+) -> None:
+    lp = label_project
+    label_everything(lp)
+    proj = lp.project
+    # With the project folder: x, y and the hidden z (never the target `code`); x, y, z in the
+    # table's column order.
+    full = read_labels(proj.store, proj.spec, proj.root).features
+    assert len(full) == 60 and {len(v) for v in full.values()} == {3}
+    with proj.store.session() as s:
+        payload = s.scalars(select(LabelTask.payload).where(LabelTask.item == "p007")).one()
+    assert full["p007"][:2] == (payload["x"], payload["y"])
+    # Without it (mlcrew server has no project folder): what the items show, x and y.
+    shown = read_labels(proj.store).features
+    assert shown["p007"] == (payload["x"], payload["y"])

@@ -87,7 +87,10 @@ def label_quality_cmd(
     from mlcrew.labeling.quality_text import quality_tables
     from mlcrew.project import Project
 
-    report = project_quality(Project.open(project).store, every=parse_every(every))
+    proj = Project.open(project)
+    report = project_quality(
+        proj.store, spec=proj.spec, project=proj.root, every=parse_every(every)
+    )
     if json_out:
         emit_json(report.to_dict(items=False, issues=100))
         return

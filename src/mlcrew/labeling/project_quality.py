@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from mlcrew.labeling.labelspec import NOT_IMPORTED, latest
 from mlcrew.labeling.quality import Every, QualityReport, quality_report
 from mlcrew.labeling.tables import LabelAssignment, LabelEvent, LabelTask
 from mlcrew.labeling.votes import LabelValue, Task, Vote
+from mlcrew.spec import Labeling, Spec
 from mlcrew.store import Store
 
 
@@ -55,13 +57,46 @@ def numeric_features(payloads: Mapping[str, Mapping[str, Any]]) -> dict[str, tup
     return {item: tuple(float(p[k]) for k in names) for item, p in payloads.items()}
 
 
-def read_labels(store: Store) -> StoredLabels:
+def table_features(spec: Spec, project: Path, labeling: Labeling) -> dict[str, tuple[float, ...]]:
+    """The numeric columns of the `labeling.from` table, hidden ones included (the digits'
+    pixels are hidden from labelers but are what a model learns from), less the id and the
+    spec's target (the answer itself); rows with a missing value are left out."""
+    import numpy as np
+    import pyarrow as pa
+
+    from mlcrew.labeling.items import plain, read_table
+
+    table = read_table(spec, project, labeling)
+    names = [
+        f.name
+        for f in table.schema
+        if f.name not in (labeling.id, spec.target)
+        and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
+    ]
+    if not names:
+        return {}
+    columns = [
+        np.asarray(table.column(n).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
+        for n in names
+    ]
+    matrix = np.column_stack(columns)
+    keys = [str(plain(raw)) for raw in table.column(labeling.id).to_pylist()]
+    finite = np.isfinite(matrix).all(axis=1)
+    rows = zip(keys, matrix, finite, strict=True)
+    return {key: tuple(float(x) for x in row) for key, row, ok in rows if ok}
+
+
+def read_labels(
+    store: Store, spec: Spec | None = None, project: Path | None = None
+) -> StoredLabels:
     """Submitted labels (a corrected label counts as its labeler's original vote; the correction
-    is the item's final label), gold answers and numeric fields of the labeled items."""
-    spec = latest(store)
-    if spec is None:
+    is the item's final label), gold answers and numeric features of the labeled items: the
+    numeric columns of the labeling table when the project folder is at hand (`spec` and
+    `project`), else the numeric fields the items show."""
+    label_spec = latest(store)
+    if label_spec is None:
         raise NotFoundError(NOT_IMPORTED)
-    labeling = spec.labeling
+    labeling = label_spec.labeling
     task: Task = labeling.task
     T, A, E = LabelTask, LabelAssignment, LabelEvent
     with store.session() as s:
@@ -93,24 +128,35 @@ def read_labels(store: Store) -> StoredLabels:
         if r.gold is not None:
             gold[r.item] = as_label(r.gold, task)
         payloads[r.item] = r.payload
-    hidden = set(labeling.hidden) | {labeling.id}
-    shown = {item: {k: v for k, v in p.items() if k not in hidden} for item, p in payloads.items()}
+    if spec is not None and project is not None:
+        table = table_features(spec, project, labeling)
+        features = {item: table[item] for item in payloads if item in table}
+    else:
+        hidden = set(labeling.hidden) | {labeling.id}
+        shown = {i: {k: v for k, v in p.items() if k not in hidden} for i, p in payloads.items()}
+        features = numeric_features(shown)
     return StoredLabels(
         task=task,
         classes=tuple(labeling.class_names()),
         votes=tuple(votes),
         gold=gold,
         corrections=corrections,
-        features=numeric_features(shown),
+        features=features,
         seed=labeling.seed or 0,
     )
 
 
 def project_quality(
-    store: Store, *, every: Every = "day", disagreements: int = 20
+    store: Store,
+    *,
+    spec: Spec | None = None,
+    project: Path | None = None,
+    every: Every = "day",
+    disagreements: int = 20,
 ) -> QualityReport:
-    """The quality report of the project's labels as they stand."""
-    stored = read_labels(store)
+    """The quality report of the project's labels as they stand (see read_labels for where
+    the items' features come from)."""
+    stored = read_labels(store, spec, project)
     return quality_report(
         stored.votes,
         stored.classes,

@@ -4,11 +4,13 @@ throughput, agreement and gold accuracy per labeler over time, disagreements, li
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from mlcrew.labeling.project_quality import project_quality
 from mlcrew.labeling.quality import Period, QualityReport
 from mlcrew.labeling.status import LabelStatus, label_status
+from mlcrew.spec import Spec
 from mlcrew.store import Store
 
 BAR_HEIGHT = 80  # px of the tallest throughput bar
@@ -56,9 +58,9 @@ class ManagerView:
         }
 
 
-def manager_view(store: Store) -> ManagerView:
+def manager_view(store: Store, spec: Spec | None, project: Path | None) -> ManagerView:
     status = label_status(store)
-    report = project_quality(store, every="day")
+    report = project_quality(store, spec=spec, project=project, every="day")
     periods = sorted({p.period for p in report.over_time})
     totals = {day: sum(p.labels for p in report.over_time if p.period == day) for day in periods}
     top = max(totals.values(), default=0)

@@ -18,7 +18,7 @@ def labeling_overview(request: Request, state: AppState = Depends(get_state)) ->
     from mlcrew.labeling.quality_page import manager_view
 
     state.labels().current()  # 404 saying how to import when there are no tasks yet
-    view = manager_view(state.store)
+    view = manager_view(state.store, state.spec, state.project)
     context = {**view.context(), "name": state.spec.name, "root": root_path(request)}
     return TEMPLATES.TemplateResponse(request, "labeling.html", context)
 

@@ -94,7 +94,9 @@ def get_quality(
     from mlcrew.labeling.quality import parse_every
 
     try:
-        report = project_quality(state.store, every=parse_every(every))
+        report = project_quality(
+            state.store, spec=state.spec, project=state.project, every=parse_every(every)
+        )
     except DataError as exc:  # stored labels that the label spec in force no longer allows
         raise ConflictError(
             f"{exc}; re-import the label spec that matches, or review them"
