@@ -74,7 +74,7 @@ class LabelProject:
         )
 
 
-def write_project(root: Path) -> dict[str, str]:
+def write_project(root: Path, task: str = "single") -> dict[str, str]:
     (root / "data").mkdir(parents=True)
     rng = np.random.default_rng(5)
     truth = {}
@@ -95,15 +95,17 @@ def write_project(root: Path) -> dict[str, str]:
         out.writerow(["id", "label"])
         for item in GOLD:
             out.writerow([item, truth[item]])
-    (root / "mlcrew.yaml").write_text(SPEC)
+    (root / "mlcrew.yaml").write_text(SPEC.replace("overlap: 2", f"overlap: 2\n  task: {task}"))
     return truth
 
 
 @contextmanager
-def serve_label_project(tmp_path: Path, db_url: str) -> Iterator[LabelProject]:
+def serve_label_project(
+    tmp_path: Path, db_url: str, task: str = "single"
+) -> Iterator[LabelProject]:
     """The project imported, its people added, and its service running on loopback."""
     root = tmp_path / "points"
-    truth = write_project(root)
+    truth = write_project(root, task)
     proj = Project.open(root, db_url=db_url)
     import_tasks(proj.store, proj.spec, proj.root, actor="test")
     secrets = {}
@@ -145,12 +147,17 @@ def label_everything(lp: LabelProject, who: tuple[str, ...] = ("ann", "bob", "cy
                 if task is None:
                     active.remove(name)
                     continue
-                label = answer(name, task["item"], lp.truth[task["item"]])
+                label: str | list[str] = answer(name, task["item"], lp.truth[task["item"]])
+                if lp.project.spec.labeling and lp.project.spec.labeling.task == "multi":
+                    # multi-label: bob's wrong answers add a class rather than swap it
+                    right = lp.truth[task["item"]]
+                    label = sorted({right, str(label)})
                 sent = clients[name].post(
                     f"/v1/labeling/tasks/{task['id']}/labels", json={"label": label}
                 )
                 assert sent.status_code == 201, sent.text
-                votes.append(Vote(task["item"], name, label))
+                value = label if isinstance(label, str) else frozenset(label)
+                votes.append(Vote(task["item"], name, value))
     finally:
         for c in clients.values():
             c.close()

@@ -256,3 +256,35 @@ def test_features_are_the_tables_numeric_columns_less_id_and_target(
     # Without it (mlcrew server has no project folder): what the items show, x and y.
     shown = read_labels(proj.store).features
     assert shown["p007"] == (payload["x"], payload["y"])
+
+
+def test_multi_label_quality_and_correction(tmp_path: Path, db_url: str) -> None:
+    with serve_label_project(tmp_path, db_url, task="multi") as lp:
+        votes = label_everything(lp)
+        with lp.client("max") as manager:
+            report = manager.get("/v1/labeling/quality").json()
+        assert report["task"] == "multi"
+        # Per class yes/no: bob adds the next class to every fifth item.
+        expected = quality_report(
+            votes, CLASSES, task="multi", gold={g: lp.truth[g] for g in GOLD}
+        ).to_dict()
+        assert report["agreement"] == json.loads(json.dumps(expected["agreement"]))
+        assert {g["labeler"]: g["correct"] for g in report["gold"]} == {"ann": 3, "bob": 2, "cy": 3}
+        assert report["consensus"]["method"] == "majority"
+        assert report["consensus"]["reason"] == (
+            "cleanlab's multi-annotator consensus is for single-label tasks"
+        )
+        assert report["label_issues"]["reason"] == "label-error search is for single-label tasks"
+        # A correction is a list of classes.
+        truth = lp.truth["p005"]
+        with lp.client("rita") as rita:
+            done = rita.post(
+                f"/v1/labeling/tasks/{task_id_of(lp, 'p005')}/review",
+                json={"labeler": "bob", "decision": "correct", "label": [truth]},
+            )
+            assert done.status_code == 200, done.text
+            assert done.json()["label"] == [truth]
+        with lp.client("max") as manager:
+            after = manager.get("/v1/labeling/quality", params={"items": "true"}).json()
+        consensus = {c["item"]: c for c in after["consensus"]["items"]}
+        assert consensus["p005"]["label"] == [truth] and consensus["p005"]["reviewed"]
