@@ -182,12 +182,11 @@ def review(
             if s.get(T, task_id) is None:
                 raise NotFoundError(f"task {task_id} does not exist")
             raise NotFoundError(f"{labeler} has no label on task {task_id}")
-        own = s.scalars(
-            select(A.id).where(A.task_id == task_id, A.labeler == reviewer, A.state == "submitted")
-        ).first()
-        if own is not None:
+        own = s.scalars(select(A.state).where(A.task_id == task_id, A.labeler == reviewer)).first()
+        if own in ("submitted", "assigned"):  # a label of one's own, or one to come
             raise ConflictError(
-                f"you labeled task {task_id} yourself: leave its review to someone who did not"
+                f"you labeled task {task_id} yourself (or hold it in your queue): leave its "
+                "review to someone who did not"
             )
         done = REVIEW_OF[decision]
         if (
