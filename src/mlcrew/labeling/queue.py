@@ -317,9 +317,11 @@ def _reclaim_expired(store: Store, labeling: Labeling) -> bool:
 
 
 def _release(conn: Connection, project: str, task_id: int) -> None:
+    """One labeler fewer on a task (never called for a gold item served apart: those do not
+    count against the overlap)."""
     conn.execute(
         update(TASKS)
-        .where(T.project == project, T.id == task_id, T.gold.is_(None), T.assigned > 0)
+        .where(T.project == project, T.id == task_id, T.assigned > 0)
         .values(assigned=T.assigned - 1, open=T.assigned - 1 < T.needed)
     )
 
@@ -467,9 +469,11 @@ def skip(
             update(ASSIGNMENTS)
             .where(_mine(project, who.name), A.task_id == task_id, A.state == "assigned")
             .values(state=kind, note=note)
-        )
-        if done.rowcount == 1:
-            _release(conn, project, task_id)
+            .returning(A.gold)
+        ).first()
+        if done is not None:
+            if not done.gold:
+                _release(conn, project, task_id)
             _event(conn, project, task_id, who.name, who.name, EVENT_OF[kind], note=note)
             return
         state = conn.scalar(select(A.state).where(_mine(project, who.name), A.task_id == task_id))
