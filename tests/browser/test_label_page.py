@@ -17,7 +17,7 @@ from sqlalchemy import select
 from mlcrew.api.app import create_app
 from mlcrew.labeling.importer import import_tasks
 from mlcrew.labeling.suggest import write_suggestions
-from mlcrew.labeling.tables import LabelAssignment, LabelTask
+from mlcrew.labeling.tables import LabelAssignment, LabelEvent, LabelTask
 from mlcrew.people.users import add_user
 from mlcrew.project import Project
 from mlcrew.serving.server import BackgroundServer
@@ -43,6 +43,7 @@ labeling:
   classes:
 %s
   prelabel: labels
+  labelers: [labeler, admin]
   guidelines: |
     Pick the digit the image shows.
 
@@ -97,6 +98,7 @@ def digits(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         add_user(proj.store, name, user, "labeler", actor="test", password=PASSWORD)
     add_user(proj.store, name, "olga", "labeler", actor="test", password=PASSWORD, external=True)
     add_user(proj.store, name, "ann", "admin", actor="test", password=PASSWORD)
+    add_user(proj.store, name, "rita", "reviewer", actor="test", password=PASSWORD)
     app = create_app(proj.root, proj.spec, proj.store, access_log=False)
     with BackgroundServer(app) as srv:
         yield Site(proj, srv)
@@ -164,6 +166,8 @@ def test_pick_enter_submits_s_skips_u_undoes(browser: Any, digits: Site) -> None
     page = sign_in(browser, digits, "lena")
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
     first = shown_item(page)
     wait_labeled(page, 0)
     # The image: 8x8 pixels, scaled up by a whole factor, drawn with hard pixel edges.
@@ -176,9 +180,13 @@ def test_pick_enter_submits_s_skips_u_undoes(browser: Any, digits: Site) -> None
     choice = not_suggested(first)
     page.keyboard.press(choice)
     assert pressed(page, choice)
+    page.wait_for_function("document.querySelectorAll('#item img').length === 1")
+    before = list(requests)
     page.keyboard.press("Enter")
     second = next_item(page, first)
     wait_labeled(page, 1)
+    # The next item was fetched ahead, its image too, before Enter was pressed.
+    assert image.get_attribute("src") in [u.removeprefix(digits.url) for u in before]
     done = assignment(store, "lena", first)
     assert done is not None and done.state == "submitted" and done.label == choice
     assert done.confirmed is False and done.seconds is not None
@@ -254,8 +262,14 @@ def test_flag_asks_a_note_and_errors_show(browser: Any, digits: Site) -> None:
     page.keyboard.press("Enter")
     assert "Pick a class first" in page.get_by_test_id("message").inner_text()
     assert assignment(store, "lou", item).state == "assigned"  # type: ignore[union-attr]
-    # The network fails: the message says so, the item stays; Enter again stores it once.
-    page.route("**/v1/labeling/tasks/*/labels", lambda route: route.abort("failed"))
+
+    # The answer is lost on the way back (the server stored the label): the message says so,
+    # the item stays; Enter again is answered as the same label, stored once.
+    def lose_answer(route: Any) -> None:
+        route.fetch()
+        route.abort("failed")
+
+    page.route("**/v1/labeling/tasks/*/labels", lose_answer)
     page.keyboard.press("7")
     page.keyboard.press("Enter")
     message = page.get_by_test_id("message")
@@ -267,6 +281,7 @@ def test_flag_asks_a_note_and_errors_show(browser: Any, digits: Site) -> None:
     after = next_item(page, item)
     stored = assignment(store, "lou", item)
     assert stored is not None and stored.label == "7" and stored.state == "submitted"
+    assert _submits(store, stored.task_id) == (1, 1)
     # 409: the same task was labeled otherwise meanwhile (another tab): shown, then moved on.
     task_id = page.evaluate(
         "fetch(location.pathname.replace(/label$/, 'v1/labeling/next')).then(r => r.json())"
@@ -287,6 +302,15 @@ def test_flag_asks_a_note_and_errors_show(browser: Any, digits: Site) -> None:
     kept = assignment(store, "lou", after)
     assert kept is not None and kept.label == "1"  # the first label stands, stored once
     page.context.close()
+
+
+def _submits(store: Store, task_id: int) -> tuple[int, int]:
+    """The task's submit events and its label count."""
+    with store.session() as s:
+        events = s.scalars(
+            select(LabelEvent).where(LabelEvent.task_id == task_id, LabelEvent.kind == "submit")
+        ).all()
+        return len(events), s.scalars(select(LabelTask.labels).where(LabelTask.id == task_id)).one()
 
 
 def _mine(store: Store, labeler: str) -> list[LabelAssignment]:
@@ -314,6 +338,12 @@ def test_external_labeler_sees_only_the_labeling_page(browser: Any, digits: Site
     admin = sign_in(browser, digits, "ann")
     assert admin.get_by_role("link", name="project overview").get_attribute("href") == "/"
     admin.context.close()
+    # A reviewer may label, but this label spec names its labelers: the page says so.
+    reviewer = sign_in(browser, digits, "rita")
+    problem = reviewer.get_by_test_id("problem").inner_text()
+    assert "labeling.labelers: labeler, admin" in problem and "rita is not among them" in problem
+    assert reviewer.locator("#classes").count() == 0
+    reviewer.context.close()
 
 
 # ------------------------------------------------------------------------------ text, empty queue
@@ -345,8 +375,15 @@ def test_text_multi_label_then_an_empty_queue(browser: Any, tmp_path: Path) -> N
     _write_reviews(root, rows)
     (root / "mlcrew.yaml").write_text(REVIEWS_SPEC)
     proj = Project.open(root, db_url=f"sqlite:///{tmp_path / 'meta.db'}")
-    import_tasks(proj.store, proj.spec, proj.root, actor="test")
     try:
+        # Before `mlcrew label import` the page says what to do.
+        with BackgroundServer(create_app(proj.root, proj.spec, proj.store)) as srv:
+            page = browser.new_page()
+            answer = page.goto(srv.url + "/label")
+            assert answer is not None and answer.status == 404
+            assert "mlcrew label import" in page.get_by_test_id("problem").inner_text()
+            page.close()
+        import_tasks(proj.store, proj.spec, proj.root, actor="test")
         with BackgroundServer(create_app(proj.root, proj.spec, proj.store)) as srv:
             page = browser.new_page()  # the local owner: no people, loopback
             page.goto(srv.url + "/label")

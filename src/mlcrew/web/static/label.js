@@ -392,6 +392,8 @@
     if ($("flag-dialog").open) return;
     const target = ev.target;
     if (target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA" || target.tagName === "SELECT" || target.isContentEditable)) return;
+    // Links and the header's buttons (sign out) keep their own Enter.
+    if (target && target.closest && target.closest("a, header")) return;
     const key = ev.key === "Enter" ? "enter" : ev.key === "Escape" ? "escape" : ev.key.toLowerCase();
     if (key === "enter") submit();
     else if (key === "s") skip();
