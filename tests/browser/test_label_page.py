@@ -463,13 +463,23 @@ def test_the_page_under_mlcrew_server(browser: Any, tmp_path: Path) -> None:
     proj = Project.open(root)
     try:
         import_tasks(proj.store, proj.spec, proj.root, actor="test")
+        add_user(proj.store, "gamma", "ann", "admin", actor="test", password=PASSWORD)
+        add_user(
+            proj.store, "gamma", "lena", "labeler", actor="test", password=PASSWORD, external=True
+        )
     finally:
         proj.close()
     with BackgroundServer(HostApp(open_host_store(url, str(artifacts)))) as host:
         page = browser.new_page()
         requests: list[str] = []
         page.on("request", lambda r: requests.append(r.url))
+        # Sent to the project's sign-in first, then back to its labeling page.
         page.goto(host.url + "/p/gamma/label")
+        assert page.url == host.url + "/p/gamma/login?next=/p/gamma/label"
+        page.get_by_label("User").fill("lena")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(host.url + "/p/gamma/label")
         item = shown_item(page)
         assert page.title() == "Label · gamma · mlcrew"
         assert "weathersit" in page.get_by_test_id("item").inner_text()
@@ -478,9 +488,11 @@ def test_the_page_under_mlcrew_server(browser: Any, tmp_path: Path) -> None:
         page.keyboard.press("Enter")
         next_item(page, item)
         assert all(u.startswith(host.url + "/p/gamma/") for u in requests), requests
+        page.get_by_role("button", name="sign out").click()
+        page.wait_for_url(host.url + "/p/gamma/login")
         page.close()
     store = open_host_store(url, str(artifacts)).for_project("gamma")
     try:
-        assert list(_labels_by_item(store).values()) == ["busy"]
+        assert _labels_by_item(store) == {item: "busy"}
     finally:
         store.close()
