@@ -226,10 +226,17 @@ def test_a_pre_label_is_confirmed_with_enter(browser: Any, digits: Site, tmp_pat
     page.wait_for_function("document.querySelector('#item img').naturalWidth > 0")
     DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(DOCS_IMAGES / "labeling.png"))
-    page.keyboard.press("Enter")
+    page.keyboard.down("Enter")
     following = next_item(page, item)
     done = assignment(store, "leo", item)
     assert done is not None and done.label == suggested and done.confirmed is True
+    # Enter held down repeats: the repeat does not confirm the next item's suggestion.
+    page.keyboard.down("Enter")
+    assert not page.evaluate("document.body.classList.contains('busy')")
+    page.keyboard.up("Enter")
+    assert shown_item(page) == following
+    held = assignment(store, "leo", following)
+    assert held is not None and held.state == "assigned"
     # Another class overrides the suggestion: stored as the labeler's own, not confirmed.
     other = not_suggested(following)
     page.keyboard.press(other)

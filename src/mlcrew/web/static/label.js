@@ -387,6 +387,8 @@
 
   // ------------------------------------------------------------------ keys and clicks
 
+  const ACTIONS = new Map([["enter", submit], ["s", skip], ["u", undo], ["f", flag], ["escape", clearChoice]]);
+
   document.addEventListener("keydown", (ev) => {
     if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.isComposing) return;
     if ($("flag-dialog").open) return;
@@ -395,14 +397,11 @@
     // Links and the header's buttons (sign out) keep their own Enter.
     if (target && target.closest && target.closest("a, header")) return;
     const key = ev.key === "Enter" ? "enter" : ev.key === "Escape" ? "escape" : ev.key.toLowerCase();
-    if (key === "enter") submit();
-    else if (key === "s") skip();
-    else if (key === "u") undo();
-    else if (key === "f") flag();
-    else if (key === "escape") clearChoice();
-    else if (KEYS.has(key)) pick(KEYS.get(key));
-    else return;
+    const action = ACTIONS.get(key) || (KEYS.has(key) ? () => pick(KEYS.get(key)) : null);
+    if (!action) return;
     ev.preventDefault();
+    // A held key must not submit (or confirm the suggestions of) the items after this one.
+    if (!ev.repeat) action();
   });
 
   for (const b of buttons) b.addEventListener("click", () => pick(b.dataset.class));
