@@ -338,6 +338,14 @@ def test_external_labeler_sees_only_the_labeling_page(browser: Any, digits: Site
     next_item(page, item)
     done = assignment(digits.project.store, "olga", item)
     assert done is not None and done.label == "4"
+    # The guidelines fold away, and stay folded on the next visit.
+    guidelines = page.get_by_test_id("guidelines")
+    assert guidelines.is_visible()
+    page.locator("#guidelines summary").click()
+    assert not guidelines.is_visible()
+    page.reload()
+    shown_item(page)
+    assert not guidelines.is_visible()
     answer = page.goto(digits.url + "/")
     assert answer is not None and answer.status == 403
     page.context.close()

@@ -199,7 +199,7 @@
       box.replaceChildren("Suggested: ");
       const name = document.createElement("strong");
       name.textContent = asSet(s.label).size ? Array.from(asSet(s.label)).join(", ") : "none";
-      box.append(name, `${score}. Enter confirms it; a class key picks another.`);
+      box.append(name, `${score}. Enter confirms it; a class key changes it.`);
       box.dataset.label = name.textContent;
     }
     showSelection();
@@ -413,6 +413,16 @@
   $("flag-dialog").addEventListener("close", () => {
     if ($("flag-dialog").returnValue === "flag") sendFlag($("flag-note").value.trim());
   });
+
+  // The guidelines stay open or closed as the labeler left them (per project).
+  const guide = document.querySelector("#guidelines details");
+  const remembered = `mlcrew.guidelines.${config.root || "/"}`;
+  try {
+    if (localStorage.getItem(remembered) === "closed") guide.open = false;
+    guide.addEventListener("toggle", () => localStorage.setItem(remembered, guide.open ? "open" : "closed"));
+  } catch (err) {
+    /* storage refused (private mode): the guidelines start open */
+  }
 
   exclusive(() => refill(true));
 })();
