@@ -23,6 +23,7 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/login"): None,
     ("POST", "/login"): None,
     ("POST", "/logout"): None,  # ends the caller's own session (CSRF-checked)
+    ("GET", "/label"): "label_assigned",  # the labeling page
     # models, registry, runs, monitoring
     ("GET", "/v1/models"): "read_models",
     ("GET", "/v1/models/{name}"): "read_models",
