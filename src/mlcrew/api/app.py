@@ -155,6 +155,7 @@ def build_api(app: ServiceApp) -> FastAPI:
     from mlcrew.api.routers import (
         audit,
         health,
+        label_pages,
         labeling,
         labeling_pages,
         login,
@@ -190,8 +191,22 @@ def build_api(app: ServiceApp) -> FastAPI:
         metrics=app.metrics,
         gate=app.gate,
     )
-    modules = (health, models, registry, runs, monitoring, pages, login, people, audit, labeling)
-    for module in (*modules, review, labeling_pages):
+    modules = (
+        health,
+        models,
+        registry,
+        runs,
+        monitoring,
+        pages,
+        login,
+        people,
+        audit,
+        labeling,
+        label_pages,
+        review,
+        labeling_pages,
+    )
+    for module in modules:
         api.include_router(module.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api.openapi = openapi.builder(api, app.service, spec.name)  # type: ignore[method-assign]

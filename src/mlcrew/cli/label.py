@@ -37,7 +37,12 @@ def label_import(project: Path = ProjectOption, json_out: bool = JsonOption) -> 
             bar.update(task, completed=done, total=total)
 
         result = import_tasks(
-            proj.store, proj.spec, proj.root, actor=cli_identity().actor, progress=update
+            proj.store,
+            proj.spec,
+            proj.root,
+            actor=cli_identity().actor,
+            progress=update,
+            spec_text=proj.spec_text,
         )
     if json_out:
         emit_json(result.to_json())
@@ -73,6 +78,30 @@ def label_status_cmd(project: Path = ProjectOption, json_out: bool = JsonOption)
     for name, value in rows:
         table.add_row(f"[bold]{name}[/]", value)
     console.print(table)
+
+
+@app.command("export")
+def label_export(
+    out: Path = typer.Option(
+        Path("labels.parquet"), "--out", "-o", help="File to write (.parquet or .csv)."
+    ),
+    project: Path = ProjectOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Write the consensus labels (one row per labeled item) with their lineage."""
+    from mlcrew.labeling.export import export_labels
+    from mlcrew.people.identity import cli_identity
+    from mlcrew.project import Project
+
+    proj = Project.open(project)
+    done = export_labels(proj.store, out, actor=cli_identity().actor)
+    if json_out:
+        emit_json(done.to_json())
+        return
+    console.print(
+        f"wrote {done.rows} labeled items to {out} (sha256 {done.digest[:12]}, label spec "
+        f"{done.label_spec[:12]}, {len(done.labelers)} labelers)"
+    )
 
 
 @app.command("quality")
