@@ -57,7 +57,9 @@ def numeric_features(payloads: Mapping[str, Mapping[str, Any]]) -> dict[str, tup
     return {item: tuple(float(p[k]) for k in names) for item, p in payloads.items()}
 
 
-def table_features(spec: Spec, project: Path, labeling: Labeling) -> dict[str, tuple[float, ...]]:
+def table_features(
+    spec: Spec, project: Path, labeling: Labeling, store: Store
+) -> dict[str, tuple[float, ...]]:
     """The numeric columns of the `labeling.from` table, hidden ones included (the digits'
     pixels are hidden from labelers but are what a model learns from), less the id and the
     spec's target (the answer itself); rows with a missing value are left out."""
@@ -66,7 +68,7 @@ def table_features(spec: Spec, project: Path, labeling: Labeling) -> dict[str, t
 
     from mlcrew.labeling.items import plain, read_table
 
-    table = read_table(spec, project, labeling)
+    table = read_table(spec, project, labeling, store)
     names = [
         f.name
         for f in table.schema
@@ -129,7 +131,7 @@ def read_labels(
             gold[r.item] = as_label(r.gold, task)
         payloads[r.item] = r.payload
     if spec is not None and project is not None:
-        table = table_features(spec, project, labeling)
+        table = table_features(spec, project, labeling, store)
         features = {item: table[item] for item in payloads if item in table}
     else:
         hidden = set(labeling.hidden) | {labeling.id}
