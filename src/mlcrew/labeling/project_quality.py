@@ -89,7 +89,11 @@ def table_features(
 
 
 def read_labels(
-    store: Store, spec: Spec | None = None, project: Path | None = None
+    store: Store,
+    spec: Spec | None = None,
+    project: Path | None = None,
+    *,
+    features: bool = True,
 ) -> StoredLabels:
     """Submitted labels (a corrected label counts as its labeler's original vote; the correction
     is the item's final label), gold answers and numeric features of the labeled items: the
@@ -130,20 +134,23 @@ def read_labels(
         if r.gold is not None:
             gold[r.item] = as_label(r.gold, task)
         payloads[r.item] = r.payload
-    if spec is not None and project is not None:
+    vectors: dict[str, tuple[float, ...]] = {}
+    if not features:
+        pass  # the caller needs the labels only (an export)
+    elif spec is not None and project is not None:
         table = table_features(spec, project, labeling, store)
-        features = {item: table[item] for item in payloads if item in table}
+        vectors = {item: table[item] for item in payloads if item in table}
     else:
         hidden = set(labeling.hidden) | {labeling.id}
         shown = {i: {k: v for k, v in p.items() if k not in hidden} for i, p in payloads.items()}
-        features = numeric_features(shown)
+        vectors = numeric_features(shown)
     return StoredLabels(
         task=task,
         classes=tuple(labeling.class_names()),
         votes=tuple(votes),
         gold=gold,
         corrections=corrections,
-        features=features,
+        features=vectors,
         seed=labeling.seed or 0,
     )
 
