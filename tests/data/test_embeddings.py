@@ -185,7 +185,8 @@ def test_two_processes_write_one_cache_at_once(tmp_path: Path) -> None:
         cache = EmbeddingCache({str(cache)!r})
         offset = int(sys.argv[1])
         for start in range(0, 3000, 100):
-            rows = [(i.to_bytes(32, "big"), bytes(16)) for i in range(offset + start, offset + start + 100)]
+            ids = range(offset + start, offset + start + 100)
+            rows = [(i.to_bytes(32, "big"), bytes(16)) for i in ids]
             cache.put("m@1", rows)
             assert len(cache.get([d for d, _ in rows])) == 100
         print("ok")

@@ -12,6 +12,7 @@ which is what makes a cached vector equal to a fresh one, bit for bit.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.metadata
 import json
 import os
@@ -221,8 +222,9 @@ class TextEmbedder:
         for start in range(0, len(missing), CHUNK):
             part = missing[start : start + CHUNK]
             vectors = self._compute([originals[key] for key in part])
-            self.cache.put(self.model_key, [(k, v.tobytes()) for k, v in zip(part, vectors)])
-            for key, vector in zip(part, vectors):
+            pairs = list(zip(part, vectors, strict=True))
+            self.cache.put(self.model_key, [(key, vector.tobytes()) for key, vector in pairs])
+            for key, vector in pairs:
                 out[rows[key]] = vector
             self.counts.embedded += len(part)
         return out
@@ -240,16 +242,14 @@ class TextEmbedder:
                     f"text embeddings need sentence-transformers and torch ({exc.name} is "
                     f"missing): {INSTALL_HINT}"
                 ) from None
-            from transformers.utils import logging as transformers_logging
+            transformers_logging: Any = importlib.import_module("transformers.utils.logging")
 
             torch.set_num_threads(self.threads)
             # Loading a 90 MB local file needs no progress bar on a user's terminal.
             bar = transformers_logging.is_progress_bar_enabled()
             transformers_logging.disable_progress_bar()
             try:
-                model = SentenceTransformer(
-                    str(self.folder), device="cpu", local_files_only=True
-                )
+                model = SentenceTransformer(str(self.folder), device="cpu", local_files_only=True)
             finally:
                 if bar:
                     transformers_logging.enable_progress_bar()
@@ -273,10 +273,13 @@ class TextEmbedder:
             for start in range(0, len(group), BATCH):
                 index = group[start : start + BATCH]
                 rows = index + [index[0]] * (BATCH - len(index))
-                yield index, {
-                    k: v[rows, :n] if getattr(v, "ndim", 0) == 2 else v
-                    for k, v in features.items()
-                }
+                yield (
+                    index,
+                    {
+                        k: v[rows, :n] if getattr(v, "ndim", 0) == 2 else v
+                        for k, v in features.items()
+                    },
+                )
 
     def _compute(self, texts: list[str]) -> npt.NDArray[np.float32]:
         import numpy as np
@@ -302,9 +305,11 @@ def cosine(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArra
 
     def unit(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
         norms = np.linalg.norm(x, axis=1, keepdims=True)
-        return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+        scaled: npt.NDArray[np.float32] = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+        return scaled
 
-    return unit(a) @ unit(b).T
+    similarity: npt.NDArray[np.float32] = unit(a) @ unit(b).T
+    return similarity
 
 
 def image_features(
@@ -341,13 +346,17 @@ def _open_image(image: object, i: int, root: str | Path | None) -> Image.Image:
     if isinstance(image, Image.Image):
         return image
     if isinstance(image, np.ndarray):
-        if image.ndim not in (2, 3) or image.size == 0:
+        if image.size == 0 or not (
+            image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))
+        ):
             raise DataError(
                 f"image {i}: an array of shape {image.shape} is not an image; use (h, w) for "
                 "gray or (h, w, 3|4) for colour"
             )
         pixels = np.clip(image, 0, 255).astype(np.uint8)
-        return Image.fromarray(pixels if pixels.ndim == 2 or pixels.shape[2] > 1 else pixels[:, :, 0])
+        return Image.fromarray(
+            pixels[:, :, 0] if pixels.ndim == 3 and pixels.shape[2] == 1 else pixels
+        )
     name: str
     if isinstance(image, bytes):
         data, name = image, f"image {i}"
