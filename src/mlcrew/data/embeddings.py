@@ -81,8 +81,9 @@ class EmbeddingCache:
             self._db.execute("PRAGMA synchronous=NORMAL")
             with self._db:
                 self._db.execute(
+                    # A rowid table: rows of 1.5 kB would overflow a WITHOUT ROWID b-tree.
                     "CREATE TABLE IF NOT EXISTS vectors (digest BLOB PRIMARY KEY, "
-                    "model TEXT NOT NULL, vector BLOB NOT NULL) WITHOUT ROWID"
+                    "model TEXT NOT NULL, vector BLOB NOT NULL)"
                 )
         except sqlite3.Error as exc:
             raise MlcrewError(
