@@ -9,6 +9,7 @@ others).
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 import time
 from collections.abc import Callable
@@ -20,57 +21,12 @@ import numpy as np
 from mlcrew.data.embeddings import TextEmbedder
 
 T = TypeVar("T")
-WORDS = [
-    *(
-        [
-            "the",
-            "a",
-            "model",
-            "data",
-            "label",
-            "cat",
-            "dog",
-            "train",
-            "city",
-            "river",
-            "price",
-            "grew",
-            "fell",
-            "quickly",
-            "slowly",
-        ]
-    ),
-    *(
-        [
-            "customer",
-            "order",
-            "refund",
-            "password",
-            "reset",
-            "login",
-            "ticket",
-            "shipped",
-            "late",
-            "early",
-            "great",
-        ]
-    ),
-    *(
-        [
-            "bad",
-            "service",
-            "phone",
-            "screen",
-            "battery",
-            "broke",
-            "works",
-            "again",
-            "never",
-            "always",
-            "today",
-        ]
-    ),
-]
+WORDS = re.findall(
+    r"\S+",
+    "the a model data label cat dog train city river price grew fell quickly slowly customer "
+    "order refund password reset login ticket shipped late early great bad service phone "
+    "screen battery broke works again never always today",
+)
 
 
 def texts(n: int, seed: int = 0) -> list[str]:

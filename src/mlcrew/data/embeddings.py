@@ -232,9 +232,10 @@ class TextEmbedder:
 
     def _load(self) -> Any:
         if self._model is None:
-            # Local files only: nothing is fetched from a hub, whatever the environment says.
-            os.environ["HF_HUB_OFFLINE"] = "1"
-            os.environ["TRANSFORMERS_OFFLINE"] = "1"
+            # The model is a local folder loaded with local_files_only, which makes no network
+            # call; offline mode (unless the user set it otherwise) makes any lookup fail fast.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             try:
                 import torch
                 from sentence_transformers import SentenceTransformer
