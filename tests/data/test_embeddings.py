@@ -70,14 +70,16 @@ def test_loads_offline_with_the_network_refused(tmp_path: Path) -> None:
 
 def test_vectors_are_float32_unit_rows_and_empty_texts_are_zero(tmp_path: Path) -> None:
     embedder = TextEmbedder(cache=tmp_path / "cache.sqlite3")
-    vectors = embedder.embed([*TEXTS, "", None, "   "])
-    assert vectors.shape == (len(TEXTS) + 3, embedder.dimension) == (9, 384)
+    vectors = embedder.embed([*TEXTS, "", None, "   ", float("nan")])  # type: ignore[list-item]
+    assert vectors.shape == (len(TEXTS) + 4, embedder.dimension) == (10, 384)
     assert vectors.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vectors[: len(TEXTS)], axis=1), 1.0, atol=1e-5)
     assert not vectors[len(TEXTS) :].any()
-    assert embedder.counts.empty == 3
+    assert embedder.counts.empty == 4
     assert embedder.counts.embedded == len(TEXTS)
     assert embedder.embed([]).shape == (0, 384)
+    with pytest.raises(DataError, match="text 1 is not a string but int 7"):
+        embedder.embed(["fine", 7])  # type: ignore[list-item]
 
 
 def test_a_paraphrase_ranks_above_an_unrelated_sentence(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -190,7 +191,7 @@ class TextEmbedder:
         return h.digest()
 
     def embed(self, texts: Sequence[str | None]) -> npt.NDArray[np.float32]:
-        """One row per text, in order. None and empty (or blank) texts get zero vectors; each
+        """One row per text, in order. None, NaN and blank texts get zero vectors; each
         distinct text is looked up in the cache and, if missing, embedded once and stored."""
         import numpy as np
 
@@ -199,14 +200,18 @@ class TextEmbedder:
         originals: dict[bytes, str] = {}
         empty = 0
         for i, text in enumerate(texts):
-            if text is None or not str(text).strip():
+            # None, NaN (a missing value from pandas) and blank texts have nothing to embed.
+            if text is None or (isinstance(text, float) and math.isnan(text)):
                 empty += 1
                 continue
             if not isinstance(text, str):
                 raise DataError(
-                    f"text {i} is a {type(text).__name__}, not a string; convert the column "
+                    f"text {i} is not a string but {type(text).__name__} {text!r}; convert the column "
                     "to text before embedding it"
                 )
+            if not text.strip():
+                empty += 1
+                continue
             key = self.digest(text)
             if key not in rows:
                 rows[key] = []
