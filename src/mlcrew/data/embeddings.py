@@ -206,8 +206,8 @@ class TextEmbedder:
                 continue
             if not isinstance(text, str):
                 raise DataError(
-                    f"text {i} is not a string but {type(text).__name__} {text!r}; convert the column "
-                    "to text before embedding it"
+                    f"text {i} is not a string but {type(text).__name__} {text!r}; "
+                    "convert the column to text before embedding it"
                 )
             if not text.strip():
                 empty += 1
