@@ -230,6 +230,21 @@ def _next(store: Store, labeling: Labeling, who: str, count: int) -> list[TaskVi
     return views
 
 
+def assign(store: Store, labeler: str, count: int) -> int:
+    """Fill a labeler's queue with up to `count` more tasks (a manager handing a batch to an
+    outsourced labeler): claimed like their own next tasks, under the same overlap. Returns how
+    many were assigned (fewer when the pool runs dry)."""
+    project = store.project_name
+
+    def work(conn: Connection) -> int:
+        done = 0
+        while done < count and _claim_open(conn, project, labeler) is not None:
+            done += 1
+        return done
+
+    return _write(store, work)
+
+
 def _claim(store: Store, labeling: Labeling, who: str) -> Any:
     got = _write(store, lambda conn: _claim_in(conn, store.project_name, labeling, who))
     if got is None and _reclaim_expired(store, labeling):
@@ -430,7 +445,7 @@ def _submit_unheld(
             raise ConflictError(
                 f"you labeled task {task_id} {mine.label!r} already; undo it (U) to change it"
             )
-        raise ConflictError(f"you {mine.state} task {task_id}; it is no longer in your queue")
+        raise ConflictError(_gone(mine.state, task_id))
     if not who.any_task:
         raise NotFoundError(f"task {task_id} is not in your queue")
     # Someone who may label any task labels one outside their queue: claim it first.
@@ -468,6 +483,18 @@ def _submit_unheld(
     return Submitted(task_id, value, took, False)
 
 
+def _gone(state: str, task_id: int) -> str:
+    """Why a task is no longer the labeler's to label."""
+    if state == "expired":
+        return (
+            f"your hold on task {task_id} expired (labeling.lease_minutes) and it went to "
+            "someone else; take the next task"
+        )
+    if state == "submitted":
+        return f"you labeled task {task_id} already"
+    return f"you {state} task {task_id}; it is no longer in your queue"
+
+
 def _count_label(conn: Connection, project: str, task_id: int, delta: int) -> None:
     conn.execute(_COUNT_LABEL, {"p_project": project, "p_task": task_id, "p_delta": delta})
 
@@ -503,7 +530,7 @@ def skip(
         if state is None:
             raise NotFoundError(f"task {task_id} is not in your queue")
         if state != kind:
-            raise ConflictError(f"you {state} task {task_id} already")
+            raise ConflictError(_gone(state, task_id))
 
     _write(store, work)
 
