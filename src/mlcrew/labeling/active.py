@@ -156,8 +156,8 @@ def fit_predict(
 
     None when there is nothing to learn yet (fewer than two distinct classes labelled).
     `learner` auto: logistic regression (on standardised features) below `LINEAR_BELOW`
-    labels, otherwise LightGBM with the settings that make it bit-for-bit repeatable. Probability columns
-    follow `classes`; a class nobody has used yet gets probability 0."""
+    labels, otherwise LightGBM with the settings that make it bit-for-bit repeatable.
+    Probability columns follow `classes`; a class nobody has used yet gets probability 0."""
     classes = tuple(classes)
     x = np.asarray(labelled, dtype=np.float64)
     pool_x = np.asarray(pool, dtype=np.float64)
