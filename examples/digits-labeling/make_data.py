@@ -32,9 +32,7 @@ def item_id(index: int) -> str:
 def png_bytes(pixels: np.ndarray) -> bytes:
     """An 8x8 array of intensities 0-16 as a crisp grayscale PNG (ink dark, paper white)."""
     grey = (255 - np.rint(pixels * (255 / 16))).astype(np.uint8)
-    image = Image.fromarray(grey, mode="L").resize(
-        (8 * SCALE, 8 * SCALE), Image.Resampling.NEAREST
-    )
+    image = Image.fromarray(grey, mode="L").resize((8 * SCALE, 8 * SCALE), Image.Resampling.NEAREST)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
