@@ -65,6 +65,10 @@ class PromotionRefused(MlcrewError):
         self.reasons = reasons
 
 
+class LabelError(MlcrewError):
+    """A submitted label is not one the label spec allows (HTTP 422)."""
+
+
 class LimitExceeded(MlcrewError):
     """A request is larger than the service allows (rows per request, body size)."""
 

@@ -276,6 +276,98 @@ class StoreConfig(_Model):
         return v
 
 
+# Keys the labeling page keeps for itself: Enter submits, S skips, U undoes, F flags.
+RESERVED_KEYS = frozenset({"s", "u", "f", "enter", " "})
+
+
+class LabelClass(_Model):
+    """One class a labeler can pick, with the key that picks it on the labeling page."""
+
+    name: str = Field(min_length=1, max_length=64)
+    key: str | None = None
+    description: str = ""
+
+    @field_validator("key")
+    @classmethod
+    def _key_shape(cls, v: str | None) -> str | None:
+        if v is None:
+            return v
+        if len(v) != 1 or not v.isprintable():
+            raise ValueError(f"a key is one printable character (like 1 or a), got {v!r}")
+        if v.lower() in RESERVED_KEYS:
+            raise ValueError(
+                f"key {v!r} is taken by the labeling page (Enter submits, S skips, U undoes, "
+                "F flags): pick another"
+            )
+        return v
+
+
+class Gold(_Model):
+    """Items whose answer is known, mixed into every labeler's queue unannounced."""
+
+    path: str
+    share: Float = Field(0.05, ge=0, le=0.5)
+    label: str = "label"
+
+
+class LabelOrder(_Model):
+    """Which item a labeler gets next: seeded random, or the most informative first."""
+
+    by: Literal["random", "uncertainty"] = "random"
+    measure: Literal["margin", "entropy"] = "margin"
+    diversity: Float = Field(0.0, ge=0, le=1)
+
+
+class Labeling(_Model):
+    """What is labeled and how: the label spec of the labeling workspace."""
+
+    from_: str = Field(alias="from")
+    id: str
+    show: Literal["rows", "text", "image"] = "rows"
+    column: str | None = None
+    columns: list[str] = Field(default_factory=list)
+    hidden: list[str] = Field(default_factory=list)
+    # Classification only today; spans and boxes would be further task kinds with their own
+    # label shape (the stored label is JSON for that reason).
+    task: Literal["single", "multi"] = "single"
+    classes: list[LabelClass]
+    guidelines: str = ""
+    overlap: Int = Field(1, ge=1, le=50)
+    gold: Gold | None = None
+    # Who may label: role names and user names. Empty: everyone whose role allows labeling.
+    labelers: list[str] = Field(default_factory=list)
+    order: LabelOrder = Field(default_factory=LabelOrder)
+    prelabel: Literal["none", "champion", "labels"] = "none"
+    lease_minutes: Int = Field(30, ge=1, le=7 * 24 * 60)
+    seed: Int | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Labeling:
+        if self.show in ("text", "image") and not self.column:
+            raise ValueError(f"show: {self.show} needs column: the column holding the {self.show}")
+        if len(self.classes) < 2:
+            raise ValueError("@classes: name at least two classes to choose from")
+        seen: dict[str, int] = {}
+        keys: dict[str, int] = {}
+        for i, c in enumerate(self.classes):
+            if c.name in seen:
+                raise ValueError(f"@classes.{i}.name: {c.name!r} is also class {seen[c.name]}")
+            seen[c.name] = i
+            if c.key is not None:
+                if c.key.lower() in keys:
+                    raise ValueError(
+                        f"@classes.{i}.key: {c.key!r} already picks class "
+                        f"{self.classes[keys[c.key.lower()]].name!r}"
+                    )
+                keys[c.key.lower()] = i
+        if self.id in self.hidden:
+            raise ValueError(f"@hidden: the id column {self.id!r} cannot be hidden")
+        return self
+
+    def class_names(self) -> list[str]:
+        return [c.name for c in self.classes]
+
+
 class Spec(_Model):
     """The whole project spec."""
 
@@ -297,6 +389,7 @@ class Spec(_Model):
     registry: Registry = Field(default_factory=Registry)
     store: StoreConfig = Field(default_factory=StoreConfig)
     execution: Execution = Field(default_factory=Execution)
+    labeling: Labeling | None = None
 
     @field_validator("name")
     @classmethod
@@ -335,6 +428,27 @@ class Spec(_Model):
                 f"transform{hint}; valid: {', '.join(tables)}"
             )
         return self
+
+    @model_validator(mode="after")
+    def _labeling_known(self) -> Spec:
+        if self.labeling is None:
+            return self
+        tables = list(self.sources) + list(self.transforms)
+        if self.labeling.from_ not in tables:
+            close = difflib.get_close_matches(self.labeling.from_, tables, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"@labeling.from: names {self.labeling.from_!r}, which is neither a source nor "
+                f"a transform{hint}; valid: {', '.join(tables)}"
+            )
+        return self
+
+    @property
+    def labeling_seed(self) -> int:
+        """The seed of labeling order and gold mixing (the project seed unless given)."""
+        if self.labeling is None or self.labeling.seed is None:
+            return self.seed
+        return self.labeling.seed
 
     @model_validator(mode="after")
     def _metrics_fit_task(self) -> Spec:

@@ -27,6 +27,7 @@ SAMPLES = {
     "report_id": "99999",
     "user": "nobody",
     "token_id": "tok_none",
+    "task_id": "999999",
 }
 OUTER = [("POST", PREDICT_ROUTE), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")]
 

@@ -155,6 +155,7 @@ def build_api(app: ServiceApp) -> FastAPI:
     from mlcrew.api.routers import (
         audit,
         health,
+        labeling,
         login,
         models,
         monitoring,
@@ -187,7 +188,8 @@ def build_api(app: ServiceApp) -> FastAPI:
         metrics=app.metrics,
         gate=app.gate,
     )
-    for module in (health, models, registry, runs, monitoring, pages, login, people, audit):
+    modules = (health, models, registry, runs, monitoring, pages, login, people, audit, labeling)
+    for module in modules:
         api.include_router(module.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     api.openapi = openapi.builder(api, app.service, spec.name)  # type: ignore[method-assign]

@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, quote
 
 from fastapi import HTTPException, Request
 
+from mlcrew.labeling.labelspec import LabelSpecs
 from mlcrew.people.gate import IDENTITY, Denial, Gate, is_form
 from mlcrew.people.identity import Identity, local_owner
 from mlcrew.people.sessions import CSRF_FIELD
@@ -26,10 +27,17 @@ class AppState:
     service: PredictionService
     metrics: ServiceMetrics
     gate: Gate
+    label_specs: LabelSpecs | None = None
 
     @property
     def models(self) -> ModelCache:
         return self.service.models
+
+    def labels(self) -> LabelSpecs:
+        """The label spec in force (read from the store, cached briefly)."""
+        if self.label_specs is None:
+            self.label_specs = LabelSpecs(self.store)
+        return self.label_specs
 
 
 def get_state(request: Request) -> AppState:

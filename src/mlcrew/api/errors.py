@@ -16,6 +16,7 @@ from mlcrew.errors import (
     AuthError,
     ConflictError,
     Forbidden,
+    LabelError,
     LimitExceeded,
     ModelInputError,
     NotFoundError,
@@ -86,6 +87,10 @@ async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
     return _detail(exc, 409)
 
 
+async def _bad_label(_request: Request, exc: Exception) -> JSONResponse:
+    return _detail(exc, 422)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """The framework's own refusals, in our shapes: a body that is not JSON text at all is a
     422 like any bad body; a 405 names every method the path has (the table of routes in
@@ -120,3 +125,4 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(AuthError, _unauthorised)
     app.add_exception_handler(Forbidden, _forbidden)
     app.add_exception_handler(ConflictError, _conflict)
+    app.add_exception_handler(LabelError, _bad_label)

@@ -12,6 +12,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from mlcrew.cli import (
     export,
+    label,
     models,
     monitor,
     people,
@@ -69,8 +70,8 @@ for group in (project, pipeline, registry, monitor, serve, score, export, people
             command.cls = _Command
     app.registered_commands.extend(group.app.registered_commands)
 # Command groups with sub-commands: `mlcrew models [history]`, `mlcrew store verify`,
-# `mlcrew user add|list|remove`, `mlcrew token create|list|revoke`.
-for sub in (models.app, store.app, people.user_app, people.token_app):
+# `mlcrew user add|list|remove`, `mlcrew token create|list|revoke`, `mlcrew label ...`.
+for sub in (models.app, store.app, people.user_app, people.token_app, label.app):
     sub.info.cls = _Group
     for command in sub.registered_commands:
         if command.cls in (None, TyperCommand):

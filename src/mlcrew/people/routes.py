@@ -34,6 +34,17 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/v1/status"): "read_models",
     ("GET", "/v1/monitor/reports"): "read_models",
     ("GET", "/v1/monitor/reports/{report_id}"): "read_models",
+    # labeling
+    ("GET", "/v1/labeling/next"): "label_assigned",
+    ("GET", "/v1/labeling/tasks/{task_id}"): "label_assigned",
+    ("GET", "/v1/labeling/tasks/{task_id}/image"): "label_assigned",
+    ("POST", "/v1/labeling/tasks/{task_id}/labels"): "label_assigned",
+    ("POST", "/v1/labeling/tasks/{task_id}/skip"): "label_assigned",
+    ("POST", "/v1/labeling/tasks/{task_id}/flag"): "label_assigned",
+    ("POST", "/v1/labeling/undo"): "label_assigned",
+    ("GET", "/v1/labeling/spec"): "label_assigned",
+    ("GET", "/v1/labeling/me"): "label_assigned",
+    ("GET", "/v1/labeling/status"): "read_data",
     # people
     ("GET", "/v1/users"): "manage_people",
     ("POST", "/v1/users"): "manage_people",

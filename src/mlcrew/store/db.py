@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mlcrew.errors import StoreError
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

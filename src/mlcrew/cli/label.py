@@ -1,0 +1,75 @@
+"""`mlcrew label import|status`: turn the spec's items into labeling tasks, and see how far
+labeling has come."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from mlcrew.cli.common import JsonOption, ProjectOption, console, emit_json, err_console
+
+app = typer.Typer(name="label", help="Labeling: import tasks, see progress.")
+
+
+@app.command("import")
+def label_import(project: Path = ProjectOption, json_out: bool = JsonOption) -> None:
+    """Turn the rows of labeling.from into tasks (again: only new items are added)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from mlcrew.labeling.importer import import_tasks
+    from mlcrew.people.identity import cli_identity
+    from mlcrew.project import Project
+
+    proj = Project.open(project)
+    with Progress(
+        TextColumn("[bold]importing items"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
+        transient=True,
+        disable=json_out,
+    ) as bar:
+        task = bar.add_task("import", total=None)
+
+        def update(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        result = import_tasks(
+            proj.store, proj.spec, proj.root, actor=cli_identity().actor, progress=update
+        )
+    if json_out:
+        emit_json(result.to_json())
+        return
+    console.print(
+        f"imported {result.items} items: {result.added} new, {result.kept} already there"
+        + (f", {result.gold} gold" if result.gold else "")
+    )
+    console.print("next: labelers open [bold]/label[/] on `mlcrew serve`, or GET /v1/labeling/next")
+
+
+@app.command("status")
+def label_status_cmd(project: Path = ProjectOption, json_out: bool = JsonOption) -> None:
+    """Tasks, labels and labeled items so far."""
+    from mlcrew.labeling.status import label_status
+    from mlcrew.project import Project
+
+    status = label_status(Project.open(project).store)
+    if json_out:
+        emit_json(status.to_json())
+        return
+    table = Table(show_header=False, box=None)
+    rows = [
+        ("tasks", f"{status.tasks} ({status.gold} gold)"),
+        ("labels", str(status.labels)),
+        ("labeled items", str(status.labelled_items)),
+        ("complete items", f"{status.complete_items} (as many labels as the overlap asks)"),
+        ("waiting for a labeler", str(status.open_items)),
+        ("in queues", str(status.held)),
+        ("skipped / flagged", f"{status.skipped} / {status.flagged}"),
+        ("labelers", str(status.labelers)),
+    ]
+    for name, value in rows:
+        table.add_row(f"[bold]{name}[/]", value)
+    console.print(table)
