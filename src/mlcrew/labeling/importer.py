@@ -53,28 +53,32 @@ def import_tasks(
     actor: str,
     progress: Progress | None = None,
 ) -> ImportResult:
-    from mlcrew.labeling.items import items, read_gold, read_table
+    from mlcrew.labeling.items import check_keys, items, read_gold, read_table
 
     labeling = require_labeling(spec)
     guidelines = guidelines_text(spec, project)
     table = read_table(spec, project, labeling)
     if table.num_rows == 0:
         raise DataError(f"{labeling.from_!r} has no rows: there is nothing to label")
+    # Every check before the first write: bad input leaves the tasks as they were.
+    keys = check_keys(table, labeling)
     gold = read_gold(project, labeling)
+    missing = sorted(set(gold) - set(keys))
+    if missing:
+        raise DataError(
+            f"{labeling.gold.path if labeling.gold else 'gold'}: {len(missing)} gold item(s) are "
+            f"not items of {labeling.from_!r} (first: {missing[0]!r}); fix the gold file"
+        )
     seed = spec.labeling_seed
     insert = _insert_ignoring_duplicates(store)
     with store.session() as s:
-        label_spec = publish(s, labeling, guidelines)
         before = s.scalar(select(func.count()).select_from(LabelTask)) or 0
     done = 0
-    found_gold: set[str] = set()
     at = now()
-    for batch in items(table, labeling, project, store.artifacts):
+    for batch in items(table, labeling, project, store.artifacts, keys):
         rows = []
         for item in batch:
             answer = gold.get(item.key)
-            if answer is not None:
-                found_gold.add(item.key)
             rows.append(
                 {
                     "project": store.project_name,
@@ -95,7 +99,6 @@ def import_tasks(
         done += len(batch)
         if progress is not None:
             progress(done, table.num_rows)
-    missing = sorted(set(gold) - found_gold)
     with store.session() as s:
         # The overlap of the spec applies to every task, imported now or before.
         s.execute(
@@ -104,6 +107,8 @@ def import_tasks(
             .values(needed=labeling.overlap, open=LabelTask.assigned < labeling.overlap)
         )
         after = s.scalar(select(func.count()).select_from(LabelTask)) or 0
+        # The label spec in force changes once the tasks are in.
+        label_spec = publish(s, labeling, guidelines)
         gold_count = s.scalar(
             select(func.count()).select_from(LabelTask).where(LabelTask.gold.is_not(None))
         )
@@ -114,12 +119,6 @@ def import_tasks(
             "label_import",
             labeling.from_,
             {"added": after - before, "items": table.num_rows, "label_spec": label_spec.digest},
-        )
-    if missing:
-        raise DataError(
-            f"labeling.gold.path: {len(missing)} gold item(s) are not items of "
-            f"{labeling.from_!r} (first: {missing[0]!r}); the tasks were imported, but fix the "
-            "gold file and import again"
         )
     return ImportResult(
         table.num_rows,

@@ -87,34 +87,46 @@ def plain(value: Any) -> Any:
 
 
 def items(
-    table: pa.Table, labeling: Labeling, project: Path, artifacts: ArtifactStore
+    table: pa.Table,
+    labeling: Labeling,
+    project: Path,
+    artifacts: ArtifactStore,
+    keys: list[str],
 ) -> Iterator[list[Item]]:
     """The table's rows as items, in batches; an image named by a path is put into the artifact
     store (so a server without the project folder can show it) and referred to by digest."""
     columns = shown_columns(table, labeling)
-    seen: dict[str, int] = {}
-    row_number = 0
+    start = 0
     for batch in table.to_batches(max_chunksize=20_000):
-        keys = batch.column(labeling.id).to_pylist()
         values = {c: batch.column(c).to_pylist() for c in columns}
         main = batch.column(labeling.column).to_pylist() if labeling.column else None
         out: list[Item] = []
-        for i, raw in enumerate(keys):
-            row_number += 1
-            key = _key(raw, labeling, row_number)
-            if key in seen:
-                raise DataError(
-                    f"{labeling.from_!r} row {row_number}: item id {key!r} (column "
-                    f"{labeling.id!r}) repeats row {seen[key]}; each item needs its own id"
-                )
-            seen[key] = row_number
+        for i in range(batch.num_rows):
             payload: dict[str, Any] = {c: plain(values[c][i]) for c in columns}
             if main is not None:
                 payload[labeling.show] = _main_value(
-                    main[i], labeling, project, artifacts, row_number
+                    main[i], labeling, project, artifacts, start + i + 1
                 )
-            out.append(Item(key, payload))
+            out.append(Item(keys[start + i], payload))
+        start += batch.num_rows
         yield out
+
+
+def check_keys(table: pa.Table, labeling: Labeling) -> list[str]:
+    """Every item's id as text, or a DataError naming the row of the first missing, too long
+    or repeated one."""
+    keys: list[str] = []
+    seen: dict[str, int] = {}
+    for row, raw in enumerate(table.column(labeling.id).to_pylist(), start=1):
+        key = _key(raw, labeling, row)
+        if key in seen:
+            raise DataError(
+                f"{labeling.from_!r} row {row}: item id {key!r} (column {labeling.id!r}) "
+                f"repeats row {seen[key]}; each item needs its own id"
+            )
+        seen[key] = row
+        keys.append(key)
+    return keys
 
 
 def _key(raw: Any, labeling: Labeling, row: int) -> str:

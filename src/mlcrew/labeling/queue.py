@@ -221,40 +221,39 @@ def _claim_gold(s: Session, who: str) -> tuple[LabelTask, LabelAssignment] | Non
 
 def _claim_open(s: Session, who: str) -> tuple[LabelTask, LabelAssignment] | None:
     mine = exists().where(A.task_id == Task.id, A.labeler == who, A.project == Task.project)
-    ids = list(
-        s.scalars(
-            select(Task.id)
-            .where(Task.open.is_(True), ~mine)
-            .order_by(Task.priority, Task.id)
-            .limit(CANDIDATES)
-        )
+    candidates = (
+        select(Task.id)
+        .where(Task.open.is_(True), ~mine)
+        .order_by(Task.priority, Task.id)
+        .limit(CANDIDATES)
     )
-    if not ids:
-        return None
     # Labelers start at different candidates, so twenty of them do not all race for one row.
-    start = int.from_bytes(hashlib.sha256(who.encode()).digest()[:2], "big") % len(ids)
-    for task_id in ids[start:] + ids[:start]:
-        claimed = s.execute(
-            update(Task)
-            .where(Task.id == task_id, Task.open.is_(True), Task.assigned < Task.needed)
-            .values(assigned=Task.assigned + 1, open=Task.assigned + 1 < Task.needed)
-            .execution_options(synchronize_session=False)
-        )
-        if claimed.rowcount == 1:  # type: ignore[attr-defined]
-            task = s.get_one(Task, task_id)
-            s.refresh(task)
-            a = A(
-                task_id=task_id,
-                labeler=who,
-                state="assigned",
-                gold=False,
-                suggested=(task.prelabel or {}).get("label"),
-                confirmed=False,
-                assigned_at=now(),
+    start = int.from_bytes(hashlib.sha256(who.encode()).digest()[:2], "big")
+    while ids := list(s.scalars(candidates)):
+        at = start % len(ids)
+        for task_id in ids[at:] + ids[:at]:
+            claimed = s.execute(
+                update(Task)
+                .where(Task.id == task_id, Task.open.is_(True), Task.assigned < Task.needed)
+                .values(assigned=Task.assigned + 1, open=Task.assigned + 1 < Task.needed)
+                .execution_options(synchronize_session=False)
             )
-            s.add(a)
-            s.flush()
-            return task, a
+            if claimed.rowcount == 1:  # type: ignore[attr-defined]
+                task = s.get_one(Task, task_id)
+                s.refresh(task)
+                a = A(
+                    task_id=task_id,
+                    labeler=who,
+                    state="assigned",
+                    gold=False,
+                    suggested=(task.prelabel or {}).get("label"),
+                    confirmed=False,
+                    assigned_at=now(),
+                )
+                s.add(a)
+                s.flush()
+                return task, a
+        # Others took every candidate meanwhile: look again (each round, the pool shrank).
     return None
 
 
