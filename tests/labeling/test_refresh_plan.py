@@ -94,3 +94,19 @@ def test_feature_matrix_takes_numeric_columns_and_fills_gaps() -> None:
     assert x[:, 2].tolist() == [1.0, 0.0, 0.5]
     with pytest.raises(DataError, match="no numeric columns besides 'item'"):
         feature_matrix(table.select(["item", "image"]), "item")
+
+
+def test_champion_probabilities_rank_the_uncertainty_order() -> None:
+    items, x, _ = digits_sample(20)
+    proba = np.tile(np.eye(10)[3] * 0.8 + 0.02, (20, 1))
+    proba[7] = [0.1] * 10  # the champion cannot tell what item 7 is
+    got = plan(
+        items,
+        x,
+        {},
+        classes=CLASSES,
+        by="uncertainty",
+        prelabel="champion",
+        champion=Prediction(CLASSES, proba, "given"),
+    )
+    assert min(got.tasks, key=lambda t: t.priority).item == items[7]

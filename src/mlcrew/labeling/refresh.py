@@ -117,7 +117,7 @@ def plan(
     through the order (the queue serves gold apart; a refresh leaves their places alone). The
     other items follow the spec's order. With `prelabel: labels` a model trained on `known`
     suggests a class for every item; with `champion` the given probabilities do (one row per
-    item, in `items` order)."""
+    item, in `items` order), and they also rank the uncertainty order."""
     n = len(items)
     if features is not None and features.shape[0] != n:
         raise ValueError(f"{features.shape[0]} feature rows for {n} items")
@@ -137,7 +137,7 @@ def plan(
                 "run 'mlcrew run' (or use prelabel: labels)"
             )
         prediction = champion
-    if needs_model and features is not None and (prediction is None or by == "uncertainty"):
+    if needs_model and features is not None and prediction is None:
         rows = np.array([i for i, item in enumerate(items) if item in known], dtype=np.intp)
         trained = fit_predict(
             features[rows],
@@ -147,8 +147,7 @@ def plan(
             seed=seed,
             threads=threads,
         )
-        # The champion's probabilities, when it pre-labels, also rank the uncertainty order.
-        prediction = prediction or trained
+        prediction = trained
     is_started = np.array([item in started for item in items], dtype=bool)
     is_gold = np.array([item in gold for item in items], dtype=bool) & ~is_started
     ordered = np.flatnonzero(~is_started & ~is_gold)
