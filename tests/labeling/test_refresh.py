@@ -124,12 +124,13 @@ def refresh(s: Served) -> dict[str, Any]:
     return json.loads(cli(s.env, "label", "refresh", "--json", "-p", str(s.root)).stdout)  # type: ignore[no-any-return]
 
 
-def open_tasks(s: Served) -> list[tuple[str, float, dict[str, Any] | None]]:
+def open_tasks(root: Path, db_url: str) -> list[tuple[str, float, dict[str, Any] | None]]:
+    """(item, priority, prelabel) of the open tasks, in the order the queue serves them."""
     from sqlalchemy import select
 
     from mlcrew.labeling.tables import LabelTask
 
-    proj = Project.open(s.root, db_url=s.env["MLCREW_DB_URL"])
+    proj = Project.open(root, db_url=db_url)
     try:
         with proj.store.session() as session:
             rows = session.execute(
@@ -158,7 +159,7 @@ def test_refresh_orders_by_uncertainty_and_serves_suggestions(served: Served) ->
     assert second["prelabels"] == 1797
 
     # The suggestions are mostly right on items nobody has labelled.
-    waiting = open_tasks(s)
+    waiting = open_tasks(s.root, s.env["MLCREW_DB_URL"])
     assert all(p is not None for _, _, p in waiting)
     right = [p["label"] == s.truth[item] for item, _, p in waiting if p is not None]
     assert sum(right) / len(right) > 0.8
@@ -197,3 +198,31 @@ def test_refresh_errors_say_what_to_do(served: Served) -> None:
         assert "Traceback" not in proc.stderr
     finally:
         spec.write_text(text)
+
+
+def test_champion_pre_labels_come_from_the_registered_champion(tmp_path: Path) -> None:
+    import shutil
+
+    from mlcrew.labeling.importer import import_tasks
+    from mlcrew.labeling.refresh import refresh as refresh_tasks
+    from mlcrew.pipeline.runner import Runner
+    from mlcrew.project import EXAMPLES
+
+    root = tmp_path / "digits"
+    shutil.copytree(EXAMPLES / "digits-labeling", root, ignore=shutil.ignore_patterns(".mlcrew"))
+    spec = root / "mlcrew.yaml"
+    text = spec.read_text().replace("prelabel: labels", "prelabel: champion")
+    # The example trains on the 90 gold answers until real labels exist: let that model pass.
+    spec.write_text(text.replace("{metric: accuracy, min: 0.9}", "{metric: accuracy, min: 0.5}"))
+    proj = Project.open(root, db_url=f"sqlite:///{tmp_path / 'meta.db'}")
+    try:
+        Runner(proj.root, proj.store, proj.spec, proj.spec_text).run()
+        import_tasks(proj.store, proj.spec, proj.root, actor="test")
+        result = refresh_tasks(proj.store, proj.spec, proj.root, actor="test")
+        assert result.model == "given" and result.prelabels == 1797
+    finally:
+        proj.close()
+    truth = read_csv(root / "data" / "truth.csv")
+    waiting = open_tasks(root, f"sqlite:///{tmp_path / 'meta.db'}")
+    right = [p["label"] == truth[item] for item, _, p in waiting if p is not None]
+    assert len(right) == len(waiting) and sum(right) / len(right) > 0.6
