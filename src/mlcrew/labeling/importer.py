@@ -69,6 +69,9 @@ def import_tasks(
             f"{labeling.gold.path if labeling.gold else 'gold'}: {len(missing)} gold item(s) are "
             f"not items of {labeling.from_!r} (first: {missing[0]!r}); fix the gold file"
         )
+    # Gold items are served apart (to everyone, at the share); with share 0 they are ordinary
+    # tasks whose answers are known.
+    apart = labeling.gold is not None and labeling.gold.share > 0
     seed = spec.labeling_seed
     insert = _insert_ignoring_duplicates(store)
     with store.session() as s:
@@ -90,7 +93,7 @@ def import_tasks(
                     "needed": labeling.overlap,
                     "assigned": 0,
                     "labels": 0,
-                    "open": answer is None,
+                    "open": answer is None or not apart,
                     "created_at": at,
                 }
             )
@@ -101,11 +104,14 @@ def import_tasks(
             progress(done, table.num_rows)
     with store.session() as s:
         # The overlap of the spec applies to every task, imported now or before.
+        regular = LabelTask.gold.is_(None) if apart else LabelTask.id.is_not(None)
         s.execute(
             update(LabelTask)
-            .where(LabelTask.gold.is_(None))
+            .where(regular)
             .values(needed=labeling.overlap, open=LabelTask.assigned < labeling.overlap)
         )
+        if apart:
+            s.execute(update(LabelTask).where(LabelTask.gold.is_not(None)).values(open=False))
         after = s.scalar(select(func.count()).select_from(LabelTask)) or 0
         # The label spec in force changes once the tasks are in.
         label_spec = publish(s, labeling, guidelines)
