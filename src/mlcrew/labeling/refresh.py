@@ -279,11 +279,13 @@ def refresh(store: Store, spec: Spec, project: Path, *, actor: str) -> RefreshRe
     known: dict[str, str] = {}
     started: set[str] = set()
     gold: set[str] = set()
+    # Gold items are served apart (at the spec's share) and keep their own places; with share
+    # 0 they are ordinary tasks. Gold answers never train the model: its suggestions on gold
+    # items would give the answers away, and gold accuracy would measure agreement with it.
+    apart = labeling.gold is not None and labeling.gold.share > 0
     for key in keys:
         task_id, answer = tasks[key]
-        if answer is not None:
-            # Gold answers never train the model: its suggestions on gold items would give
-            # the answers away, and gold accuracy would measure agreement with the model.
+        if answer is not None and apart:
             gold.add(key)
         elif task_id in by_task:
             started.add(key)
