@@ -74,6 +74,7 @@ class Outcome:
     precision: float = 0.0  # of the flags, the share that are planted items
     recall: float = 0.0  # of the planted items, the share flagged
     wrong_consensus: int = 0  # items whose consensus differs from the truth (planted or not)
+    planted_wrong: int = 0  # planted items whose consensus is wrong
     flags_wrong: int = 0  # flagged items whose consensus is indeed wrong
     precision_wrong: float = 0.0  # of the flags, the share whose consensus is indeed wrong
     requests: int = 0
@@ -330,6 +331,7 @@ def measure(
         precision=true_flags / len(flagged) if flagged else 0.0,
         recall=true_flags / len(planted) if planted else 0.0,
         wrong_consensus=len(wrong),
+        planted_wrong=len(wrong & set(planted)),
         flags_wrong=len(flagged & wrong),
         precision_wrong=len(flagged & wrong) / len(flagged) if flagged else 0.0,
         requests=requests,
