@@ -211,3 +211,16 @@ def test_a_task_held_past_its_lease_goes_to_someone_else(served: tuple[Project, 
     assert held["id"] in given
     late = ann.label(held["id"], "cat")
     assert late.status_code == 409 and "expired" in late.json()["detail"]
+
+
+def test_the_overview_shows_labeling_progress(pets: Project) -> None:
+    app = create_app(pets.root, pets.spec, pets.store, access_log=False)
+    with BackgroundServer(app) as srv:  # no people yet: the local owner labels and looks
+        owner = httpx.Client(base_url=srv.url, timeout=30)
+        with pets.store.session() as s:  # an ordinary item (the local owner may label any)
+            free = s.scalars(select(LabelTask.id).where(LabelTask.open.is_(True))).first()
+        done = owner.post(f"/v1/labeling/tasks/{free}/labels", json={"label": "cat"})
+        assert done.status_code == 201
+        page = owner.get("/", headers={"accept": "text/html"}).text
+    assert 'data-testid="labelled-items">1</strong> of 54 items labeled' in page
+    assert "1 label by 1 labeler" in page and 'href="/label"' in page

@@ -155,6 +155,7 @@ def build_api(app: ServiceApp) -> FastAPI:
     from mlcrew.api.routers import (
         audit,
         health,
+        label_pages,
         labeling,
         login,
         models,
@@ -188,7 +189,19 @@ def build_api(app: ServiceApp) -> FastAPI:
         metrics=app.metrics,
         gate=app.gate,
     )
-    modules = (health, models, registry, runs, monitoring, pages, login, people, audit, labeling)
+    modules = (
+        health,
+        models,
+        registry,
+        runs,
+        monitoring,
+        pages,
+        login,
+        people,
+        audit,
+        labeling,
+        label_pages,
+    )
     for module in modules:
         api.include_router(module.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -1,5 +1,6 @@
-"""`mlcrew label import|refresh|status`: turn the spec's items into labeling tasks, order them
-and suggest labels from the labels so far, and see how far labeling has come."""
+"""`mlcrew label import|refresh|status|export`: turn the spec's items into labeling tasks, order
+them and suggest labels from the labels so far, see how far labeling has come, and write the
+consensus labels."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from rich.table import Table
 from mlcrew.cli.common import JsonOption, ProjectOption, console, emit_json, err_console
 
 app = typer.Typer(
-    name="label", help="Labeling: import tasks, refresh pre-labels and order, see progress."
+    name="label", help="Labeling: import tasks, refresh pre-labels and order, see progress, export."
 )
 
 
@@ -39,7 +40,12 @@ def label_import(project: Path = ProjectOption, json_out: bool = JsonOption) -> 
             bar.update(task, completed=done, total=total)
 
         result = import_tasks(
-            proj.store, proj.spec, proj.root, actor=cli_identity().actor, progress=update
+            proj.store,
+            proj.spec,
+            proj.root,
+            actor=cli_identity().actor,
+            progress=update,
+            spec_text=proj.spec_text,
         )
     if json_out:
         emit_json(result.to_json())
@@ -100,4 +106,28 @@ def label_refresh(project: Path = ProjectOption, json_out: bool = JsonOption) ->
     console.print(
         f"refreshed {result.items} items from {result.labelled} labeled: order {result.order}, "
         f"{result.prelabels} pre-labels; model: {model}"
+    )
+
+
+@app.command("export")
+def label_export(
+    out: Path = typer.Option(
+        Path("labels.parquet"), "--out", "-o", help="File to write (.parquet or .csv)."
+    ),
+    project: Path = ProjectOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Write the consensus labels (one row per labeled item) with their lineage."""
+    from mlcrew.labeling.export import export_labels
+    from mlcrew.people.identity import cli_identity
+    from mlcrew.project import Project
+
+    proj = Project.open(project)
+    done = export_labels(proj.store, out, actor=cli_identity().actor)
+    if json_out:
+        emit_json(done.to_json())
+        return
+    console.print(
+        f"wrote {done.rows} labeled items to {out} (sha256 {done.digest[:12]}, label spec "
+        f"{done.label_spec[:12]}, {len(done.labelers)} labelers)"
     )

@@ -52,12 +52,16 @@ def import_tasks(
     *,
     actor: str,
     progress: Progress | None = None,
+    spec_text: str | None = None,
 ) -> ImportResult:
+    """Import the items of `spec.labeling` as tasks. With `spec_text` (the spec file's text), it
+    also becomes the project's spec in force, so `mlcrew server` can serve the project's
+    labeling before any pipeline run."""
     from mlcrew.labeling.items import check_keys, items, read_gold, read_table
 
     labeling = require_labeling(spec)
     guidelines = guidelines_text(spec, project)
-    table = read_table(spec, project, labeling)
+    table = read_table(spec, project, labeling, store)
     if table.num_rows == 0:
         raise DataError(f"{labeling.from_!r} has no rows: there is nothing to label")
     # Every check before the first write: bad input leaves the tasks as they were.
@@ -115,6 +119,11 @@ def import_tasks(
         after = s.scalar(select(func.count()).select_from(LabelTask)) or 0
         # The label spec in force changes once the tasks are in.
         label_spec = publish(s, labeling, guidelines)
+        if spec_text is not None:
+            data = spec_text.encode()
+            digest = store.artifacts.put_bytes(data)
+            store.record_artifact(digest, len(data), "spec", s)
+            store.set_spec(digest, s)
         gold_count = s.scalar(
             select(func.count()).select_from(LabelTask).where(LabelTask.gold.is_not(None))
         )

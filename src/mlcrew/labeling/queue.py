@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, and_, case, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import BindParameter
 
 from mlcrew.errors import ConflictError, LabelError, NotFoundError
 from mlcrew.labeling.labelspec import LabelSpec
@@ -121,6 +122,58 @@ def check_label(labeling: Labeling, label: Any) -> Any:
 
 _TASK_COLUMNS = (T.id, T.item, T.payload, T.prelabel)
 
+# The statements of the hot path, built once (a request then costs no statement building or
+# cache-key work); `bindparam`s carry the project, the labeler and the task.
+_P: BindParameter[str] = bindparam("p_project")
+_WHO: BindParameter[str] = bindparam("p_who")
+_TASK: BindParameter[int] = bindparam("p_task")
+_HELD = (
+    select(*_TASK_COLUMNS, A.label, A.note)
+    .join(ASSIGNMENTS, A.task_id == T.id)
+    .where(A.project == _P, A.labeler == _WHO, A.state == "assigned", T.project == _P)
+    .order_by(A.assigned_at, A.id)
+    .limit(bindparam("p_count"))
+)
+_CANDIDATES = (
+    select(T.id)
+    .where(
+        T.project == _P,
+        T.open.is_(True),
+        ~exists().where(A.project == _P, A.task_id == T.id, A.labeler == _WHO),
+    )
+    .order_by(T.priority, T.id)
+    .limit(CANDIDATES)
+)
+_TAKE = (
+    update(TASKS)
+    .where(T.project == _P, T.id == _TASK, T.open.is_(True), T.assigned < T.needed)
+    .values(assigned=T.assigned + 1, open=T.assigned + 1 < T.needed)
+)
+_TASK_ROW = select(*_TASK_COLUMNS).where(T.project == _P, T.id == _TASK)
+_ASSIGN = insert(ASSIGNMENTS)
+_EVENT = insert(EVENTS)
+_SUBMIT = (
+    update(ASSIGNMENTS)
+    .where(A.project == _P, A.labeler == _WHO, A.task_id == _TASK, A.state == "assigned")
+    .values(
+        state="submitted",
+        label=bindparam("p_label", type_=ASSIGNMENTS.c.label.type),
+        confirmed=False,
+        submitted_at=bindparam("p_at", type_=ASSIGNMENTS.c.submitted_at.type),
+        seconds=bindparam("p_seconds", type_=ASSIGNMENTS.c.seconds.type),
+        review=None,
+    )
+    .returning(A.id, A.suggested)
+)
+_COUNT_LABEL = (
+    update(TASKS)
+    .where(T.project == _P, T.id == _TASK)
+    .values(labels=T.labels + bindparam("p_delta"))
+)
+_PROGRESS = (
+    select(A.state, func.count()).where(A.project == _P, A.labeler == _WHO).group_by(A.state)
+)
+
 
 def _view(task: Any, state: str, label: Any, note: str | None, labeling: Labeling) -> TaskView:
     suggestion = None
@@ -132,18 +185,8 @@ def _view(task: Any, state: str, label: Any, note: str | None, labeling: Labelin
 def _event(
     conn: Connection, project: str, task_id: int, labeler: str, actor: str, kind: str, **kw: Any
 ) -> None:
-    conn.execute(
-        insert(EVENTS).values(
-            project=project,
-            task_id=task_id,
-            labeler=labeler,
-            actor=actor,
-            at=now(),
-            kind=kind,
-            label=kw.get("label"),
-            note=kw.get("note"),
-        )
-    )
+    row = {"project": project, "task_id": task_id, "labeler": labeler, "actor": actor}
+    conn.execute(_EVENT, {**row, "at": now(), "kind": kind, "label": None, "note": None, **kw})
 
 
 def _write(store: Store, work: Callable[[Connection], R]) -> R:
@@ -177,13 +220,7 @@ def next_tasks(store: Store, spec: LabelSpec, who: Labeler, count: int = 1) -> l
 def _next(store: Store, labeling: Labeling, who: str, count: int) -> list[TaskView]:
     project = store.project_name
     with store.engine.connect() as conn:
-        held = conn.execute(
-            select(*_TASK_COLUMNS, A.label, A.note)
-            .join(ASSIGNMENTS, A.task_id == T.id)
-            .where(_mine(project, who), A.state == "assigned", T.project == project)
-            .order_by(A.assigned_at, A.id)
-            .limit(count)
-        ).all()
+        held = conn.execute(_HELD, {"p_project": project, "p_who": who, "p_count": count}).all()
     views = [_view(r, "assigned", r.label, r.note, labeling) for r in held]
     while len(views) < count:
         claimed = _claim(store, labeling, who)
@@ -228,16 +265,17 @@ def _not_mine(project: str, who: str) -> Any:
 
 def _assign(conn: Connection, project: str, who: str, task: Any, gold: bool) -> None:
     conn.execute(
-        insert(ASSIGNMENTS).values(
-            project=project,
-            task_id=task.id,
-            labeler=who,
-            state="assigned",
-            gold=gold,
-            suggested=(task.prelabel or {}).get("label"),
-            confirmed=False,
-            assigned_at=now(),
-        )
+        _ASSIGN,
+        {
+            "project": project,
+            "task_id": task.id,
+            "labeler": who,
+            "state": "assigned",
+            "gold": gold,
+            "suggested": (task.prelabel or {}).get("label"),
+            "confirmed": False,
+            "assigned_at": now(),
+        },
     )
 
 
@@ -255,30 +293,19 @@ def _claim_gold(conn: Connection, project: str, who: str) -> Any:
 
 def _take(conn: Connection, project: str, task_id: int) -> bool:
     """The claim: one more labeler on the task, if it still has room."""
-    done = conn.execute(
-        update(TASKS)
-        .where(T.project == project, T.id == task_id, T.open.is_(True), T.assigned < T.needed)
-        .values(assigned=T.assigned + 1, open=T.assigned + 1 < T.needed)
-    )
+    done = conn.execute(_TAKE, {"p_project": project, "p_task": task_id})
     return done.rowcount == 1
 
 
 def _claim_open(conn: Connection, project: str, who: str) -> Any:
-    candidates = (
-        select(T.id)
-        .where(T.project == project, T.open.is_(True), _not_mine(project, who))
-        .order_by(T.priority, T.id)
-        .limit(CANDIDATES)
-    )
+    params = {"p_project": project, "p_who": who}
     # Labelers start at different candidates, so twenty of them do not all race for one row.
     start = int.from_bytes(hashlib.sha256(who.encode()).digest()[:2], "big")
-    while ids := list(conn.scalars(candidates)):
+    while ids := list(conn.scalars(_CANDIDATES, params)):
         at = start % len(ids)
         for task_id in ids[at:] + ids[:at]:
             if _take(conn, project, task_id):
-                task = conn.execute(
-                    select(*_TASK_COLUMNS).where(T.project == project, T.id == task_id)
-                ).one()
+                task = conn.execute(_TASK_ROW, {"p_project": project, "p_task": task_id}).one()
                 _assign(conn, project, who, task, gold=False)
                 return task
         # Others took every candidate meanwhile: look again (each round, the pool shrank).
@@ -351,17 +378,15 @@ def submit(
     def work(conn: Connection) -> Submitted:
         at = now()
         done = conn.execute(
-            update(ASSIGNMENTS)
-            .where(_mine(project, who.name), A.task_id == task_id, A.state == "assigned")
-            .values(
-                state="submitted",
-                label=value,
-                confirmed=False,
-                submitted_at=at,
-                seconds=seconds,
-                review=None,
-            )
-            .returning(A.id, A.suggested)
+            _SUBMIT,
+            {
+                "p_project": project,
+                "p_who": who.name,
+                "p_task": task_id,
+                "p_label": value,
+                "p_at": at,
+                "p_seconds": seconds,
+            },
         ).first()
         if done is not None:
             # A confirmed suggestion is one the labeler took as it was shown.
@@ -405,7 +430,7 @@ def _submit_unheld(
             raise ConflictError(
                 f"you labeled task {task_id} {mine.label!r} already; undo it (U) to change it"
             )
-        raise ConflictError(f"you {mine.state} task {task_id}; it is no longer in your queue")
+        raise ConflictError(_gone(mine.state, task_id))
     if not who.any_task:
         raise NotFoundError(f"task {task_id} is not in your queue")
     # Someone who may label any task labels one outside their queue: claim it first.
@@ -443,10 +468,20 @@ def _submit_unheld(
     return Submitted(task_id, value, took, False)
 
 
+def _gone(state: str, task_id: int) -> str:
+    """Why a task is no longer the labeler's to label."""
+    if state == "expired":
+        return (
+            f"your hold on task {task_id} expired (labeling.lease_minutes) and it went to "
+            "someone else; take the next task"
+        )
+    if state == "submitted":
+        return f"you labeled task {task_id} already"
+    return f"you {state} task {task_id}; it is no longer in your queue"
+
+
 def _count_label(conn: Connection, project: str, task_id: int, delta: int) -> None:
-    conn.execute(
-        update(TASKS).where(T.project == project, T.id == task_id).values(labels=T.labels + delta)
-    )
+    conn.execute(_COUNT_LABEL, {"p_project": project, "p_task": task_id, "p_delta": delta})
 
 
 # ---------------------------------------------------------------------------- skip, flag, undo
@@ -480,7 +515,7 @@ def skip(
         if state is None:
             raise NotFoundError(f"task {task_id} is not in your queue")
         if state != kind:
-            raise ConflictError(f"you {state} task {task_id} already")
+            raise ConflictError(_gone(state, task_id))
 
     _write(store, work)
 
@@ -544,9 +579,7 @@ def progress(store: Store, who: Labeler) -> Progress:
         rows = {
             state: int(n)
             for state, n in conn.execute(
-                select(A.state, func.count())
-                .where(_mine(store.project_name, who.name))
-                .group_by(A.state)
+                _PROGRESS, {"p_project": store.project_name, "p_who": who.name}
             ).all()
         }
     return Progress(

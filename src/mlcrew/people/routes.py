@@ -23,6 +23,7 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/login"): None,
     ("POST", "/login"): None,
     ("POST", "/logout"): None,  # ends the caller's own session (CSRF-checked)
+    ("GET", "/label"): "label_assigned",  # the labeling page
     # models, registry, runs, monitoring
     ("GET", "/v1/models"): "read_models",
     ("GET", "/v1/models/{name}"): "read_models",
@@ -71,3 +72,11 @@ def allowed_methods(path: str) -> str:
         if method not in found and compile_path(template)[0].match(path):
             found.append(method)
     return ", ".join(sorted(found))
+
+
+def routes_markdown() -> str:
+    """The table of routes and their actions, for docs/security.md."""
+    lines = ["| route | action |", "|---|---|"]
+    for (method, template), action in ROUTES.items():
+        lines.append(f"| `{method} {template}` | {f'`{action}`' if action else 'open'} |")
+    return "\n".join(lines) + "\n"

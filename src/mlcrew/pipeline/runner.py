@@ -32,6 +32,7 @@ from mlcrew.pipeline.runs import (
     new_run_id,
     run_lock_name,
 )
+from mlcrew.pipeline.sources import source_file
 from mlcrew.pipeline.stage import StageDef, dump_config
 from mlcrew.pipeline.stages import STAGES
 from mlcrew.registry.promotion import default_actor
@@ -58,18 +59,14 @@ def find_execution(session: Any, key: str) -> StageExecution | None:
     return found
 
 
-def source_path(project: Path, path: str) -> Path:
-    return Path(path) if Path(path).is_absolute() else project / path
-
-
 def snapshot_sources(project: Path, spec: Spec, store: Store) -> dict[str, str]:
     """Hash each source file and keep a copy in the store, so any run can be reproduced."""
     digests: dict[str, str] = {}
     for name, src in spec.sources.items():
-        path = source_path(project, src.path)
+        path = source_file(project, store, name, src)
         if not path.is_file():
             raise SpecError(
-                f"source {name!r}: file {src.path} does not exist (relative to {project}); "
+                f"source {name!r}: file {src.described} does not exist (relative to {project}); "
                 f"fix sources.{name}.path in mlcrew.yaml"
             )
         digest = file_digest(path)
