@@ -235,7 +235,7 @@ def refresh(store: Store, spec: Spec, project: Path, *, actor: str) -> RefreshRe
     `labeling.order` and `labeling.prelabel` say, and write them in one transaction."""
     from sqlalchemy import select
 
-    from mlcrew.labeling.items import plain, read_table
+    from mlcrew.labeling.items import check_keys, read_table
     from mlcrew.labeling.labelspec import NOT_IMPORTED, require_labeling
     from mlcrew.labeling.suggest import write_suggestions
     from mlcrew.labeling.tables import LabelAssignment, LabelTask
@@ -270,8 +270,8 @@ def refresh(store: Store, spec: Spec, project: Path, *, actor: str) -> RefreshRe
     for task_id, label in submitted:
         if isinstance(label, str):
             by_task.setdefault(task_id, []).append(label)
-    table = read_table(spec, project, labeling)
-    keys = [str(plain(v)) for v in table.column(labeling.id).to_pylist()]
+    table = read_table(spec, project, labeling, store)
+    keys = check_keys(table, labeling)
     rows = [i for i, key in enumerate(keys) if key in tasks]
     if len(rows) < len(keys):
         table = table.take(rows)
