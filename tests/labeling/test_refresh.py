@@ -198,31 +198,3 @@ def test_refresh_errors_say_what_to_do(served: Served) -> None:
         assert "Traceback" not in proc.stderr
     finally:
         spec.write_text(text)
-
-
-def test_champion_pre_labels_come_from_the_registered_champion(tmp_path: Path) -> None:
-    import shutil
-
-    from mlcrew.labeling.importer import import_tasks
-    from mlcrew.labeling.refresh import refresh as refresh_tasks
-    from mlcrew.pipeline.runner import Runner
-    from mlcrew.project import EXAMPLES
-
-    root = tmp_path / "digits"
-    shutil.copytree(EXAMPLES / "digits-labeling", root, ignore=shutil.ignore_patterns(".mlcrew"))
-    spec = root / "mlcrew.yaml"
-    text = spec.read_text().replace("prelabel: labels", "prelabel: champion")
-    # The example trains on the 90 gold answers until real labels exist: let that model pass.
-    spec.write_text(text.replace("{metric: accuracy, min: 0.9}", "{metric: accuracy, min: 0.5}"))
-    proj = Project.open(root, db_url=f"sqlite:///{tmp_path / 'meta.db'}")
-    try:
-        Runner(proj.root, proj.store, proj.spec, proj.spec_text).run()
-        import_tasks(proj.store, proj.spec, proj.root, actor="test")
-        result = refresh_tasks(proj.store, proj.spec, proj.root, actor="test")
-        assert result.model == "given" and result.prelabels == 1797
-    finally:
-        proj.close()
-    truth = read_csv(root / "data" / "truth.csv")
-    waiting = open_tasks(root, f"sqlite:///{tmp_path / 'meta.db'}")
-    right = [p["label"] == truth[item] for item, _, p in waiting if p is not None]
-    assert len(right) == len(waiting) and sum(right) / len(right) > 0.6
