@@ -11,7 +11,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from mlcrew.labeling import queue
-from mlcrew.labeling.export import majority
 from mlcrew.labeling.importer import import_tasks
 from mlcrew.labeling.labelspec import latest
 from mlcrew.pipeline.runner import Runner
@@ -43,9 +42,27 @@ def label_all(proj: Project, names: list[str]) -> None:
             queue.submit(proj.store, spec, who, task.id, ("cat", "dog", "bird")[n % 3])
 
 
-def test_majority_breaks_ties_by_the_class_order() -> None:
-    assert majority(["dog", "cat"], ["cat", "dog"]) == ("cat", 0.5)
-    assert majority(["dog", "dog", "cat"], ["cat", "dog"])[0] == "dog"
+def test_a_reviewers_correction_is_the_exported_label(tmp_path: Path) -> None:
+    from mlcrew.labeling.export import export_labels
+    from mlcrew.labeling.review import review
+
+    root = write_project(tmp_path / "pets", items=12, gold=0.0)
+    proj = Project.open(root)
+    import_tasks(proj.store, proj.spec, proj.root, actor="test")
+    label_all(proj, ["ann", "bob"])  # both say i4 is a dog (4 % 3 == 1)
+    spec = latest(proj.store)
+    assert spec is not None
+    with proj.store.session() as s:
+        from sqlalchemy import select
+
+        from mlcrew.labeling.tables import LabelTask
+
+        i4 = s.scalars(select(LabelTask.id).where(LabelTask.item == "i4")).one()
+    review(proj.store, spec, i4, "ann", "rev", "correct", label="bird")
+    rows = pq.read_table(export_labels(proj.store, tmp_path / "l.parquet").path).to_pylist()
+    row = next(r for r in rows if r["id"] == "i4")
+    assert (row["label"], row["source"], row["votes"]) == ("bird", "review", 2)
+    proj.close()
 
 
 def test_export_has_lineage_to_tasks_labelers_and_spec(tmp_path: Path) -> None:

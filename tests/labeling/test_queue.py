@@ -224,3 +224,27 @@ def test_the_overview_shows_labeling_progress(pets: Project) -> None:
         page = owner.get("/", headers={"accept": "text/html"}).text
     assert 'data-testid="labelled-items">1</strong> of 54 items labeled' in page
     assert "1 label by 1 labeler" in page and 'href="/label"' in page
+
+
+def test_a_manager_fills_an_outsourced_labelers_queue(served: tuple[Project, str]) -> None:
+    import json
+    import subprocess
+    import sys
+
+    proj, url = served
+    vendor = Labeler(url, add_labelers(proj, ["vendor"], external=True)["vendor"])
+
+    def assign(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "mlcrew.cli.main", "label", "assign", *args]
+        return subprocess.run(
+            [*cmd, "-p", str(proj.root), "--json"], capture_output=True, text=True, timeout=120,
+            env={**__import__("os").environ, "MLCREW_DB_URL": proj.store.db_url},
+        )  # fmt: skip
+
+    done = assign("vendor", "--count", "5")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"labeler": "vendor", "assigned": 5}
+    r = vendor.http.get("/v1/labeling/next", params={"ahead": 3}).json()
+    assert r["progress"]["held"] == 5 and r["task"] is not None and len(r["ahead"]) == 3
+    missing = assign("nobody", "--count", "1")
+    assert missing.returncode == 1 and "mlcrew user add nobody --role labeler" in missing.stderr

@@ -157,12 +157,14 @@ def build_api(app: ServiceApp) -> FastAPI:
         health,
         label_pages,
         labeling,
+        labeling_pages,
         login,
         models,
         monitoring,
         pages,
         people,
         registry,
+        review,
         runs,
     )
 
@@ -201,6 +203,8 @@ def build_api(app: ServiceApp) -> FastAPI:
         audit,
         labeling,
         label_pages,
+        review,
+        labeling_pages,
     )
     for module in modules:
         api.include_router(module.router)

@@ -131,3 +131,58 @@ def label_export(
         f"wrote {done.rows} labeled items to {out} (sha256 {done.digest[:12]}, label spec "
         f"{done.label_spec[:12]}, {len(done.labelers)} labelers)"
     )
+
+
+@app.command("assign")
+def label_assign(
+    labeler: str = typer.Argument(..., help="The user whose queue gets the tasks."),
+    count: int = typer.Option(..., "--count", "-n", min=1, max=1_000_000, help="How many."),
+    project: Path = ProjectOption,
+    json_out: bool = JsonOption,
+) -> None:
+    """Put tasks in a labeler's queue (for example a batch for an outsourced labeler)."""
+    from mlcrew.errors import NotFoundError
+    from mlcrew.labeling.queue import assign
+    from mlcrew.people.audit import record
+    from mlcrew.people.identity import cli_identity, os_user
+    from mlcrew.people.users import check_name, grant_identity
+    from mlcrew.project import Project
+
+    proj = Project.open(project)
+    name = proj.spec.name
+    who = grant_identity(proj.store, name, check_name(labeler), "cli")
+    if labeler != os_user() and (who is None or not who.may("label_assigned")):
+        raise NotFoundError(
+            f"{labeler} is not a labeler of {name}: add them with `mlcrew user add {labeler} "
+            "--role labeler` (with --external for an outsourced labeler)"
+        )
+    done = assign(proj.store, labeler, count)
+    record(proj.store, name, cli_identity().actor, "label_assign", labeler, {"tasks": done})
+    if json_out:
+        emit_json({"labeler": labeler, "assigned": done})
+        return
+    more = "" if done == count else f" (only {done}: no more tasks are waiting)"
+    console.print(f"assigned {done} tasks to {labeler}{more}")
+
+
+@app.command("quality")
+def label_quality_cmd(
+    project: Path = ProjectOption,
+    json_out: bool = JsonOption,
+    every: str = typer.Option("day", help="Periods over time: 'day' or N submissions."),
+) -> None:
+    """Agreement, gold accuracy per labeler, consensus and likely label errors."""
+    from mlcrew.labeling.project_quality import project_quality
+    from mlcrew.labeling.quality import parse_every
+    from mlcrew.labeling.quality_text import quality_tables
+    from mlcrew.project import Project
+
+    proj = Project.open(project)
+    report = project_quality(
+        proj.store, spec=proj.spec, project=proj.root, every=parse_every(every)
+    )
+    if json_out:
+        emit_json(report.to_dict(items=False, issues=100))
+        return
+    for table in quality_tables(report):
+        console.print(table)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from mlcrew.errors import NotFoundError
 from mlcrew.labeling.labelspec import NOT_IMPORTED, LabelSpec, latest
-from mlcrew.labeling.tables import ASSIGNMENTS, TASKS
+from mlcrew.labeling.tables import TASKS
 from mlcrew.store import Store
 from mlcrew.store.artifacts import file_digest
 
@@ -47,56 +47,50 @@ class LabelExport:
 
 def _text(label: Any) -> str:
     """A label as one text value: a class, or classes joined by '|' (multi-label)."""
-    return "|".join(label) if isinstance(label, list) else str(label)
-
-
-def majority(votes: list[str], order: list[str]) -> tuple[str, float]:
-    """The most frequent label and its share of the votes; a tie goes to the label that comes
-    first in the label spec's class order (then alphabetically), so it never depends on time."""
-    counts = Counter(votes)
-    rank = {name: i for i, name in enumerate(order)}
-    best = min(counts, key=lambda v: (-counts[v], rank.get(v, len(rank)), v))
-    return best, counts[best] / len(votes)
+    if isinstance(label, frozenset | list | tuple | set):
+        return "|".join(sorted(label))
+    return str(label)
 
 
 def consensus_table(store: Store, spec: LabelSpec) -> pa.Table:
-    """One row per item with at least one submitted label (gold items carry their known answer),
-    sorted by item."""
+    """One row per item with at least one submitted label, sorted by item: the majority label
+    (ties: the class listed first), a reviewer's correction over it, a gold item's known answer
+    over both; how many votes, their agreement, confirmed suggestions, the task and labelers."""
     import pyarrow as pa
 
+    from mlcrew.labeling.consensus import apply_corrections, majority
+    from mlcrew.labeling.project_quality import read_labels
+    from mlcrew.labeling.votes import check_votes
+
     labeling = spec.labeling
+    stored = read_labels(store, features=False)
+    votes = check_votes(stored.votes, stored.classes, stored.task)
+    consensus = apply_corrections(majority(votes), stored.corrections)
+    by_item = votes.by_item()
+    confirmed = Counter(v.item for v in votes.votes if v.confirmed)
     project = store.project_name
-    T, A = TASKS.c, ASSIGNMENTS.c
+    T = TASKS.c
     with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(T.id, T.item, T.gold, A.labeler, A.label, A.confirmed)
-            .join(ASSIGNMENTS, A.task_id == T.id)
-            .where(T.project == project, A.project == project, A.state == "submitted")
-            .order_by(T.item, A.labeler)
-        ).all()
-    by_item: dict[str, list[Any]] = defaultdict(list)
-    for row in rows:
-        by_item[row.item].append(row)
-    order = labeling.class_names()
+        task_ids = dict(
+            conn.execute(select(T.item, T.id).where(T.project == project, T.labels > 0)).all()
+        )
     out: dict[str, list[Any]] = defaultdict(list)
-    for item in sorted(by_item):
-        votes = by_item[item]
-        first = votes[0]
-        texts = [_text(v.label) for v in votes]
-        if first.gold is not None:
-            label, share = _text(first.gold), texts.count(_text(first.gold)) / len(texts)
-            source = "gold"
-        else:
-            label, share = majority(texts, order)
-            source = "majority"
-        out[labeling.id].append(item)
+    for c in sorted(consensus.items, key=lambda c: c.item):
+        given = by_item[c.item]
+        label, share, source = _text(c.label), c.agreement, "majority"
+        if c.reviewed:
+            source = "review"
+        if c.item in stored.gold:
+            label, source = _text(stored.gold[c.item]), "gold"
+            share = sum(_text(v) == label for v in given.values()) / len(given)
+        out[labeling.id].append(c.item)
         out[LABEL_COLUMN].append(label)
-        out["votes"].append(len(votes))
+        out["votes"].append(c.votes)
         out["agreement"].append(round(share, 6))
-        out["confirmed_suggestions"].append(sum(1 for v in votes if v.confirmed))
+        out["confirmed_suggestions"].append(confirmed[c.item])
         out["source"].append(source)
-        out["task_id"].append(int(first.id))
-        out["labelers"].append(",".join(v.labeler for v in votes))
+        out["task_id"].append(int(task_ids.get(c.item, 0)))
+        out["labelers"].append(",".join(sorted(given)))
     schema = pa.schema(
         [
             (labeling.id, pa.string()),
@@ -109,13 +103,11 @@ def consensus_table(store: Store, spec: LabelSpec) -> pa.Table:
             ("labelers", pa.string()),
         ]
     )
-    labelers = sorted({v.labeler for v in rows})
     # Only what the labels decide goes into the bytes: a new guideline text alone must not
     # re-run training. The label spec a file came from is in the export's record (audit log).
-    meta = {"mlcrew.labelers": json.dumps(labelers), "mlcrew.consensus": "majority"}
-    return pa.table({f.name: out[f.name] for f in schema}, schema=schema).replace_schema_metadata(
-        meta
-    )
+    meta = {"mlcrew.labelers": json.dumps(list(votes.labelers)), "mlcrew.consensus": "majority"}
+    table = pa.table({f.name: out[f.name] for f in schema}, schema=schema)
+    return table.replace_schema_metadata(meta)
 
 
 def export_labels(store: Store, path: Path, *, actor: str | None = None) -> LabelExport:

@@ -230,6 +230,21 @@ def _next(store: Store, labeling: Labeling, who: str, count: int) -> list[TaskVi
     return views
 
 
+def assign(store: Store, labeler: str, count: int) -> int:
+    """Fill a labeler's queue with up to `count` more tasks (a manager handing a batch to an
+    outsourced labeler): claimed like their own next tasks, under the same overlap. Returns how
+    many were assigned (fewer when the pool runs dry)."""
+    project = store.project_name
+
+    def work(conn: Connection) -> int:
+        done = 0
+        while done < count and _claim_open(conn, project, labeler) is not None:
+            done += 1
+        return done
+
+    return _write(store, work)
+
+
 def _claim(store: Store, labeling: Labeling, who: str) -> Any:
     got = _write(store, lambda conn: _claim_in(conn, store.project_name, labeling, who))
     if got is None and _reclaim_expired(store, labeling):

@@ -46,6 +46,12 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/v1/labeling/spec"): "label_assigned",
     ("GET", "/v1/labeling/me"): "label_assigned",
     ("GET", "/v1/labeling/status"): "read_data",
+    ("GET", "/v1/labeling/quality"): "review_labels",
+    ("GET", "/v1/labeling/review/next"): "review_labels",
+    ("GET", "/v1/labeling/review/tasks/{task_id}/image"): "review_labels",
+    ("POST", "/v1/labeling/tasks/{task_id}/review"): "review_labels",
+    ("GET", "/labeling"): "review_labels",
+    ("GET", "/labeling/review"): "review_labels",
     # people
     ("GET", "/v1/users"): "manage_people",
     ("POST", "/v1/users"): "manage_people",
