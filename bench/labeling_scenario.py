@@ -99,13 +99,32 @@ def main() -> int:
         "Cohen's kappa vs truth | gold items | gold accuracy |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    own = out.mlcrew
+    gold_own = own["gold_accuracy"]
+    tail = [
+        "",
+        "mlcrew's own quality report (`mlcrew label quality`) on the same labels:",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| Krippendorff's alpha | {own['alpha']:.3f} |",
+        f"| Fleiss' kappa | {own['fleiss_kappa']:.3f} |",
+        "| gold accuracy per labeler | "
+        + ", ".join(f"{k} {pct(v)}" for k, v in sorted(gold_own.items()))
+        + " |",
+        f"| likely label errors flagged (of {own['checked']} items checked) | {own['flagged']} |",
+        f"| precision on planted items | {pct(own['precision'])} |",
+        f"| recall on planted items | {pct(own['recall'])} "
+        f"({own['true_flags']} of {out.planted}) |",
+        f"| precision on wrong consensus | {pct(own['precision_wrong'])} |",
+    ]
     for p in out.per_labeler:
         lines.append(
             f"| {p['labeler']} | {pct(p['set_error'])} | {pct(p['real_error'])} | {p['labels']} "
             f"| {pct(p['accuracy_vs_truth'])} | {p['kappa_vs_truth']:.3f} | {p['gold_items']} "
             f"| {pct(p['gold_accuracy'])} |"
         )
-    text = "\n".join(lines) + "\n"
+    text = "\n".join(lines + tail) + "\n"
     print(text)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "labeling_scenario.md").write_text(text)

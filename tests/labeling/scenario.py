@@ -78,6 +78,7 @@ class Outcome:
     flags_wrong: int = 0  # flagged items whose consensus is indeed wrong
     precision_wrong: float = 0.0  # of the flags, the share whose consensus is indeed wrong
     requests: int = 0
+    mlcrew: dict[str, Any] = field(default_factory=dict)  # mlcrew's own quality report
 
     def to_json(self) -> dict[str, Any]:
         out = dict(self.__dict__)
@@ -224,7 +225,41 @@ def run_scenario(workdir: Path, config: Config, db_url: str | None = None) -> Ou
         server.stop()
     seconds = time.perf_counter() - started
     stored = stored_labels(root, env["MLCREW_DB_URL"])
-    return measure(config, root, stored, truth, gold, planted, seconds, requests)
+    out = measure(config, root, stored, truth, gold, planted, seconds, requests)
+    out.mlcrew = mlcrew_quality(root, env["MLCREW_DB_URL"], truth, planted)
+    return out
+
+
+def mlcrew_quality(
+    root: Path, db_url: str, truth: dict[str, str], planted: dict[str, str]
+) -> dict[str, Any]:
+    """What mlcrew's own quality report (`mlcrew label quality`, labeling/project_quality.py)
+    says about the same labels: agreement, gold accuracy, and its likely label errors scored
+    against the planted items and against the consensus being wrong."""
+    from mlcrew.labeling.project_quality import project_quality
+    from mlcrew.project import Project
+
+    proj = Project.open(root, db_url=db_url)
+    try:
+        report = project_quality(proj.store, spec=proj.spec, project=proj.root)
+    finally:
+        proj.close()
+    flagged = {issue.item: issue.label for issue in report.label_issues.issues}
+    wrong = {item for item, lab in flagged.items() if lab != truth[item]}
+    hits = set(flagged) & set(planted)
+    return {
+        "alpha": report.agreement.alpha.value,
+        "fleiss_kappa": report.agreement.fleiss.value,
+        "gold_accuracy": {g.labeler: g.accuracy for g in report.gold},
+        "checked": report.label_issues.checked,
+        "reason": report.label_issues.reason,
+        "flagged": len(flagged),
+        "true_flags": len(hits),
+        "precision": len(hits) / len(flagged) if flagged else 0.0,
+        "recall": len(hits) / len(planted) if planted else 0.0,
+        "flags_wrong": len(wrong),
+        "precision_wrong": len(wrong) / len(flagged) if flagged else 0.0,
+    }
 
 
 def stored_labels(root: Path, db_url: str) -> list[tuple[str, str, str, bool]]:

@@ -50,3 +50,9 @@ def test_simulated_labelers_through_rest(tmp_path: Path) -> None:
     # (planted, or wrong by the labelers' own mistakes).
     assert out.planted == round(0.06 * ordinary)
     assert out.recall >= 0.6 and out.precision_wrong >= 0.5
+
+    # mlcrew's own quality report on the same labels says the same.
+    own = out.mlcrew
+    assert own["gold_accuracy"] == {p["labeler"]: p["gold_accuracy"] for p in out.per_labeler}
+    assert abs(own["alpha"] - out.alpha) < 0.02
+    assert own["recall"] >= 0.6 and own["precision_wrong"] >= 0.5
