@@ -92,6 +92,7 @@ def test_feature_matrix_takes_numeric_columns_and_fills_gaps() -> None:
     assert names == ["px", "n", "flag"]
     assert x[:, 0].tolist() == [1.0, 2.0, 3.0]
     assert x[:, 2].tolist() == [1.0, 0.0, 0.5]
+    assert feature_matrix(table, "item", exclude=("n",))[1] == ["px", "flag"]
     with pytest.raises(DataError, match="no numeric columns besides 'item'"):
         feature_matrix(table.select(["item", "image"]), "item")
 

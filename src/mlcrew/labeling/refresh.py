@@ -59,9 +59,12 @@ class Plan:
     labelled: int
 
 
-def feature_matrix(table: pa.Table, id_column: str) -> tuple[NDArray[np.float64], list[str]]:
+def feature_matrix(
+    table: pa.Table, id_column: str, exclude: Collection[str] = ()
+) -> tuple[NDArray[np.float64], list[str]]:
     """The numeric columns of the item table as a float matrix (missing values: the column's
-    median, or 0 when the whole column is missing), with their names."""
+    median, or 0 when the whole column is missing), with their names; `exclude` names columns
+    that must not be learned from (the spec's target: the answer itself)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -69,6 +72,7 @@ def feature_matrix(table: pa.Table, id_column: str) -> tuple[NDArray[np.float64]
         f.name
         for f in table.schema
         if f.name != id_column
+        and f.name not in exclude
         and (
             pa.types.is_integer(f.type)
             or pa.types.is_floating(f.type)
@@ -290,7 +294,7 @@ def refresh(store: Store, spec: Spec, project: Path, *, actor: str) -> RefreshRe
         elif task_id in by_task:
             started.add(key)
             known[key] = consensus(by_task[task_id], classes)
-    features = feature_matrix(table, labeling.id)[0] if learns else None
+    features = feature_matrix(table, labeling.id, (spec.target,))[0] if learns else None
     champion = None
     if labeling.prelabel == "champion":
         champion = champion_prediction(store, spec.name, table, classes)
