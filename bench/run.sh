@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Run mlcrew's benchmarks from the repo root (called by `make bench`).
 #   bash bench/run.sh                  all of them
-#   bash bench/run.sh noop --repeat 30 one of noop | serving | batch | ray, extra args to its script
+#   bash bench/run.sh noop --repeat 30 one of noop | serving | batch | ray | active | scenario, extra args to its script
 # serving and batch compare with MLflow in bench/.venv (created by bench/setup-peers.sh when
 # missing) and measure whatever mlcrew the interpreter imports (PYTHONPATH wins).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY="${PYTHON:-.venv/bin/python}"
 what="${1:-all}"
-case "$what" in noop|serving|batch|ray|all) shift || true ;; *) what=all ;; esac
+case "$what" in noop|serving|batch|ray|active|scenario|all) shift || true ;; *) what=all ;; esac
 
 peers() {
     [ -x bench/.venv/bin/mlflow ] && command -v wrk >/dev/null 2>&1 || bash bench/setup-peers.sh
@@ -19,4 +19,6 @@ if [ "$what" = noop ] || [ "$what" = all ]; then "$PY" bench/noop_run.py "$@" ||
 if [ "$what" = serving ] || [ "$what" = all ]; then peers; "$PY" bench/serving.py "$@" || status=$?; fi
 if [ "$what" = batch ] || [ "$what" = all ]; then peers; "$PY" bench/batch.py "$@" || status=$?; fi
 if [ "$what" = ray ] || [ "$what" = all ]; then "$PY" bench/ray_trials.py "$@" || status=$?; fi
+if [ "$what" = active ] || [ "$what" = all ]; then "$PY" bench/active_learning.py "$@" || status=$?; fi
+if [ "$what" = scenario ] || [ "$what" = all ]; then "$PY" bench/labeling_scenario.py "$@" || status=$?; fi
 exit "$status"

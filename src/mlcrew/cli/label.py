@@ -1,5 +1,6 @@
-"""`mlcrew label import|status`: turn the spec's items into labeling tasks, and see how far
-labeling has come."""
+"""`mlcrew label import|refresh|status|export`: turn the spec's items into labeling tasks, order
+them and suggest labels from the labels so far, see how far labeling has come, and write the
+consensus labels."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from rich.table import Table
 
 from mlcrew.cli.common import JsonOption, ProjectOption, console, emit_json, err_console
 
-app = typer.Typer(name="label", help="Labeling: import tasks, see progress.")
+app = typer.Typer(
+    name="label", help="Labeling: import tasks, refresh pre-labels and order, see progress, export."
+)
 
 
 @app.command("import")
@@ -78,6 +81,32 @@ def label_status_cmd(project: Path = ProjectOption, json_out: bool = JsonOption)
     for name, value in rows:
         table.add_row(f"[bold]{name}[/]", value)
     console.print(table)
+
+
+@app.command("refresh")
+def label_refresh(project: Path = ProjectOption, json_out: bool = JsonOption) -> None:
+    """Recompute pre-labels and the labeling order from the labels so far (labeling.order,
+    labeling.prelabel); run it after a batch of labels, or after a new champion."""
+    from mlcrew.labeling.refresh import refresh
+    from mlcrew.people.identity import cli_identity
+    from mlcrew.project import Project
+
+    proj = Project.open(project)
+    with err_console.status("training on the labels so far", spinner="dots"):
+        result = refresh(proj.store, proj.spec, proj.root, actor=cli_identity().actor)
+    if json_out:
+        emit_json(result.to_json())
+        return
+    model = {
+        None: "no model yet (fewer than two classes labeled)",
+        "given": "the champion",
+        "logistic": "logistic regression on the labels so far",
+        "lightgbm": "LightGBM on the labels so far",
+    }[result.model]
+    console.print(
+        f"refreshed {result.items} items from {result.labelled} labeled: order {result.order}, "
+        f"{result.prelabels} pre-labels; model: {model}"
+    )
 
 
 @app.command("export")
