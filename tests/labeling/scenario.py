@@ -247,7 +247,17 @@ def mlcrew_quality(
     flagged = {issue.item: issue.label for issue in report.label_issues.issues}
     wrong = {item for item, lab in flagged.items() if lab != truth[item]}
     hits = set(flagged) & set(planted)
+    # cleanlab's consensus weighs the model with the labelers: where it already took the true
+    # class over a planted wrong majority, the error is caught without a flag.
+    final = {c.item: str(c.label) for c in report.consensus.items}
+    mended = {item for item in planted if final.get(item) == truth[item]}
     return {
+        "consensus_accuracy": (
+            sum(final[i] == truth[i] for i in final if i in truth) / len(final) if final else 0.0
+        ),
+        "planted_mended": len(mended),
+        "planted_caught": len(mended | hits),
+        "recall_caught": len(mended | hits) / len(planted) if planted else 0.0,
         "alpha": report.agreement.alpha.value,
         "fleiss_kappa": report.agreement.fleiss.value,
         "gold_accuracy": {g.labeler: g.accuracy for g in report.gold},

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from mlcrew.errors import DataError
 from mlcrew.labeling.active import Prediction
-from mlcrew.labeling.refresh import feature_matrix, plan
+from mlcrew.labeling.features import item_features
+from mlcrew.labeling.refresh import plan
+from mlcrew.spec import Labeling
 from tests.labeling.test_active import CLASSES, load_digits_example
 
 
@@ -78,7 +82,12 @@ def test_champion_pre_labels_need_a_champion() -> None:
     assert got.model == "given"
 
 
-def test_feature_matrix_takes_numeric_columns_and_fills_gaps() -> None:
+def _labeling(**extra: object) -> Labeling:
+    body = {"from": "items", "id": "item", "classes": [{"name": "a"}, {"name": "b"}], **extra}
+    return Labeling.model_validate(body)
+
+
+def test_features_take_numeric_columns_and_fill_gaps() -> None:
     table = pa.table(
         {
             "item": ["a", "b", "c"],
@@ -88,13 +97,30 @@ def test_feature_matrix_takes_numeric_columns_and_fills_gaps() -> None:
             "image": ["a.png", "b.png", "c.png"],
         }
     )
-    x, names = feature_matrix(table, "item")
+    x, names = item_features(table, _labeling())
     assert names == ["px", "n", "flag"]
     assert x[:, 0].tolist() == [1.0, 2.0, 3.0]
     assert x[:, 2].tolist() == [1.0, 0.0, 0.5]
-    assert feature_matrix(table, "item", exclude=("n",))[1] == ["px", "flag"]
+    assert item_features(table, _labeling(), exclude=("n",))[1] == ["px", "flag"]
     with pytest.raises(DataError, match="no numeric columns besides 'item'"):
-        feature_matrix(table.select(["item", "image"]), "item")
+        item_features(table.select(["item", "image"]), _labeling())
+
+
+def test_texts_without_numeric_columns_learn_from_their_embeddings() -> None:
+    table = pa.table({"item": ["a", "b", "c"], "text": ["a cat sat", "a kitten sat", None]})
+    x, names = item_features(table, _labeling(show="text", column="text"))
+    assert x.shape == (3, 384) and names[0] == "embedding_0"
+    assert float(x[0] @ x[1]) > 0.5 and not x[2].any()  # similar texts; no text: zeros
+
+
+def test_images_without_numeric_columns_learn_from_their_pixels(tmp_path: Path) -> None:
+    from PIL import Image
+
+    for i, shade in enumerate((0, 255)):
+        Image.new("L", (8, 8), color=shade).save(tmp_path / f"{i}.png")
+    table = pa.table({"item": ["a", "b"], "image": ["0.png", "1.png"]})
+    x, _ = item_features(table, _labeling(show="image", column="image"), project=tmp_path)
+    assert x.shape == (2, 256) and x[0].max() == 0.0 and x[1].min() == 1.0
 
 
 def test_champion_probabilities_rank_the_uncertainty_order() -> None:

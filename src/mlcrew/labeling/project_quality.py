@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from mlcrew.errors import NotFoundError
+from mlcrew.errors import DataError, NotFoundError
 from mlcrew.labeling.labelspec import NOT_IMPORTED, latest
 from mlcrew.labeling.quality import Every, QualityReport, quality_report
 from mlcrew.labeling.tables import LabelAssignment, LabelEvent, LabelTask
@@ -60,32 +60,19 @@ def numeric_features(payloads: Mapping[str, Mapping[str, Any]]) -> dict[str, tup
 def table_features(
     spec: Spec, project: Path, labeling: Labeling, store: Store
 ) -> dict[str, tuple[float, ...]]:
-    """The numeric columns of the `labeling.from` table, hidden ones included (the digits'
-    pixels are hidden from labelers but are what a model learns from), less the id and the
-    spec's target (the answer itself); rows with a missing value are left out."""
-    import numpy as np
-    import pyarrow as pa
-
+    """The items' features as a model learns them (labeling/features.py: the numeric columns of
+    the `labeling.from` table, hidden ones included, less the id and the spec's target; else a
+    text's embeddings or an image's pixels), by item."""
+    from mlcrew.labeling.features import item_features
     from mlcrew.labeling.items import plain, read_table
 
     table = read_table(spec, project, labeling, store)
-    names = [
-        f.name
-        for f in table.schema
-        if f.name not in (labeling.id, spec.target)
-        and (pa.types.is_integer(f.type) or pa.types.is_floating(f.type))
-    ]
-    if not names:
+    try:
+        matrix, _ = item_features(table, labeling, exclude=(spec.target,), project=project)
+    except DataError:
         return {}
-    columns = [
-        np.asarray(table.column(n).cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
-        for n in names
-    ]
-    matrix = np.column_stack(columns)
     keys = [str(plain(raw)) for raw in table.column(labeling.id).to_pylist()]
-    finite = np.isfinite(matrix).all(axis=1)
-    rows = zip(keys, matrix, finite, strict=True)
-    return {key: tuple(float(x) for x in row) for key, row, ok in rows if ok}
+    return {key: tuple(float(x) for x in row) for key, row in zip(keys, matrix, strict=True)}
 
 
 def read_labels(

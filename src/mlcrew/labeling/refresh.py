@@ -28,6 +28,7 @@ from mlcrew.labeling.active import (
     fit_predict,
     priorities,
 )
+from mlcrew.labeling.features import item_features
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -57,43 +58,6 @@ class Plan:
     tasks: list[TaskPlan]
     model: Literal["logistic", "lightgbm", "given"] | None
     labelled: int
-
-
-def feature_matrix(
-    table: pa.Table, id_column: str, exclude: Collection[str] = ()
-) -> tuple[NDArray[np.float64], list[str]]:
-    """The numeric columns of the item table as a float matrix (missing values: the column's
-    median, or 0 when the whole column is missing), with their names; `exclude` names columns
-    that must not be learned from (the spec's target: the answer itself)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    names = [
-        f.name
-        for f in table.schema
-        if f.name != id_column
-        and f.name not in exclude
-        and (
-            pa.types.is_integer(f.type)
-            or pa.types.is_floating(f.type)
-            or pa.types.is_boolean(f.type)
-        )
-    ]
-    if not names:
-        raise DataError(
-            f"the items have no numeric columns besides {id_column!r} to learn from; the "
-            "uncertainty order and pre-labels from labels need features: use "
-            "labeling.order: {by: random} and labeling.prelabel: none (or champion)"
-        )
-    x = np.empty((table.num_rows, len(names)), dtype=np.float64)
-    for j, name in enumerate(names):
-        column = pc.cast(table.column(name), pa.float64()).to_numpy(zero_copy_only=False)
-        missing = np.isnan(column)
-        if missing.any():
-            fill = float(np.median(column[~missing])) if (~missing).any() else 0.0
-            column = np.where(missing, fill, column)
-        x[:, j] = column
-    return x, names
 
 
 def plan(
@@ -294,7 +258,11 @@ def refresh(store: Store, spec: Spec, project: Path, *, actor: str) -> RefreshRe
         elif task_id in by_task:
             started.add(key)
             known[key] = consensus(by_task[task_id], classes)
-    features = feature_matrix(table, labeling.id, (spec.target,))[0] if learns else None
+    features = (
+        item_features(table, labeling, exclude=(spec.target,), project=project)[0]
+        if learns
+        else None
+    )
     champion = None
     if labeling.prelabel == "champion":
         champion = champion_prediction(store, spec.name, table, classes)
