@@ -140,3 +140,20 @@ def test_a_label_change_reruns_the_stages_downstream(tmp_path: Path) -> None:
     again = run()
     assert again["ingest"] == "executed" and again["train"] == "executed"
     proj.close()
+
+
+def test_a_run_before_any_label_says_to_label_first(tmp_path: Path) -> None:
+    import pytest
+
+    from mlcrew.errors import DataError
+
+    root = write_project(tmp_path / "pets", items=9, overlap=1, gold=0.0)
+    spec_file = root / "mlcrew.yaml"
+    text = spec_file.read_text()
+    head, labeling = text.split("dataset:", 1)[0], "labeling:" + text.split("labeling:", 1)[1]
+    spec_file.write_text(head + PIPELINE + labeling)
+    proj = Project.open(root)
+    import_tasks(proj.store, proj.spec, proj.root, actor="test")
+    with pytest.raises(DataError, match="has no labels yet: import the tasks"):
+        Runner(proj.root, proj.store, proj.spec, proj.spec_text).run()
+    proj.close()

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mlcrew.errors import CheckFailed, MlcrewError, PromotionRefused, SpecError
+from mlcrew.errors import CheckFailed, DataError, MlcrewError, PromotionRefused, SpecError
 from mlcrew.people.audit import record_in
 from mlcrew.pipeline.execute import execute_stage
 from mlcrew.pipeline.executors import Executor, make_executor
@@ -64,6 +64,11 @@ def snapshot_sources(project: Path, spec: Spec, store: Store) -> dict[str, str]:
     digests: dict[str, str] = {}
     for name, src in spec.sources.items():
         path = source_file(project, store, name, src)
+        if src.labels is not None and _no_rows(path):
+            raise DataError(
+                f"source {name!r} (labels: {src.labels}) has no labels yet: import the tasks "
+                "with `mlcrew label import`, label some at /label (`mlcrew serve`), then run"
+            )
         if not path.is_file():
             raise SpecError(
                 f"source {name!r}: file {src.described} does not exist (relative to {project}); "
@@ -75,6 +80,12 @@ def snapshot_sources(project: Path, spec: Spec, store: Store) -> dict[str, str]:
                 store.put_artifact(path, "source", s)
         digests[f"source.{name}"] = digest
     return digests
+
+
+def _no_rows(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    return bool(pq.read_metadata(path).num_rows == 0)
 
 
 class Runner:
