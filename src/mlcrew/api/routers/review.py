@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from mlcrew.api.deps import AppState, get_identity, get_state
 from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND, UNAVAILABLE, Message
-from mlcrew.errors import ConflictError, DataError, NotFoundError
+from mlcrew.errors import ConflictError, DataError
 from mlcrew.people.identity import Identity
 
 router = APIRouter(prefix="/v1/labeling", tags=["labeling"], responses=UNAVAILABLE)
@@ -137,19 +137,13 @@ def get_next_review(
 )
 def get_review_image(task_id: int = TASK_ID, state: AppState = Depends(get_state)) -> Response:
     """A task's stored image, for a reviewer."""
+    from mlcrew.api.routers.labeling import image_response
     from mlcrew.labeling.tables import LabelTask
 
     with state.store.session() as s:
         task = s.get(LabelTask, task_id)
         value = task.payload.get("image") if task is not None else None
-    if not isinstance(value, dict) or "digest" not in value:
-        raise NotFoundError(f"task {task_id} has no stored image")
-    data = state.store.artifacts.read_bytes(str(value["digest"]))
-    return Response(
-        data,
-        media_type=str(value.get("type") or "application/octet-stream"),
-        headers={"cache-control": "private, max-age=86400, immutable"},
-    )
+    return image_response(state, value, task_id)
 
 
 @router.post(
