@@ -23,6 +23,7 @@ from mlcrew.store import Store
 from mlcrew.training.metrics import resolve_metric
 
 if TYPE_CHECKING:
+    from mlcrew.labeling.status import LabelStatus
     from mlcrew.serving.loader import ModelCache
 
 
@@ -39,6 +40,7 @@ class Overview:
     example: str  # a JSON request body for the champion, "" without a champion
     monitor: dict[str, Any] | None
     metric: str
+    labeling: LabelStatus | None = None  # None: the project has no imported label spec
 
     def context(self) -> dict[str, Any]:
         """The fields as a template context."""
@@ -63,6 +65,10 @@ def project_overview(
     if champion is not None:
         example = json.dumps({"rows": [example_row(_schema(store, spec.name, champion, models))]})
     reports = list_reports(store, spec.name, limit=1)
+    from mlcrew.labeling.labelspec import latest as latest_label_spec
+    from mlcrew.labeling.status import label_status
+
+    labeling = label_status(store) if latest_label_spec(store) is not None else None
     return Overview(
         spec=spec,
         run=run,
@@ -75,6 +81,7 @@ def project_overview(
         example=example,
         monitor=get_report(store, reports[0]["id"]) if reports else None,
         metric=resolve_metric(spec.objective.metric, latest.metrics if latest else {}),
+        labeling=labeling,
     )
 
 

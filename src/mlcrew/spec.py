@@ -49,18 +49,34 @@ class _Model(BaseModel):
 
 
 class Source(_Model):
-    """A raw input file. The format follows the extension unless given."""
+    """A raw input: a file (the format follows the extension unless given), or the project's
+    consensus labels (`labels: consensus`, from the labeling workspace)."""
 
-    path: str
+    path: str | None = None
+    labels: Literal["consensus"] | None = None
     format: Literal["csv", "parquet", "json"] | None = None
     delimiter: str | None = None
     header: bool = True
 
     @property
+    def file(self) -> str:
+        """The source's file, relative to the project (a labels source has none)."""
+        if self.path is None:
+            raise SpecError("a labels source has no file; read it with labeling.export")
+        return self.path
+
+    @property
+    def described(self) -> str:
+        """How messages name the source: its path, or `labels: consensus`."""
+        return self.path if self.path is not None else f"labels: {self.labels}"
+
+    @property
     def resolved_format(self) -> str:
+        if self.labels is not None:
+            return "parquet"
         if self.format:
             return self.format
-        suffix = Path(self.path).suffix.lower().lstrip(".")
+        suffix = Path(self.file).suffix.lower().lstrip(".")
         return {"pq": "parquet", "jsonl": "json", "ndjson": "json", "tsv": "csv"}.get(
             suffix, suffix
         )
@@ -70,17 +86,23 @@ class Source(_Model):
         """The delimiter if the spec or the extension says it; None means: sniff the file."""
         if self.delimiter:
             return self.delimiter
+        if self.path is None:
+            return None
         return "\t" if Path(self.path).suffix.lower() == ".tsv" else None
 
     @field_validator("path")
     @classmethod
-    def _path_given(cls, v: str) -> str:
-        if not v.strip():
+    def _path_given(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
             raise ValueError("path must not be empty")
         return v
 
     @model_validator(mode="after")
     def _format_known(self) -> Source:
+        if (self.path is None) == (self.labels is None):
+            raise ValueError(
+                "a source is a file or the labels: give path: FILE, or labels: consensus"
+            )
         if self.resolved_format not in ("csv", "parquet", "json"):
             raise ValueError(
                 f"cannot tell the format of {self.path!r}; add format: csv, parquet or json"

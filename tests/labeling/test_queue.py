@@ -211,3 +211,40 @@ def test_a_task_held_past_its_lease_goes_to_someone_else(served: tuple[Project, 
     assert held["id"] in given
     late = ann.label(held["id"], "cat")
     assert late.status_code == 409 and "expired" in late.json()["detail"]
+
+
+def test_the_overview_shows_labeling_progress(pets: Project) -> None:
+    app = create_app(pets.root, pets.spec, pets.store, access_log=False)
+    with BackgroundServer(app) as srv:  # no people yet: the local owner labels and looks
+        owner = httpx.Client(base_url=srv.url, timeout=30)
+        with pets.store.session() as s:  # an ordinary item (the local owner may label any)
+            free = s.scalars(select(LabelTask.id).where(LabelTask.open.is_(True))).first()
+        done = owner.post(f"/v1/labeling/tasks/{free}/labels", json={"label": "cat"})
+        assert done.status_code == 201
+        page = owner.get("/", headers={"accept": "text/html"}).text
+    assert 'data-testid="labelled-items">1</strong> of 54 items labeled' in page
+    assert "1 label by 1 labeler" in page and 'href="/label"' in page
+
+
+def test_a_manager_fills_an_outsourced_labelers_queue(served: tuple[Project, str]) -> None:
+    import json
+    import subprocess
+    import sys
+
+    proj, url = served
+    vendor = Labeler(url, add_labelers(proj, ["vendor"], external=True)["vendor"])
+
+    def assign(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "mlcrew.cli.main", "label", "assign", *args]
+        return subprocess.run(
+            [*cmd, "-p", str(proj.root), "--json"], capture_output=True, text=True, timeout=120,
+            env={**__import__("os").environ, "MLCREW_DB_URL": proj.store.db_url},
+        )  # fmt: skip
+
+    done = assign("vendor", "--count", "5")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"labeler": "vendor", "assigned": 5}
+    r = vendor.http.get("/v1/labeling/next", params={"ahead": 3}).json()
+    assert r["progress"]["held"] == 5 and r["task"] is not None and len(r["ahead"]) == 3
+    missing = assign("nobody", "--count", "1")
+    assert missing.returncode == 1 and "mlcrew user add nobody --role labeler" in missing.stderr

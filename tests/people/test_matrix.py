@@ -15,7 +15,7 @@ import pytest
 from mlcrew.api.app import ServiceApp, create_app
 from mlcrew.api.fastpath import PREDICT_ROUTE
 from mlcrew.people.roles import EXTERNAL, MATRIX, ROLES, matrix_markdown
-from mlcrew.people.routes import ROUTES
+from mlcrew.people.routes import ROUTES, routes_markdown
 from mlcrew.serving.server import BackgroundServer
 from tests.people.conftest import People
 
@@ -110,4 +110,10 @@ def test_security_doc_shows_the_matrix_of_the_code() -> None:
     text = DOC.read_text()
     assert matrix_markdown() in text, (
         "docs/security.md is stale: paste people.roles.matrix_markdown() over its matrix"
+    )
+
+
+def test_security_doc_lists_every_route_with_its_action() -> None:
+    assert routes_markdown() in DOC.read_text(), (
+        "docs/security.md is stale: paste people.routes.routes_markdown() over its route table"
     )

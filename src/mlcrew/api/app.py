@@ -155,13 +155,16 @@ def build_api(app: ServiceApp) -> FastAPI:
     from mlcrew.api.routers import (
         audit,
         health,
+        label_pages,
         labeling,
+        labeling_pages,
         login,
         models,
         monitoring,
         pages,
         people,
         registry,
+        review,
         runs,
     )
 
@@ -188,7 +191,21 @@ def build_api(app: ServiceApp) -> FastAPI:
         metrics=app.metrics,
         gate=app.gate,
     )
-    modules = (health, models, registry, runs, monitoring, pages, login, people, audit, labeling)
+    modules = (
+        health,
+        models,
+        registry,
+        runs,
+        monitoring,
+        pages,
+        login,
+        people,
+        audit,
+        labeling,
+        label_pages,
+        review,
+        labeling_pages,
+    )
     for module in modules:
         api.include_router(module.router)
     api.mount("/static", StaticFiles(directory=str(STATIC)), name="static")

@@ -101,8 +101,8 @@ class HostApp:
             )
         if info.spec_digest is None:
             raise NotFoundError(
-                f"project {name!r} has no run yet; run 'mlcrew run' in its folder "
-                "(with this store's --db and --artifacts)"
+                f"project {name!r} has no run yet; run 'mlcrew run' (or 'mlcrew label import') in "
+                "its folder (with this store's --db and --artifacts)"
             )
         mounted = self._mounted.get(name)
         if mounted is not None and mounted.spec_digest == info.spec_digest:

@@ -27,10 +27,15 @@ def init_cmd(
 ) -> None:
     """Create a project from a shipped example."""
     from mlcrew.project import init_project
+    from mlcrew.spec import load_spec
 
     root = init_project(directory, example, force)
     console.print(f"created {escape(example)} project in {escape(str(root))}")
-    console.print(f"next: mlcrew run -p {escape(str(directory))}")
+    where = escape(str(directory))
+    if load_spec(root).labeling is not None:  # labels come first, then training
+        console.print(f"next: mlcrew label import -p {where}, then label at /label (mlcrew serve)")
+    else:
+        console.print(f"next: mlcrew run -p {where}")
 
 
 @app.command("demo")

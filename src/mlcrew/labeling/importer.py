@@ -52,12 +52,16 @@ def import_tasks(
     *,
     actor: str,
     progress: Progress | None = None,
+    spec_text: str | None = None,
 ) -> ImportResult:
+    """Import the items of `spec.labeling` as tasks. With `spec_text` (the spec file's text), it
+    also becomes the project's spec in force, so `mlcrew server` can serve the project's
+    labeling before any pipeline run."""
     from mlcrew.labeling.items import check_keys, items, read_gold, read_table
 
     labeling = require_labeling(spec)
     guidelines = guidelines_text(spec, project)
-    table = read_table(spec, project, labeling)
+    table = read_table(spec, project, labeling, store)
     if table.num_rows == 0:
         raise DataError(f"{labeling.from_!r} has no rows: there is nothing to label")
     # Every check before the first write: bad input leaves the tasks as they were.
@@ -69,6 +73,9 @@ def import_tasks(
             f"{labeling.gold.path if labeling.gold else 'gold'}: {len(missing)} gold item(s) are "
             f"not items of {labeling.from_!r} (first: {missing[0]!r}); fix the gold file"
         )
+    # Gold items are served apart (to everyone, at the share); with share 0 they are ordinary
+    # tasks whose answers are known.
+    apart = labeling.gold is not None and labeling.gold.share > 0
     seed = spec.labeling_seed
     insert = _insert_ignoring_duplicates(store)
     with store.session() as s:
@@ -90,7 +97,7 @@ def import_tasks(
                     "needed": labeling.overlap,
                     "assigned": 0,
                     "labels": 0,
-                    "open": answer is None,
+                    "open": answer is None or not apart,
                     "created_at": at,
                 }
             )
@@ -101,14 +108,22 @@ def import_tasks(
             progress(done, table.num_rows)
     with store.session() as s:
         # The overlap of the spec applies to every task, imported now or before.
+        regular = LabelTask.gold.is_(None) if apart else LabelTask.id.is_not(None)
         s.execute(
             update(LabelTask)
-            .where(LabelTask.gold.is_(None))
+            .where(regular)
             .values(needed=labeling.overlap, open=LabelTask.assigned < labeling.overlap)
         )
+        if apart:
+            s.execute(update(LabelTask).where(LabelTask.gold.is_not(None)).values(open=False))
         after = s.scalar(select(func.count()).select_from(LabelTask)) or 0
         # The label spec in force changes once the tasks are in.
         label_spec = publish(s, labeling, guidelines)
+        if spec_text is not None:
+            data = spec_text.encode()
+            digest = store.artifacts.put_bytes(data)
+            store.record_artifact(digest, len(data), "spec", s)
+            store.set_spec(digest, s)
         gold_count = s.scalar(
             select(func.count()).select_from(LabelTask).where(LabelTask.gold.is_not(None))
         )

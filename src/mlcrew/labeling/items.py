@@ -20,6 +20,7 @@ from mlcrew.spec import Labeling, Spec
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from mlcrew.store import Store
     from mlcrew.store.artifacts import ArtifactStore
 
 MAX_ITEM = 128
@@ -32,19 +33,28 @@ class Item:
     payload: dict[str, Any]
 
 
-def read_table(spec: Spec, project: Path, labeling: Labeling) -> pa.Table:
-    """The `labeling.from` table, built from the project's files by the spec's transforms."""
+def read_table(spec: Spec, project: Path, labeling: Labeling, store: Store) -> pa.Table:
+    """The `labeling.from` table: the source itself, or the transforms up to the one named,
+    built from the project's files (the items to label never wait for labels)."""
     from mlcrew.data.ingest import apply_transforms, sandbox
     from mlcrew.data.tables import connect, fetch_arrow, load_file
+    from mlcrew.pipeline.sources import source_file
 
     con = connect()
-    for name, source in spec.sources.items():
-        path = (project / source.path).resolve()
+    if labeling.from_ in spec.sources:
+        needed = {labeling.from_: spec.sources[labeling.from_]}
+        transforms: dict[str, str] = {}
+    else:
+        needed = {n: s for n, s in spec.sources.items() if s.labels is None}
+        names = list(spec.transforms)
+        transforms = {n: spec.transforms[n] for n in names[: names.index(labeling.from_) + 1]}
+    for name, source in needed.items():
+        path = source_file(project, store, name, source).resolve()
         if not path.exists():
             raise DataError(f"source {name!r}: {path} does not exist; fix sources.{name}.path")
         load_file(con, name, path, source.resolved_format, f"source {name!r}", source.model_dump())
     sandbox(con)
-    apply_transforms(con, spec.transforms)
+    apply_transforms(con, transforms)
     table = fetch_arrow(con, f'SELECT * FROM "{labeling.from_}"')
     _check_columns(table, labeling)
     return table

@@ -10,23 +10,26 @@ The rules that must hold under any number of labelers at once, on SQLite and Pos
 - Gold items are served apart, at the spec's share, to everyone, without a mark.
 
 Every write transaction starts with its write, so SQLite waits for the lock (busy_timeout)
-instead of failing a read snapshot that went stale.
+instead of failing a read snapshot that went stale. The queue runs on SQLAlchemy Core (a next
+task or a submit is a handful of indexed statements, a few milliseconds at a million tasks), so
+each statement names the project itself (tables.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from sqlalchemy import case, exists, func, select, update
+from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import BindParameter
 
 from mlcrew.errors import ConflictError, LabelError, NotFoundError
 from mlcrew.labeling.labelspec import LabelSpec
-from mlcrew.labeling.tables import LabelAssignment, LabelEvent, LabelTask
+from mlcrew.labeling.tables import ASSIGNMENTS, EVENTS, TASKS
 from mlcrew.spec import Labeling
 from mlcrew.store import Store, now
 
@@ -34,6 +37,8 @@ CANDIDATES = 8  # open tasks looked at per claim: labelers start at different on
 MAX_AHEAD = 3
 RECLAIM_BATCH = 500
 EVENT_OF = {"skipped": "skip", "flagged": "flag"}
+T, A = TASKS.c, ASSIGNMENTS.c
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -95,10 +100,6 @@ class Progress:
         return {"labeled": self.labeled, "skipped": self.skipped, "held": self.held}
 
 
-Task = LabelTask
-A = LabelAssignment
-
-
 def check_label(labeling: Labeling, label: Any) -> Any:
     """The label as stored (a class name, or a sorted list of them for multi-label tasks), or a
     LabelError naming the valid classes."""
@@ -117,15 +118,85 @@ def check_label(labeling: Labeling, label: Any) -> Any:
     return label
 
 
-def _view(task: LabelTask, a: LabelAssignment, labeling: Labeling) -> TaskView:
+# ---------------------------------------------------------------------------- helpers
+
+_TASK_COLUMNS = (T.id, T.item, T.payload, T.prelabel)
+
+# The statements of the hot path, built once (a request then costs no statement building or
+# cache-key work); `bindparam`s carry the project, the labeler and the task.
+_P: BindParameter[str] = bindparam("p_project")
+_WHO: BindParameter[str] = bindparam("p_who")
+_TASK: BindParameter[int] = bindparam("p_task")
+_HELD = (
+    select(*_TASK_COLUMNS, A.label, A.note)
+    .join(ASSIGNMENTS, A.task_id == T.id)
+    .where(A.project == _P, A.labeler == _WHO, A.state == "assigned", T.project == _P)
+    .order_by(A.assigned_at, A.id)
+    .limit(bindparam("p_count"))
+)
+_CANDIDATES = (
+    select(T.id)
+    .where(
+        T.project == _P,
+        T.open.is_(True),
+        ~exists().where(A.project == _P, A.task_id == T.id, A.labeler == _WHO),
+    )
+    .order_by(T.priority, T.id)
+    .limit(CANDIDATES)
+)
+_TAKE = (
+    update(TASKS)
+    .where(T.project == _P, T.id == _TASK, T.open.is_(True), T.assigned < T.needed)
+    .values(assigned=T.assigned + 1, open=T.assigned + 1 < T.needed)
+)
+_TASK_ROW = select(*_TASK_COLUMNS).where(T.project == _P, T.id == _TASK)
+_ASSIGN = insert(ASSIGNMENTS)
+_EVENT = insert(EVENTS)
+_SUBMIT = (
+    update(ASSIGNMENTS)
+    .where(A.project == _P, A.labeler == _WHO, A.task_id == _TASK, A.state == "assigned")
+    .values(
+        state="submitted",
+        label=bindparam("p_label", type_=ASSIGNMENTS.c.label.type),
+        confirmed=False,
+        submitted_at=bindparam("p_at", type_=ASSIGNMENTS.c.submitted_at.type),
+        seconds=bindparam("p_seconds", type_=ASSIGNMENTS.c.seconds.type),
+        review=None,
+    )
+    .returning(A.id, A.suggested)
+)
+_COUNT_LABEL = (
+    update(TASKS)
+    .where(T.project == _P, T.id == _TASK)
+    .values(labels=T.labels + bindparam("p_delta"))
+)
+_PROGRESS = (
+    select(A.state, func.count()).where(A.project == _P, A.labeler == _WHO).group_by(A.state)
+)
+
+
+def _view(task: Any, state: str, label: Any, note: str | None, labeling: Labeling) -> TaskView:
     suggestion = None
     if labeling.prelabel != "none" and task.prelabel is not None:
         suggestion = {"label": task.prelabel.get("label"), "score": task.prelabel.get("score")}
-    return TaskView(task.id, task.item, task.payload, a.state, suggestion, a.label, a.note)
+    return TaskView(task.id, task.item, task.payload, state, suggestion, label, note)
 
 
-def _event(s: Session, task_id: int, labeler: str, actor: str, kind: str, **kw: Any) -> None:
-    s.add(LabelEvent(task_id=task_id, labeler=labeler, actor=actor, at=now(), kind=kind, **kw))
+def _event(
+    conn: Connection, project: str, task_id: int, labeler: str, actor: str, kind: str, **kw: Any
+) -> None:
+    row = {"project": project, "task_id": task_id, "labeler": labeler, "actor": actor}
+    conn.execute(_EVENT, {**row, "at": now(), "kind": kind, "label": None, "note": None, **kw})
+
+
+def _write(store: Store, work: Callable[[Connection], R]) -> R:
+    """One transaction on a connection of the store's engine."""
+    with store.engine.begin() as conn:
+        return work(conn)
+
+
+def _mine(project: str, who: str) -> Any:
+    return and_(A.project == project, A.labeler == who)
 
 
 # ---------------------------------------------------------------------------- next task
@@ -137,7 +208,7 @@ def next_tasks(store: Store, spec: LabelSpec, who: Labeler, count: int = 1) -> l
     count = max(1, min(count, 1 + MAX_AHEAD))
     for attempt in range(3):
         try:
-            return _next(store, spec, who, count)
+            return _next(store, spec.labeling, who.name, count)
         except IntegrityError:
             # Two requests of the same labeler claimed the same task at once: the loser's
             # transaction rolled back whole; the next round finds the task held.
@@ -146,51 +217,56 @@ def next_tasks(store: Store, spec: LabelSpec, who: Labeler, count: int = 1) -> l
     return []
 
 
-def _held(s: Session, who: str, count: int) -> list[tuple[LabelTask, LabelAssignment]]:
-    rows = s.execute(
-        select(Task, A)
-        .join(A, A.task_id == Task.id)
-        .where(A.labeler == who, A.state == "assigned")
-        .order_by(A.assigned_at, A.id)
-        .limit(count)
-    ).all()
-    return [(t, a) for t, a in rows]
-
-
-def _next(store: Store, spec: LabelSpec, who: Labeler, count: int) -> list[TaskView]:
-    labeling = spec.labeling
-    with store.session() as s:
-        held = _held(s, who.name, count)
-    while len(held) < count:
-        claimed = _claim(store, labeling, who.name)
+def _next(store: Store, labeling: Labeling, who: str, count: int) -> list[TaskView]:
+    project = store.project_name
+    with store.engine.connect() as conn:
+        held = conn.execute(_HELD, {"p_project": project, "p_who": who, "p_count": count}).all()
+    views = [_view(r, "assigned", r.label, r.note, labeling) for r in held]
+    while len(views) < count:
+        claimed = _claim(store, labeling, who)
         if claimed is None:
             break
-        held.append(claimed)
-    return [_view(t, a, labeling) for t, a in held]
+        views.append(_view(claimed, "assigned", None, None, labeling))
+    return views
 
 
-def _claim(store: Store, labeling: Labeling, who: str) -> tuple[LabelTask, LabelAssignment] | None:
-    with store.session() as s:
-        if _gold_due(s, labeling, who):
-            got = _claim_gold(s, who)
-            if got is not None:
-                return got
-        got = _claim_open(s, who)
+def assign(store: Store, labeler: str, count: int) -> int:
+    """Fill a labeler's queue with up to `count` more tasks (a manager handing a batch to an
+    outsourced labeler): claimed like their own next tasks, under the same overlap. Returns how
+    many were assigned (fewer when the pool runs dry)."""
+    project = store.project_name
+
+    def work(conn: Connection) -> int:
+        done = 0
+        while done < count and _claim_open(conn, project, labeler) is not None:
+            done += 1
+        return done
+
+    return _write(store, work)
+
+
+def _claim(store: Store, labeling: Labeling, who: str) -> Any:
+    got = _write(store, lambda conn: _claim_in(conn, store.project_name, labeling, who))
+    if got is None and _reclaim_expired(store, labeling):
+        got = _write(store, lambda conn: _claim_open(conn, store.project_name, who))
+    return got
+
+
+def _claim_in(conn: Connection, project: str, labeling: Labeling, who: str) -> Any:
+    if _gold_due(conn, project, labeling, who):
+        got = _claim_gold(conn, project, who)
         if got is not None:
             return got
-    if _reclaim_expired(store, labeling):
-        with store.session() as s:
-            return _claim_open(s, who)
-    return None
+    return _claim_open(conn, project, who)
 
 
-def _gold_due(s: Session, labeling: Labeling, who: str) -> bool:
+def _gold_due(conn: Connection, project: str, labeling: Labeling, who: str) -> bool:
     if labeling.gold is None or labeling.gold.share <= 0:
         return False
-    total, gold = s.execute(
+    total, gold = conn.execute(
         select(func.count(), func.coalesce(func.sum(case((A.gold.is_(True), 1), else_=0)), 0))
-        .select_from(A)
-        .where(A.labeler == who)
+        .select_from(ASSIGNMENTS)
+        .where(_mine(project, who))
     ).one()
     # Each labeler's gold items fall at their own (seeded) places, about one in 1/share.
     every = 1.0 / labeling.gold.share
@@ -198,94 +274,97 @@ def _gold_due(s: Session, labeling: Labeling, who: str) -> bool:
     return int(gold) < int((int(total) + 1 + offset) / every)
 
 
-def _claim_gold(s: Session, who: str) -> tuple[LabelTask, LabelAssignment] | None:
-    mine = exists().where(A.task_id == Task.id, A.labeler == who, A.project == Task.project)
-    task = s.scalars(
-        select(Task).where(Task.gold.is_not(None), ~mine).order_by(Task.priority, Task.id).limit(1)
+def _not_mine(project: str, who: str) -> Any:
+    return ~exists().where(A.project == project, A.task_id == T.id, A.labeler == who)
+
+
+def _assign(conn: Connection, project: str, who: str, task: Any, gold: bool) -> None:
+    conn.execute(
+        _ASSIGN,
+        {
+            "project": project,
+            "task_id": task.id,
+            "labeler": who,
+            "state": "assigned",
+            "gold": gold,
+            "suggested": (task.prelabel or {}).get("label"),
+            "confirmed": False,
+            "assigned_at": now(),
+        },
+    )
+
+
+def _claim_gold(conn: Connection, project: str, who: str) -> Any:
+    task = conn.execute(
+        select(*_TASK_COLUMNS)
+        .where(T.project == project, T.gold.is_not(None), _not_mine(project, who))
+        .order_by(T.priority, T.id)
+        .limit(1)
     ).first()
-    if task is None:
-        return None
-    a = A(
-        task_id=task.id,
-        labeler=who,
-        state="assigned",
-        gold=True,
-        suggested=(task.prelabel or {}).get("label"),
-        confirmed=False,
-        assigned_at=now(),
-    )
-    s.add(a)
-    s.flush()
-    return task, a
+    if task is not None:
+        _assign(conn, project, who, task, gold=True)
+    return task
 
 
-def _claim_open(s: Session, who: str) -> tuple[LabelTask, LabelAssignment] | None:
-    mine = exists().where(A.task_id == Task.id, A.labeler == who, A.project == Task.project)
-    candidates = (
-        select(Task.id)
-        .where(Task.open.is_(True), ~mine)
-        .order_by(Task.priority, Task.id)
-        .limit(CANDIDATES)
-    )
+def _take(conn: Connection, project: str, task_id: int) -> bool:
+    """The claim: one more labeler on the task, if it still has room."""
+    done = conn.execute(_TAKE, {"p_project": project, "p_task": task_id})
+    return done.rowcount == 1
+
+
+def _claim_open(conn: Connection, project: str, who: str) -> Any:
+    params = {"p_project": project, "p_who": who}
     # Labelers start at different candidates, so twenty of them do not all race for one row.
     start = int.from_bytes(hashlib.sha256(who.encode()).digest()[:2], "big")
-    while ids := list(s.scalars(candidates)):
+    while ids := list(conn.scalars(_CANDIDATES, params)):
         at = start % len(ids)
         for task_id in ids[at:] + ids[:at]:
-            claimed = s.execute(
-                update(Task)
-                .where(Task.id == task_id, Task.open.is_(True), Task.assigned < Task.needed)
-                .values(assigned=Task.assigned + 1, open=Task.assigned + 1 < Task.needed)
-                .execution_options(synchronize_session=False)
-            )
-            if claimed.rowcount == 1:  # type: ignore[attr-defined]
-                task = s.get_one(Task, task_id)
-                s.refresh(task)
-                a = A(
-                    task_id=task_id,
-                    labeler=who,
-                    state="assigned",
-                    gold=False,
-                    suggested=(task.prelabel or {}).get("label"),
-                    confirmed=False,
-                    assigned_at=now(),
-                )
-                s.add(a)
-                s.flush()
-                return task, a
+            if _take(conn, project, task_id):
+                task = conn.execute(_TASK_ROW, {"p_project": project, "p_task": task_id}).one()
+                _assign(conn, project, who, task, gold=False)
+                return task
         # Others took every candidate meanwhile: look again (each round, the pool shrank).
     return None
 
 
 def _reclaim_expired(store: Store, labeling: Labeling) -> bool:
     """Tasks held longer than the lease by someone who went away go back to the pool."""
+    project = store.project_name
     cutoff = now() - timedelta(minutes=labeling.lease_minutes)
-    with store.session() as s:
-        stale = s.execute(
+
+    def work(conn: Connection) -> bool:
+        stale = conn.execute(
             select(A.id, A.task_id)
-            .where(A.state == "assigned", A.gold.is_(False), A.assigned_at < cutoff)
+            .where(
+                A.project == project,
+                A.state == "assigned",
+                A.gold.is_(False),
+                A.assigned_at < cutoff,
+            )
             .limit(RECLAIM_BATCH)
         ).all()
         freed = 0
         for a_id, task_id in stale:
-            gone = s.execute(
-                update(A)
+            gone = conn.execute(
+                update(ASSIGNMENTS)
                 .where(A.id == a_id, A.state == "assigned")
                 .values(state="expired")
-                .execution_options(synchronize_session=False)
             )
-            if gone.rowcount == 1:  # type: ignore[attr-defined]
-                _release(s, task_id)
+            if gone.rowcount == 1:
+                _release(conn, project, task_id)
                 freed += 1
         return freed > 0
 
+    return _write(store, work)
 
-def _release(s: Session, task_id: int) -> None:
-    s.execute(
-        update(Task)
-        .where(Task.id == task_id, Task.gold.is_(None), Task.assigned > 0)
-        .values(assigned=Task.assigned - 1, open=Task.assigned - 1 < Task.needed)
-        .execution_options(synchronize_session=False)
+
+def _release(conn: Connection, project: str, task_id: int) -> None:
+    """One labeler fewer on a task (never called for a gold item served apart: those do not
+    count against the overlap)."""
+    conn.execute(
+        update(TASKS)
+        .where(T.project == project, T.id == task_id, T.assigned > 0)
+        .values(assigned=T.assigned - 1, open=T.assigned - 1 < T.needed)
     )
 
 
@@ -308,33 +387,37 @@ def submit(
     (undo first)."""
     labeling = spec.labeling
     value = check_label(labeling, label)
-    at = now()
+    project = store.project_name
+    acting = actor or who.name
+
+    def work(conn: Connection) -> Submitted:
+        at = now()
+        done = conn.execute(
+            _SUBMIT,
+            {
+                "p_project": project,
+                "p_who": who.name,
+                "p_task": task_id,
+                "p_label": value,
+                "p_at": at,
+                "p_seconds": seconds,
+            },
+        ).first()
+        if done is not None:
+            # A confirmed suggestion is one the labeler took as it was shown.
+            took = confirmed and done.suggested is not None and done.suggested == value
+            if took:
+                conn.execute(update(ASSIGNMENTS).where(A.id == done.id).values(confirmed=True))
+            _count_label(conn, project, task_id, +1)
+            _event(conn, project, task_id, who.name, acting, "submit", label=value)
+            return Submitted(task_id, value, took, False)
+        return _submit_unheld(
+            conn, project, labeling, who, task_id, value, confirmed, seconds, acting
+        )
+
     for attempt in range(2):
         try:
-            with store.session() as s:
-                done = s.execute(
-                    update(A)
-                    .where(A.task_id == task_id, A.labeler == who.name, A.state == "assigned")
-                    .values(
-                        state="submitted",
-                        label=value,
-                        confirmed=False,
-                        submitted_at=at,
-                        seconds=seconds,
-                        review=None,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-                if done.rowcount == 1:  # type: ignore[attr-defined]
-                    a = s.scalars(
-                        select(A).where(A.task_id == task_id, A.labeler == who.name)
-                    ).one()
-                    # A confirmed suggestion is one the labeler took as it was shown.
-                    a.confirmed = confirmed and a.suggested is not None and a.suggested == value
-                    _count_label(s, task_id, +1)
-                    _event(s, task_id, who.name, actor or who.name, "submit", label=value)
-                    return Submitted(task_id, value, a.confirmed, False)
-                return _submit_unheld(s, labeling, who, task_id, value, confirmed, seconds, actor)
+            return _write(store, work)
         except IntegrityError:
             if attempt == 1:
                 raise
@@ -342,69 +425,78 @@ def submit(
 
 
 def _submit_unheld(
-    s: Session,
+    conn: Connection,
+    project: str,
     labeling: Labeling,
     who: Labeler,
     task_id: int,
     value: Any,
     confirmed: bool,
     seconds: float | None,
-    actor: str | None,
+    actor: str,
 ) -> Submitted:
-    a = s.scalars(select(A).where(A.task_id == task_id, A.labeler == who.name)).first()
-    if a is not None:
-        if a.state == "submitted":
-            if a.label == value:
-                return Submitted(task_id, value, a.confirmed, True)
+    mine = conn.execute(
+        select(A.state, A.label, A.confirmed).where(_mine(project, who.name), A.task_id == task_id)
+    ).first()
+    if mine is not None:
+        if mine.state == "submitted":
+            if mine.label == value:
+                return Submitted(task_id, value, bool(mine.confirmed), True)
             raise ConflictError(
-                f"you labeled task {task_id} {a.label!r} already; undo it (U) to change it"
+                f"you labeled task {task_id} {mine.label!r} already; undo it (U) to change it"
             )
-        raise ConflictError(f"you {a.state} task {task_id}; it is no longer in your queue")
+        raise ConflictError(_gone(mine.state, task_id))
     if not who.any_task:
         raise NotFoundError(f"task {task_id} is not in your queue")
     # Someone who may label any task labels one outside their queue: claim it first.
-    claimed = s.execute(
-        update(Task)
-        .where(Task.id == task_id, Task.open.is_(True), Task.assigned < Task.needed)
-        .values(assigned=Task.assigned + 1, open=Task.assigned + 1 < Task.needed)
-        .execution_options(synchronize_session=False)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        if s.get(Task, task_id) is None:
+    if not _take(conn, project, task_id):
+        found = conn.execute(
+            select(T.id).where(T.project == project, T.id == task_id, T.gold.is_(None))
+        ).first()
+        if found is None:
             raise NotFoundError(f"task {task_id} does not exist")
         raise ConflictError(
             f"task {task_id} has all the labelers it needs (overlap {labeling.overlap}); "
             "take the next task instead"
         )
-    task = s.get_one(Task, task_id)
+    task = conn.execute(select(*_TASK_COLUMNS).where(T.project == project, T.id == task_id)).one()
     suggested = (task.prelabel or {}).get("label")
-    s.add(
-        A(
+    took = confirmed and suggested is not None and suggested == value
+    at = now()
+    conn.execute(
+        insert(ASSIGNMENTS).values(
+            project=project,
             task_id=task_id,
             labeler=who.name,
             state="submitted",
             gold=False,
             label=value,
             suggested=suggested,
-            confirmed=confirmed and suggested == value,
-            assigned_at=now(),
-            submitted_at=now(),
+            confirmed=took,
+            assigned_at=at,
+            submitted_at=at,
             seconds=seconds,
         )
     )
-    s.flush()
-    _count_label(s, task_id, +1)
-    _event(s, task_id, who.name, actor or who.name, "submit", label=value)
-    return Submitted(task_id, value, confirmed and suggested == value, False)
+    _count_label(conn, project, task_id, +1)
+    _event(conn, project, task_id, who.name, actor, "submit", label=value)
+    return Submitted(task_id, value, took, False)
 
 
-def _count_label(s: Session, task_id: int, delta: int) -> None:
-    s.execute(
-        update(Task)
-        .where(Task.id == task_id)
-        .values(labels=Task.labels + delta)
-        .execution_options(synchronize_session=False)
-    )
+def _gone(state: str, task_id: int) -> str:
+    """Why a task is no longer the labeler's to label."""
+    if state == "expired":
+        return (
+            f"your hold on task {task_id} expired (labeling.lease_minutes) and it went to "
+            "someone else; take the next task"
+        )
+    if state == "submitted":
+        return f"you labeled task {task_id} already"
+    return f"you {state} task {task_id}; it is no longer in your queue"
+
+
+def _count_label(conn: Connection, project: str, task_id: int, delta: int) -> None:
+    conn.execute(_COUNT_LABEL, {"p_project": project, "p_task": task_id, "p_delta": delta})
 
 
 # ---------------------------------------------------------------------------- skip, flag, undo
@@ -420,78 +512,93 @@ def skip(
 ) -> None:
     """Put a held task down (skip) or report a problem with it (flag): it goes back to the pool
     for others, never to this labeler again. Repeating it changes nothing."""
-    with store.session() as s:
-        done = s.execute(
-            update(A)
-            .where(A.task_id == task_id, A.labeler == who.name, A.state == "assigned")
+    project = store.project_name
+
+    def work(conn: Connection) -> None:
+        done = conn.execute(
+            update(ASSIGNMENTS)
+            .where(_mine(project, who.name), A.task_id == task_id, A.state == "assigned")
             .values(state=kind, note=note)
-            .execution_options(synchronize_session=False)
-        )
-        if done.rowcount == 1:  # type: ignore[attr-defined]
-            _release(s, task_id)
-            _event(s, task_id, who.name, who.name, EVENT_OF[kind], note=note)
+            .returning(A.gold)
+        ).first()
+        if done is not None:
+            if not done.gold:
+                _release(conn, project, task_id)
+            _event(conn, project, task_id, who.name, who.name, EVENT_OF[kind], note=note)
             return
-        a = s.scalars(select(A).where(A.task_id == task_id, A.labeler == who.name)).first()
-        if a is None:
+        state = conn.scalar(select(A.state).where(_mine(project, who.name), A.task_id == task_id))
+        if state is None:
             raise NotFoundError(f"task {task_id} is not in your queue")
-        if a.state != kind:
-            raise ConflictError(f"you {a.state} task {task_id} already")
+        if state != kind:
+            raise ConflictError(_gone(state, task_id))
+
+    _write(store, work)
 
 
 def undo(store: Store, spec: LabelSpec, who: Labeler) -> TaskView | None:
     """Take back the labeler's latest submission that nobody reviewed yet: the task is theirs
     to label again (first in their queue, their label pre-selected). None: nothing to undo."""
-    with store.session() as s:
-        last = s.execute(
-            select(A.id, A.task_id)
-            .where(A.labeler == who.name, A.state == "submitted", A.review.is_(None))
+    project = store.project_name
+
+    def work(conn: Connection) -> TaskView | None:
+        last = conn.execute(
+            select(A.id, A.task_id, A.label)
+            .where(_mine(project, who.name), A.state == "submitted", A.review.is_(None))
             .order_by(A.submitted_at.desc(), A.id.desc())
             .limit(1)
         ).first()
         if last is None:
             return None
-        done = s.execute(
-            update(A)
+        done = conn.execute(
+            update(ASSIGNMENTS)
             .where(A.id == last.id, A.state == "submitted", A.review.is_(None))
             .values(state="assigned", submitted_at=None)
-            .execution_options(synchronize_session=False)
         )
-        if done.rowcount != 1:  # type: ignore[attr-defined]
+        if done.rowcount != 1:
             raise ConflictError("your last label changed meanwhile (reviewed?); try again")
-        _count_label(s, last.task_id, -1)
-        a = s.get_one(A, last.id)
-        s.refresh(a)
-        _event(s, last.task_id, who.name, who.name, "undo", label=a.label)
-        task = s.get_one(Task, last.task_id)
-        return _view(task, a, spec.labeling)
+        _count_label(conn, project, last.task_id, -1)
+        _event(conn, project, last.task_id, who.name, who.name, "undo", label=last.label)
+        task = conn.execute(
+            select(*_TASK_COLUMNS).where(T.project == project, T.id == last.task_id)
+        ).one()
+        return _view(task, "assigned", last.label, None, spec.labeling)
+
+    return _write(store, work)
 
 
 def task_view(store: Store, spec: LabelSpec, who: Labeler, task_id: int) -> TaskView:
     """One task as the labeler sees it: one of their own, or (with the `label` action) any."""
-    with store.session() as s:
-        row = s.execute(
-            select(Task, A)
-            .join(A, A.task_id == Task.id)
-            .where(Task.id == task_id, A.labeler == who.name)
+    project = store.project_name
+    with store.engine.connect() as conn:
+        row = conn.execute(
+            select(*_TASK_COLUMNS, A.state, A.label, A.note)
+            .join(ASSIGNMENTS, A.task_id == T.id)
+            .where(T.project == project, T.id == task_id, _mine(project, who.name))
         ).first()
         if row is not None:
-            return _view(row[0], row[1], spec.labeling)
-        task = s.get(Task, task_id) if who.any_task else None
-        if task is None or task.gold is not None:
-            raise NotFoundError(f"task {task_id} is not in your queue")
-        blank = A(task_id=task_id, labeler=who.name, state="unassigned", label=None, note=None)
-        return _view(task, blank, spec.labeling)
+            return _view(row, row.state, row.label, row.note, spec.labeling)
+        task = None
+        if who.any_task:
+            task = conn.execute(
+                select(*_TASK_COLUMNS).where(
+                    T.project == project, T.id == task_id, T.gold.is_(None)
+                )
+            ).first()
+    if task is None:
+        raise NotFoundError(f"task {task_id} is not in your queue")
+    return _view(task, "unassigned", None, None, spec.labeling)
 
 
 def progress(store: Store, who: Labeler) -> Progress:
-    with store.session() as s:
-        rows = dict(
-            s.execute(
-                select(A.state, func.count()).where(A.labeler == who.name).group_by(A.state)
+    with store.engine.connect() as conn:
+        rows = {
+            state: int(n)
+            for state, n in conn.execute(
+                _PROGRESS, {"p_project": store.project_name, "p_who": who.name}
             ).all()
-        )
+        }
     return Progress(
-        int(rows.get("submitted", 0)),
-        int(rows.get("skipped", 0)) + int(rows.get("flagged", 0)),
-        int(rows.get("assigned", 0)),
+        rows.get("submitted", 0),
+        rows.get("skipped", 0) + rows.get("flagged", 0),
+        rows.get("assigned", 0),
     )

@@ -102,6 +102,9 @@ class LabelEvent(ProjectOwned, Base):
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
-# The tasks table for bulk statements (imports, refreshes), which name the project themselves:
-# the store's project filter applies to ORM statements only.
+# The tables for Core statements (imports, refreshes, and the queue, which answers thousands of
+# requests a second): these name the project themselves, because the store's project filter
+# (store/scope.py) applies to ORM statements only. tests/labeling/test_projects.py checks it.
 TASKS = cast(Table, LabelTask.__table__)
+ASSIGNMENTS = cast(Table, LabelAssignment.__table__)
+EVENTS = cast(Table, LabelEvent.__table__)

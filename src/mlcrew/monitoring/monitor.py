@@ -22,6 +22,8 @@ def _source_columns(spec: Spec, project: Path | None) -> list[str]:
     if project is None:
         return []
     src = next(iter(spec.sources.values()))
+    if src.path is None:
+        return []
     file = project / src.path
     if not file.is_file():
         return []

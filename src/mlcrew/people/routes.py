@@ -23,6 +23,7 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/login"): None,
     ("POST", "/login"): None,
     ("POST", "/logout"): None,  # ends the caller's own session (CSRF-checked)
+    ("GET", "/label"): "label_assigned",  # the labeling page
     # models, registry, runs, monitoring
     ("GET", "/v1/models"): "read_models",
     ("GET", "/v1/models/{name}"): "read_models",
@@ -45,6 +46,12 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/v1/labeling/spec"): "label_assigned",
     ("GET", "/v1/labeling/me"): "label_assigned",
     ("GET", "/v1/labeling/status"): "read_data",
+    ("GET", "/v1/labeling/quality"): "review_labels",
+    ("GET", "/v1/labeling/review/next"): "review_labels",
+    ("GET", "/v1/labeling/review/tasks/{task_id}/image"): "review_labels",
+    ("POST", "/v1/labeling/tasks/{task_id}/review"): "review_labels",
+    ("GET", "/labeling"): "review_labels",
+    ("GET", "/labeling/review"): "review_labels",
     # people
     ("GET", "/v1/users"): "manage_people",
     ("POST", "/v1/users"): "manage_people",
@@ -71,3 +78,11 @@ def allowed_methods(path: str) -> str:
         if method not in found and compile_path(template)[0].match(path):
             found.append(method)
     return ", ".join(sorted(found))
+
+
+def routes_markdown() -> str:
+    """The table of routes and their actions, for docs/security.md."""
+    lines = ["| route | action |", "|---|---|"]
+    for (method, template), action in ROUTES.items():
+        lines.append(f"| `{method} {template}` | {f'`{action}`' if action else 'open'} |")
+    return "\n".join(lines) + "\n"

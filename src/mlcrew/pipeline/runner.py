@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mlcrew.errors import CheckFailed, MlcrewError, PromotionRefused, SpecError
+from mlcrew.errors import CheckFailed, DataError, MlcrewError, PromotionRefused, SpecError
 from mlcrew.people.audit import record_in
 from mlcrew.pipeline.execute import execute_stage
 from mlcrew.pipeline.executors import Executor, make_executor
@@ -32,6 +32,7 @@ from mlcrew.pipeline.runs import (
     new_run_id,
     run_lock_name,
 )
+from mlcrew.pipeline.sources import source_file
 from mlcrew.pipeline.stage import StageDef, dump_config
 from mlcrew.pipeline.stages import STAGES
 from mlcrew.registry.promotion import default_actor
@@ -58,18 +59,19 @@ def find_execution(session: Any, key: str) -> StageExecution | None:
     return found
 
 
-def source_path(project: Path, path: str) -> Path:
-    return Path(path) if Path(path).is_absolute() else project / path
-
-
 def snapshot_sources(project: Path, spec: Spec, store: Store) -> dict[str, str]:
     """Hash each source file and keep a copy in the store, so any run can be reproduced."""
     digests: dict[str, str] = {}
     for name, src in spec.sources.items():
-        path = source_path(project, src.path)
+        path = source_file(project, store, name, src)
+        if src.labels is not None and _no_rows(path):
+            raise DataError(
+                f"source {name!r} (labels: {src.labels}) has no labels yet: import the tasks "
+                "with `mlcrew label import`, label some at /label (`mlcrew serve`), then run"
+            )
         if not path.is_file():
             raise SpecError(
-                f"source {name!r}: file {src.path} does not exist (relative to {project}); "
+                f"source {name!r}: file {src.described} does not exist (relative to {project}); "
                 f"fix sources.{name}.path in mlcrew.yaml"
             )
         digest = file_digest(path)
@@ -78,6 +80,12 @@ def snapshot_sources(project: Path, spec: Spec, store: Store) -> dict[str, str]:
                 store.put_artifact(path, "source", s)
         digests[f"source.{name}"] = digest
     return digests
+
+
+def _no_rows(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    return bool(pq.read_metadata(path).num_rows == 0)
 
 
 class Runner:

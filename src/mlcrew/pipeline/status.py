@@ -11,7 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from mlcrew.pipeline.keys import cache_key, library_versions
-from mlcrew.pipeline.runner import find_execution, source_path
+from mlcrew.pipeline.runner import find_execution
+from mlcrew.pipeline.sources import source_file
 from mlcrew.pipeline.stage import StageDef, dump_config
 from mlcrew.pipeline.stages import STAGES
 from mlcrew.spec import Spec
@@ -82,7 +83,7 @@ def status(
             available.update(_last_sources(s))
         else:
             for name, src in spec.sources.items():
-                path = source_path(project, src.path)
+                path = source_file(project, store, name, src)
                 available[f"source.{name}"] = file_digest(path) if path.is_file() else "missing"
         for stage in stages:
             config = dump_config(stage.config(spec))
@@ -123,12 +124,12 @@ def status(
                     continue
                 for r in refs:
                     if inputs[r] == "missing":
-                        where = spec.sources[r.split(".", 1)[1]].path
+                        where = spec.sources[r.split(".", 1)[1]].described
                         why.append(f"source file {r} ({where}) is missing")
                     elif last.inputs.get(r) != inputs[r]:
                         what = "source file" if r.startswith("source.") else "input"
                         detail = (
-                            f" ({spec.sources[r.split('.', 1)[1]].path})"
+                            f" ({spec.sources[r.split('.', 1)[1]].described})"
                             if r.startswith("source.")
                             else ""
                         )

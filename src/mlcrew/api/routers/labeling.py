@@ -185,7 +185,11 @@ def get_image(
     """The task's image (for a task the caller may see)."""
     spec = _spec(state)
     view = queue.task_view(state.store, spec, labeler_of(who, spec), task_id)
-    value = view.payload.get("image")
+    return image_response(state, view.payload.get("image"), task_id)
+
+
+def image_response(state: AppState, value: Any, task_id: int) -> Response:
+    """A task's stored image (its payload's `{digest, type}`), cached by the browser."""
     if not isinstance(value, dict) or "digest" not in value:
         raise NotFoundError(f"task {task_id} has no stored image")
     data = state.store.artifacts.read_bytes(str(value["digest"]))

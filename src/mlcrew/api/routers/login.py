@@ -103,6 +103,8 @@ async def login(request: Request, state: AppState = Depends(get_state)) -> Respo
         error = "wrong user name or password"
         return _form(state, request, error=error, name=name, next=target)
     limiter.succeeded(name)
+    if target == _root(request) + "/" and not who.may("read_models") and who.may("label_assigned"):
+        target = _root(request) + "/label"  # a labeler's page: the overview is not theirs
     session_id, _csrf = start_session(state.store, state.spec.name, who.name)
     record(state.store, state.spec.name, who.name, "session.login", who.name, {"address": address})
     response = RedirectResponse(target, status_code=303)
