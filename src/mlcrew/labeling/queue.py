@@ -148,8 +148,8 @@ _TAKE = (
     update(TASKS)
     .where(T.project == _P, T.id == _TASK, T.open.is_(True), T.assigned < T.needed)
     .values(assigned=T.assigned + 1, open=T.assigned + 1 < T.needed)
+    .returning(*_TASK_COLUMNS)
 )
-_TASK_ROW = select(*_TASK_COLUMNS).where(T.project == _P, T.id == _TASK)
 _ASSIGN = insert(ASSIGNMENTS)
 _EVENT = insert(EVENTS)
 _SUBMIT = (
@@ -205,6 +205,15 @@ def _mine(project: str, who: str) -> Any:
 def next_tasks(store: Store, spec: LabelSpec, who: Labeler, count: int = 1) -> list[TaskView]:
     """The labeler's next `count` tasks (the first is the one to label now, the rest are
     prefetched): tasks they already hold first, then new claims. Fewer when the queue is dry."""
+    return next_with_progress(store, spec, who, count)[0]
+
+
+def next_with_progress(
+    store: Store, spec: LabelSpec, who: Labeler, count: int = 1
+) -> tuple[list[TaskView], Progress]:
+    """`next_tasks` and the labeler's progress after it, in one transaction on one connection
+    (what a labeling page asks for on every item: each connection taken from the pool and each
+    transaction is a round trip to a database server)."""
     count = max(1, min(count, 1 + MAX_AHEAD))
     for attempt in range(3):
         try:
@@ -214,20 +223,31 @@ def next_tasks(store: Store, spec: LabelSpec, who: Labeler, count: int = 1) -> l
             # transaction rolled back whole; the next round finds the task held.
             if attempt == 2:
                 raise
-    return []
+    return [], Progress(0, 0, 0)
 
 
-def _next(store: Store, labeling: Labeling, who: str, count: int) -> list[TaskView]:
+def _next(
+    store: Store, labeling: Labeling, who: str, count: int
+) -> tuple[list[TaskView], Progress]:
     project = store.project_name
-    with store.engine.connect() as conn:
-        held = conn.execute(_HELD, {"p_project": project, "p_who": who, "p_count": count}).all()
-    views = [_view(r, "assigned", r.label, r.note, labeling) for r in held]
-    while len(views) < count:
-        claimed = _claim(store, labeling, who)
-        if claimed is None:
-            break
-        views.append(_view(claimed, "assigned", None, None, labeling))
-    return views
+    reclaimed = False
+    while True:
+        with store.engine.begin() as conn:
+            params = {"p_project": project, "p_who": who, "p_count": count}
+            held = conn.execute(_HELD, params).all()
+            views = [_view(r, "assigned", r.label, r.note, labeling) for r in held]
+            while len(views) < count:
+                claimed = _claim_in(conn, project, labeling, who)
+                if claimed is None:
+                    break
+                views.append(_view(claimed, "assigned", None, None, labeling))
+            if len(views) == count or reclaimed:
+                return views, _progress(conn, project, who)
+        # The pool ran dry: tasks held past their lease go back to it, then look once more.
+        reclaimed = True
+        if not _reclaim_expired(store, labeling):
+            with store.engine.connect() as conn:
+                return views, _progress(conn, project, who)
 
 
 def assign(store: Store, labeler: str, count: int) -> int:
@@ -243,13 +263,6 @@ def assign(store: Store, labeler: str, count: int) -> int:
         return done
 
     return _write(store, work)
-
-
-def _claim(store: Store, labeling: Labeling, who: str) -> Any:
-    got = _write(store, lambda conn: _claim_in(conn, store.project_name, labeling, who))
-    if got is None and _reclaim_expired(store, labeling):
-        got = _write(store, lambda conn: _claim_open(conn, store.project_name, who))
-    return got
 
 
 def _claim_in(conn: Connection, project: str, labeling: Labeling, who: str) -> Any:
@@ -306,10 +319,9 @@ def _claim_gold(conn: Connection, project: str, who: str) -> Any:
     return task
 
 
-def _take(conn: Connection, project: str, task_id: int) -> bool:
-    """The claim: one more labeler on the task, if it still has room."""
-    done = conn.execute(_TAKE, {"p_project": project, "p_task": task_id})
-    return done.rowcount == 1
+def _take(conn: Connection, project: str, task_id: int) -> Any:
+    """The claim: one more labeler on the task, if it still has room; the task, or None."""
+    return conn.execute(_TAKE, {"p_project": project, "p_task": task_id}).first()
 
 
 def _claim_open(conn: Connection, project: str, who: str) -> Any:
@@ -319,8 +331,8 @@ def _claim_open(conn: Connection, project: str, who: str) -> Any:
     while ids := list(conn.scalars(_CANDIDATES, params)):
         at = start % len(ids)
         for task_id in ids[at:] + ids[:at]:
-            if _take(conn, project, task_id):
-                task = conn.execute(_TASK_ROW, {"p_project": project, "p_task": task_id}).one()
+            task = _take(conn, project, task_id)
+            if task is not None:
                 _assign(conn, project, who, task, gold=False)
                 return task
         # Others took every candidate meanwhile: look again (each round, the pool shrank).
@@ -449,7 +461,8 @@ def _submit_unheld(
     if not who.any_task:
         raise NotFoundError(f"task {task_id} is not in your queue")
     # Someone who may label any task labels one outside their queue: claim it first.
-    if not _take(conn, project, task_id):
+    task = _take(conn, project, task_id)
+    if task is None:
         found = conn.execute(
             select(T.id).where(T.project == project, T.id == task_id, T.gold.is_(None))
         ).first()
@@ -459,7 +472,6 @@ def _submit_unheld(
             f"task {task_id} has all the labelers it needs (overlap {labeling.overlap}); "
             "take the next task instead"
         )
-    task = conn.execute(select(*_TASK_COLUMNS).where(T.project == project, T.id == task_id)).one()
     suggested = (task.prelabel or {}).get("label")
     took = confirmed and suggested is not None and suggested == value
     at = now()
@@ -591,12 +603,14 @@ def task_view(store: Store, spec: LabelSpec, who: Labeler, task_id: int) -> Task
 
 def progress(store: Store, who: Labeler) -> Progress:
     with store.engine.connect() as conn:
-        rows = {
-            state: int(n)
-            for state, n in conn.execute(
-                _PROGRESS, {"p_project": store.project_name, "p_who": who.name}
-            ).all()
-        }
+        return _progress(conn, store.project_name, who.name)
+
+
+def _progress(conn: Connection, project: str, who: str) -> Progress:
+    rows = {
+        state: int(n)
+        for state, n in conn.execute(_PROGRESS, {"p_project": project, "p_who": who}).all()
+    }
     return Progress(
         rows.get("submitted", 0),
         rows.get("skipped", 0) + rows.get("flagged", 0),

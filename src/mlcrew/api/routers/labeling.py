@@ -150,13 +150,9 @@ def next_task(
     labelers the overlap asks for, never one they labeled or skipped)."""
     spec = _spec(state)
     me = labeler_of(who, spec)
-    views = queue.next_tasks(state.store, spec, me, 1 + ahead)
+    views, progress = queue.next_with_progress(state.store, spec, me, 1 + ahead)
     out = [_out(v, spec, request) for v in views]
-    return {
-        "task": out[0] if out else None,
-        "ahead": out[1:],
-        "progress": queue.progress(state.store, me).to_json(),
-    }
+    return {"task": out[0] if out else None, "ahead": out[1:], "progress": progress.to_json()}
 
 
 @router.get("/tasks/{task_id}", response_model=TaskDoc, responses=NOT_FOUND)
