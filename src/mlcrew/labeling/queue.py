@@ -9,10 +9,14 @@ The rules that must hold under any number of labelers at once, on SQLite and Pos
 - Blind: a task as a labeler sees it carries the item and their own label only.
 - Gold items are served apart, at the spec's share, to everyone, without a mark.
 
-Every write transaction starts with its write, so SQLite waits for the lock (busy_timeout)
-instead of failing a read snapshot that went stale. The queue runs on SQLAlchemy Core (a next
-task or a submit is a handful of indexed statements, a few milliseconds at a million tasks), so
-each statement names the project itself (tables.py).
+No decision rests on an earlier read: every write checks its own condition. On SQLite the
+driver begins a transaction at its first write (the reads before it take no snapshot), so a
+writer waits for the lock (busy_timeout) instead of failing on a snapshot that went stale. The
+queue runs on SQLAlchemy Core with its statements built once (a next task or a submit is a
+handful of indexed statements, about a millisecond at a million tasks), so each statement names
+the project itself (tables.py). A next task and the progress it answers with are one
+transaction on one connection: each connection taken and each transaction is a round trip to
+a PostgreSQL server.
 """
 
 from __future__ import annotations
