@@ -148,6 +148,11 @@ def assignment(store: Store, labeler: str, item: str) -> LabelAssignment | None:
         ).first()
 
 
+def idle(page: Any) -> None:
+    """Wait until no request of the page is in flight (it ignores keys meanwhile)."""
+    page.wait_for_function("!document.body.classList.contains('busy')")
+
+
 def pressed(page: Any, name: str) -> bool:
     return page.locator(f'#classes button[data-class="{name}"]').get_attribute("aria-pressed") == (
         "true"
@@ -280,7 +285,12 @@ def test_flag_asks_a_note_and_errors_show(browser: Any, digits: Site) -> None:
         route.abort("failed")
 
     page.route("**/v1/labeling/tasks/*/labels", lose_answer)
+    idle(page)  # keys wait while a request is in flight: press when the page listens
     page.keyboard.press("7")
+    page.wait_for_function(
+        "document.querySelector('#classes button[data-class=\"7\"]')"
+        ".getAttribute('aria-pressed') === 'true'"
+    )
     page.keyboard.press("Enter")
     message = page.get_by_test_id("message")
     message.get_by_text("Could not reach the server").wait_for()

@@ -139,7 +139,7 @@ def _out(view: queue.TaskView, spec: LabelSpec, request: Request) -> dict[str, A
     return doc
 
 
-@router.get("/next", response_model=NextOut)
+@router.get("/next", response_model=NextOut, responses=NOT_FOUND)
 def next_task(
     request: Request,
     ahead: int = Query(0, ge=0, le=queue.MAX_AHEAD, description="Also prefetch N more."),
@@ -260,7 +260,7 @@ def post_flag(
     return _put_down(state, who, task_id, "flagged", body.note if body else None)
 
 
-@router.post("/undo", response_model=TaskDoc, responses=CONFLICT)
+@router.post("/undo", response_model=TaskDoc, responses={**NOT_FOUND, **CONFLICT})
 def post_undo(
     request: Request,
     state: AppState = Depends(get_state),
@@ -273,7 +273,7 @@ def post_undo(
     return {"task": _out(view, spec, request) if view else None}
 
 
-@router.get("/spec", response_model=LabelSpecOut)
+@router.get("/spec", response_model=LabelSpecOut, responses=NOT_FOUND)
 def get_label_spec(state: AppState = Depends(get_state)) -> dict[str, Any]:
     """What labelers work from: classes with their keys, the guidelines, the overlap."""
     spec = _spec(state)

@@ -104,7 +104,7 @@ def get_quality(
     return report.to_dict(items=items, issues=issues)
 
 
-@router.get("/review/next", response_model=ReviewDoc)
+@router.get("/review/next", response_model=ReviewDoc, responses=NOT_FOUND)
 def get_next_review(
     request: Request,
     item: str | None = Query(
