@@ -31,6 +31,18 @@ training: {budget: {trials: 1, rounds: 5}}
 """
 
 
+def trained_on_labels(tmp_path: Path, items: int) -> tuple[Path, Project]:
+    """The pets project whose pipeline trains on its consensus labels, imported."""
+    root = write_project(tmp_path / "pets", items=items, overlap=1, gold=0.0)
+    spec_file = root / "mlcrew.yaml"
+    text = spec_file.read_text()
+    head, labeling = text.split("dataset:", 1)[0], "labeling:" + text.split("labeling:", 1)[1]
+    spec_file.write_text(head + PIPELINE + labeling)
+    proj = Project.open(root)
+    import_tasks(proj.store, proj.spec, proj.root, actor="test")
+    return root, proj
+
+
 def label_all(proj: Project, names: list[str]) -> None:
     spec = latest(proj.store)
     assert spec is not None
@@ -108,13 +120,7 @@ def test_export_has_lineage_to_tasks_labelers_and_spec(tmp_path: Path) -> None:
 
 
 def test_a_label_change_reruns_the_stages_downstream(tmp_path: Path) -> None:
-    root = write_project(tmp_path / "pets", items=90, overlap=1, gold=0.0)
-    spec_file = root / "mlcrew.yaml"
-    text = spec_file.read_text()
-    head, labeling = text.split("dataset:", 1)[0], "labeling:" + text.split("labeling:", 1)[1]
-    spec_file.write_text(head + PIPELINE + labeling)
-    proj = Project.open(root)
-    import_tasks(proj.store, proj.spec, proj.root, actor="test")
+    root, proj = trained_on_labels(tmp_path, items=90)
     label_all(proj, ["ann"])
 
     def run() -> dict[str, str]:
@@ -147,13 +153,7 @@ def test_a_run_before_any_label_says_to_label_first(tmp_path: Path) -> None:
 
     from mlcrew.errors import DataError
 
-    root = write_project(tmp_path / "pets", items=9, overlap=1, gold=0.0)
-    spec_file = root / "mlcrew.yaml"
-    text = spec_file.read_text()
-    head, labeling = text.split("dataset:", 1)[0], "labeling:" + text.split("labeling:", 1)[1]
-    spec_file.write_text(head + PIPELINE + labeling)
-    proj = Project.open(root)
-    import_tasks(proj.store, proj.spec, proj.root, actor="test")
+    _, proj = trained_on_labels(tmp_path, items=9)
     with pytest.raises(DataError, match="has no labels yet: import the tasks"):
         Runner(proj.root, proj.store, proj.spec, proj.spec_text).run()
     proj.close()
