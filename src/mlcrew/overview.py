@@ -65,10 +65,10 @@ def project_overview(
     if champion is not None:
         example = json.dumps({"rows": [example_row(_schema(store, spec.name, champion, models))]})
     reports = list_reports(store, spec.name, limit=1)
-    from mlcrew.labeling.labelspec import latest as latest_label_spec
     from mlcrew.labeling.status import label_status
 
-    labeling = label_status(store) if latest_label_spec(store) is not None else None
+    counts = label_status(store)  # reads the label spec once: None until an import
+    labeling = counts if counts.label_spec is not None else None
     return Overview(
         spec=spec,
         run=run,
