@@ -560,7 +560,18 @@ class Mlcrew(Target):
         print(f"  {self.label}: `mlcrew label import` of {n:,} items in {took:.0f} s", flush=True)
         self.tasks = n
         self.setup_s[f"start at {n:,}"] = self.spawn(
-            [*MLCREW, "serve", "-p", str(self.project), "--host", "127.0.0.1", "--port", "{port}"],
+            [
+                *MLCREW,
+                "serve",
+                "-p",
+                str(self.project),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "{port}",
+                "--workers",
+                str(WORKERS[0]),
+            ],
             self.mlcrew_env(),
             "/healthz",
         )
@@ -608,6 +619,9 @@ class Mlcrew(Target):
 # ------------------------------------------------------------------------ where the time goes
 
 
+WORKERS = [1]  # `mlcrew serve --workers` (--workers)
+
+
 def profile_inprocess(target: Mlcrew, loops: int) -> dict[str, Any]:
     """One labeler's next -> submit loops called in this process on the project's store, with
     no HTTP: how much of the latency over HTTP is the queue and its database, how many SQL
@@ -643,8 +657,7 @@ def profile_inprocess(target: Mlcrew, loops: int) -> dict[str, Any]:
             s0 = statements[0]
             if profiled:
                 prof.enable()
-            views = queue.next_tasks(proj.store, spec, who, 1)
-            queue.progress(proj.store, who)  # the route answers it with every next
+            views, _ = queue.next_with_progress(proj.store, spec, who, 1)  # as the route does
             if profiled:
                 prof.disable()
             else:
@@ -813,6 +826,7 @@ def main() -> int:
         "--think", type=float, default=0.0, help="seconds each labeler pauses before a submit"
     )
     ap.add_argument("--keep", action="store_true", help="keep the temp folder")
+    ap.add_argument("--workers", type=int, default=1, help="`mlcrew serve --workers`")
     ap.add_argument(
         "--profile",
         type=int,
@@ -820,6 +834,7 @@ def main() -> int:
         help="in-process next -> submit loops profiled at the end",
     )
     args = ap.parse_args()
+    WORKERS[0] = args.workers
     sizes = [int(x) for x in args.tasks.split(",")]
     crowd = [int(x) for x in args.labelers.split(",")]
     wanted = set(args.targets.split(","))

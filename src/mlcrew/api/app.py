@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from mlcrew import __version__
 from mlcrew.api.fastpath import Receive, Scope, Send, ServiceMiddleware
+from mlcrew.api.labeling_fast import LabelingFastPath
 from mlcrew.errors import MlcrewError, ProjectError
 from mlcrew.people.gate import LISTEN_ENV, Gate
 from mlcrew.serving.access import AccessLog
@@ -57,6 +58,7 @@ class ServiceApp:
         self.service = PredictionService(store, spec.serving, metrics=self.metrics)
         use_access = spec.serving.access_log if access_log is None else access_log
         self.access = AccessLog() if use_access else None
+        self.labeling = LabelingFastPath(store)
         self.outer = ServiceMiddleware(
             self._forward,
             service=self.service,
@@ -64,6 +66,7 @@ class ServiceApp:
             access=self.access,
             project=spec.name,
             gate=self.gate,
+            labeling=self.labeling,
         )
         self._api: FastAPI | None = None
         self._api_lock = threading.Lock()
@@ -121,6 +124,7 @@ class ServiceApp:
         sys.setswitchinterval(self._switch)
         gc.unfreeze()
         self.service.close()
+        self.labeling.close()
         if self.access is not None:
             self.access.close()
 
@@ -190,6 +194,7 @@ def build_api(app: ServiceApp) -> FastAPI:
         service=app.service,
         metrics=app.metrics,
         gate=app.gate,
+        label_specs=app.labeling.specs,
     )
     modules = (
         health,

@@ -12,16 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from mlcrew.errors import (
-    AuthError,
-    ConflictError,
-    Forbidden,
-    LabelError,
-    LimitExceeded,
-    ModelInputError,
-    NotFoundError,
-    StoreError,
-)
+from mlcrew.api.fastpath import ERROR_STATUS, status_of
+from mlcrew.errors import AuthError, ModelInputError
 
 MAX_MESSAGE = 500
 
@@ -41,21 +33,13 @@ def _detail(exc: Exception, status: int) -> JSONResponse:
     return JSONResponse({"detail": text}, status_code=status)
 
 
+async def _by_status(_request: Request, exc: Exception) -> JSONResponse:
+    return _detail(exc, status_of(exc) or 500)
+
+
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     errors = exc.errors() if isinstance(exc, RequestValidationError) else []
     return JSONResponse({"detail": [_problem(e) for e in errors]}, status_code=422)
-
-
-async def _not_found(_request: Request, exc: Exception) -> JSONResponse:
-    return _detail(exc, 404)
-
-
-async def _too_large(_request: Request, exc: Exception) -> JSONResponse:
-    return _detail(exc, 413)
-
-
-async def _unavailable(_request: Request, exc: Exception) -> JSONResponse:
-    return _detail(exc, 503)
 
 
 async def _database_down(_request: Request, exc: Exception) -> JSONResponse:
@@ -77,18 +61,6 @@ async def _unauthorised(_request: Request, exc: Exception) -> JSONResponse:
     response = _detail(exc, 401)
     response.headers["www-authenticate"] = 'Bearer realm="mlcrew"'
     return response
-
-
-async def _forbidden(_request: Request, exc: Exception) -> JSONResponse:
-    return _detail(exc, 403)
-
-
-async def _conflict(_request: Request, exc: Exception) -> JSONResponse:
-    return _detail(exc, 409)
-
-
-async def _bad_label(_request: Request, exc: Exception) -> JSONResponse:
-    return _detail(exc, 422)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -117,12 +89,8 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(NotFoundError, _not_found)
-    app.add_exception_handler(LimitExceeded, _too_large)
-    app.add_exception_handler(StoreError, _unavailable)
+    for error, _status in ERROR_STATUS:
+        app.add_exception_handler(error, _by_status)
     app.add_exception_handler(ModelInputError, _bad_rows)
     app.add_exception_handler(SQLAlchemyError, _database_down)
     app.add_exception_handler(AuthError, _unauthorised)
-    app.add_exception_handler(Forbidden, _forbidden)
-    app.add_exception_handler(ConflictError, _conflict)
-    app.add_exception_handler(LabelError, _bad_label)

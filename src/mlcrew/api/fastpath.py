@@ -19,8 +19,19 @@ from urllib.parse import parse_qsl
 
 import orjson
 
-from mlcrew.errors import LimitExceeded, ModelInputError, NotFoundError, StoreError
+from mlcrew.api.labeling_fast import MAX_BODY as MAX_LABEL_BODY
+from mlcrew.api.labeling_fast import Forward, LabelingFastPath
+from mlcrew.errors import (
+    ConflictError,
+    Forbidden,
+    LabelError,
+    LimitExceeded,
+    ModelInputError,
+    NotFoundError,
+    StoreError,
+)
 from mlcrew.people.gate import Denial, Gate
+from mlcrew.people.identity import Identity
 from mlcrew.registry.versions import ALIAS_PATTERN as ALIAS
 from mlcrew.registry.versions import ALIAS_RULE, MAX_VERSION
 from mlcrew.serving.access import AccessLog
@@ -41,6 +52,26 @@ _SUFFIX = "/predict"
 MAX_NAME = 64
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _JSON = b"application/json"
+
+
+# The library's errors whose message is the whole answer, by HTTP status (this layer's and the
+# FastAPI application's handlers, api/errors.py, both read this table).
+ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
+    (NotFoundError, 404),
+    (LimitExceeded, 413),
+    (StoreError, 503),
+    (Forbidden, 403),
+    (ConflictError, 409),
+    (LabelError, 422),
+)
+
+
+def status_of(exc: Exception) -> int | None:
+    """The HTTP status of a library error in ERROR_STATUS (None for any other exception)."""
+    for error, status in ERROR_STATUS:
+        if isinstance(exc, error):
+            return status
+    return None
 
 
 class Reply(Exception):
@@ -70,9 +101,11 @@ class ServiceMiddleware:
         access: AccessLog | None,
         project: str,
         gate: Gate | None = None,
+        labeling: LabelingFastPath | None = None,
     ) -> None:
         self.app = app
         self.gate = gate
+        self.labeling = labeling
         self.service = service
         self.metrics = metrics
         self.access = access
@@ -127,26 +160,68 @@ class ServiceMiddleware:
                 self._record(scope, route, method, full, 500, start, rid)
                 raise
             await _respond(send, status, body, rid, [], ctype)
+        elif self.labeling is not None and (template := self.labeling.route(method, path)):
+            await self._label(scope, receive, send, template, path, start)
+            return
         else:
-            rid = _request_id(scope) or self.service.new_request_id()
-            seen = [500]
-            header = (b"x-request-id", rid.encode())
-
-            async def send_tagged(message: Message) -> None:
-                if message["type"] == "http.response.start":
-                    seen[0] = message["status"]
-                    message["headers"] = [*message.get("headers", ()), header]
-                await send(message)
-
-            try:
-                await self.app(scope, receive, send_tagged)
-            finally:
-                found = scope.get("route")
-                route = getattr(found, "path", None) or "unmatched"
-                status = seen[0]
-                self._record(scope, route, method, full, status, start, rid)
+            await self._forward(scope, receive, send, start)
             return
         self._record(scope, route, method, full, status, start, rid)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, start: float) -> None:
+        """Hand the request to the web framework, counting, timing and logging it here."""
+        rid = _request_id(scope) or self.service.new_request_id()
+        seen = [500]
+        header = (b"x-request-id", rid.encode())
+
+        async def send_tagged(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                seen[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tagged)
+        finally:
+            found = scope.get("route")
+            route = getattr(found, "path", None) or "unmatched"
+            self._record(scope, route, scope["method"], scope["path"], seen[0], start, rid)
+
+    async def _label(
+        self, scope: Scope, receive: Receive, send: Send, route: str, path: str, start: float
+    ) -> None:
+        """A labeler's next task or label (api/labeling_fast.py); the framework answers
+        whatever that layer hands on."""
+        assert self.labeling is not None
+        method: str = scope["method"]
+        who = self.gate.admit(scope, route) if self.gate is not None else None
+        body: bytes | None = b""
+        if method == "POST" and isinstance(who, Identity):
+            body, receive = await _read_small(scope, receive, MAX_LABEL_BODY)
+        if not isinstance(who, Identity) or body is None:
+            await self._forward(scope, receive, send, start)
+            return
+        rid = _request_id(scope) or self.service.new_request_id()
+        try:
+            status, doc = await self.labeling.answer(
+                route,
+                path,
+                scope.get("query_string", b""),
+                body,
+                who,
+                str(scope.get("root_path", "")),
+            )
+        except Forward:
+            await self._forward(scope, _replay(body, receive), send, start)
+            return
+        except Exception as exc:
+            known = status_of(exc)
+            if known is None:  # a bug: the server answers 500; count and log it
+                self._record(scope, route, method, scope["path"], 500, start, rid)
+                raise
+            status, doc = known, _message(exc)
+        await _respond(send, status, doc, rid, [])
+        self._record(scope, route, method, scope["path"], status, start, rid)
 
     async def _deny(
         self,
@@ -271,6 +346,49 @@ async def _respond(
     await send_response(
         send, status, body, content_type, [(b"x-request-id", rid.encode()), *headers]
     )
+
+
+async def _read_small(scope: Scope, receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
+    """A JSON body of at most `limit` bytes, or None (with a receive that still yields all of
+    it) for another type or a larger body: the framework answers those."""
+    ctype = length = None
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            ctype = value
+        elif key == b"content-length":
+            length = value
+    if ctype is None or not _is_json(ctype) or (length is not None and not length.isdigit()):
+        return None, receive
+    if length is not None and int(length) > limit:
+        return None, receive
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None, _replay(b"".join(chunks), receive, disconnected=True)
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        more = message.get("more_body", False)
+        if size > limit:
+            return None, _replay(b"".join(chunks), receive, more=more)
+        if not more:
+            return b"".join(chunks), receive
+
+
+def _replay(
+    body: bytes, receive: Receive, *, more: bool = False, disconnected: bool = False
+) -> Receive:
+    """A receive that yields `body` (already read) first, then what `receive` has left."""
+    pending = [{"type": "http.request", "body": body, "more_body": more}]
+    if disconnected:
+        pending.append({"type": "http.disconnect"})
+
+    async def replay() -> Message:
+        return pending.pop(0) if pending else await receive()
+
+    return replay
 
 
 def _json_reply(status: int, doc: dict[str, Any]) -> tuple[int, bytes, bytes]:

@@ -22,12 +22,26 @@ a PostgreSQL server.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import Connection, and_, bindparam, case, exists, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    and_,
+    bindparam,
+    case,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import BindParameter
 
@@ -35,7 +49,7 @@ from mlcrew.errors import ConflictError, LabelError, NotFoundError
 from mlcrew.labeling.labelspec import LabelSpec
 from mlcrew.labeling.tables import ASSIGNMENTS, EVENTS, TASKS
 from mlcrew.spec import Labeling
-from mlcrew.store import Store, now
+from mlcrew.store import now
 
 CANDIDATES = 8  # open tasks looked at per claim: labelers start at different ones
 MAX_AHEAD = 3
@@ -43,6 +57,16 @@ RECLAIM_BATCH = 500
 EVENT_OF = {"skipped": "skip", "flagged": "flag"}
 T, A = TASKS.c, ASSIGNMENTS.c
 R = TypeVar("R")
+
+
+class QueueDb(Protocol):
+    """What the queue needs of a store: an engine, and the project its statements name."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def project_name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -193,10 +217,32 @@ def _event(
     conn.execute(_EVENT, {**row, "at": now(), "kind": kind, "label": None, "note": None, **kw})
 
 
-def _write(store: Store, work: Callable[[Connection], R]) -> R:
+def _write(store: QueueDb, work: Callable[[Connection], R]) -> R:
     """One transaction on a connection of the store's engine."""
-    with store.engine.begin() as conn:
+    with _begin(store.engine) as conn:
         return work(conn)
+
+
+_SQLITE_WRITERS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+_GUARD = threading.Lock()
+
+
+@contextmanager
+def _begin(engine: Engine) -> Iterator[Connection]:
+    """A write transaction. On SQLite the queue's writers of one process take turns on a lock
+    first: SQLite has one write lock per database, and a writer that finds it taken sleeps in
+    the busy handler's growing steps (up to 100 ms a step) where a thread waiting here wakes as
+    soon as the lock is free. Other processes still meet at SQLite's lock (busy_timeout)."""
+    if engine.dialect.name != "sqlite":
+        with engine.begin() as conn:
+            yield conn
+        return
+    lock = _SQLITE_WRITERS.get(engine)
+    if lock is None:
+        with _GUARD:
+            lock = _SQLITE_WRITERS.setdefault(engine, threading.Lock())
+    with lock, engine.begin() as conn:
+        yield conn
 
 
 def _mine(project: str, who: str) -> Any:
@@ -206,14 +252,14 @@ def _mine(project: str, who: str) -> Any:
 # ---------------------------------------------------------------------------- next task
 
 
-def next_tasks(store: Store, spec: LabelSpec, who: Labeler, count: int = 1) -> list[TaskView]:
+def next_tasks(store: QueueDb, spec: LabelSpec, who: Labeler, count: int = 1) -> list[TaskView]:
     """The labeler's next `count` tasks (the first is the one to label now, the rest are
     prefetched): tasks they already hold first, then new claims. Fewer when the queue is dry."""
     return next_with_progress(store, spec, who, count)[0]
 
 
 def next_with_progress(
-    store: Store, spec: LabelSpec, who: Labeler, count: int = 1
+    store: QueueDb, spec: LabelSpec, who: Labeler, count: int = 1
 ) -> tuple[list[TaskView], Progress]:
     """`next_tasks` and the labeler's progress after it, in one transaction on one connection
     (what a labeling page asks for on every item: each connection taken from the pool and each
@@ -231,12 +277,12 @@ def next_with_progress(
 
 
 def _next(
-    store: Store, labeling: Labeling, who: str, count: int
+    store: QueueDb, labeling: Labeling, who: str, count: int
 ) -> tuple[list[TaskView], Progress]:
     project = store.project_name
     reclaimed = False
     while True:
-        with store.engine.begin() as conn:
+        with _begin(store.engine) as conn:
             params = {"p_project": project, "p_who": who, "p_count": count}
             held = conn.execute(_HELD, params).all()
             views = [_view(r, "assigned", r.label, r.note, labeling) for r in held]
@@ -254,7 +300,7 @@ def _next(
                 return views, _progress(conn, project, who)
 
 
-def assign(store: Store, labeler: str, count: int) -> int:
+def assign(store: QueueDb, labeler: str, count: int) -> int:
     """Fill a labeler's queue with up to `count` more tasks (a manager handing a batch to an
     outsourced labeler): claimed like their own next tasks, under the same overlap. Returns how
     many were assigned (fewer when the pool runs dry)."""
@@ -343,7 +389,7 @@ def _claim_open(conn: Connection, project: str, who: str) -> Any:
     return None
 
 
-def _reclaim_expired(store: Store, labeling: Labeling) -> bool:
+def _reclaim_expired(store: QueueDb, labeling: Labeling) -> bool:
     """Tasks held longer than the lease by someone who went away go back to the pool."""
     project = store.project_name
     cutoff = now() - timedelta(minutes=labeling.lease_minutes)
@@ -388,7 +434,7 @@ def _release(conn: Connection, project: str, task_id: int) -> None:
 
 
 def submit(
-    store: Store,
+    store: QueueDb,
     spec: LabelSpec,
     who: Labeler,
     task_id: int,
@@ -519,7 +565,7 @@ def _count_label(conn: Connection, project: str, task_id: int, delta: int) -> No
 
 
 def skip(
-    store: Store,
+    store: QueueDb,
     who: Labeler,
     task_id: int,
     *,
@@ -551,7 +597,7 @@ def skip(
     _write(store, work)
 
 
-def undo(store: Store, spec: LabelSpec, who: Labeler) -> TaskView | None:
+def undo(store: QueueDb, spec: LabelSpec, who: Labeler) -> TaskView | None:
     """Take back the labeler's latest submission that nobody reviewed yet: the task is theirs
     to label again (first in their queue, their label pre-selected). None: nothing to undo."""
     project = store.project_name
@@ -582,7 +628,7 @@ def undo(store: Store, spec: LabelSpec, who: Labeler) -> TaskView | None:
     return _write(store, work)
 
 
-def task_view(store: Store, spec: LabelSpec, who: Labeler, task_id: int) -> TaskView:
+def task_view(store: QueueDb, spec: LabelSpec, who: Labeler, task_id: int) -> TaskView:
     """One task as the labeler sees it: one of their own, or (with the `label` action) any."""
     project = store.project_name
     with store.engine.connect() as conn:
@@ -605,7 +651,7 @@ def task_view(store: Store, spec: LabelSpec, who: Labeler, task_id: int) -> Task
     return _view(task, "unassigned", None, None, spec.labeling)
 
 
-def progress(store: Store, who: Labeler) -> Progress:
+def progress(store: QueueDb, who: Labeler) -> Progress:
     with store.engine.connect() as conn:
         return _progress(conn, store.project_name, who.name)
 

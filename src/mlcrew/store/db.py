@@ -25,11 +25,16 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, pre_ping: bool = True) -> Engine:
+    """An engine for a store URL. On PostgreSQL a connection is pinged as it leaves the pool
+    (a restarted server is met with a fresh connection, not an error) unless `pre_ping` is
+    False: a caller that retries a failed request elsewhere saves that round trip."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     try:
-        engine = create_engine(url, future=True, pool_pre_ping=url.startswith("postgresql"))
+        engine = create_engine(
+            url, future=True, pool_pre_ping=pre_ping and url.startswith("postgresql")
+        )
     except (SQLAlchemyError, ImportError) as exc:
         raise StoreError(f"cannot use database URL {redact(url)}: {exc}") from exc
     if engine.dialect.name == "sqlite":

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from mlcrew.api.deps import AppState, get_identity, get_state
-from mlcrew.api.routers.labeling import labeler_of
 from mlcrew.api.routers.pages import TEMPLATES, root_path
 from mlcrew.errors import Forbidden
+from mlcrew.labeling.access import labeler_of
 from mlcrew.labeling.labelspec import NOT_IMPORTED, guidelines_html
 from mlcrew.people.identity import Identity
 from mlcrew.spec import RESERVED_KEYS, Labeling

@@ -10,8 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from mlcrew.api.deps import AppState, get_identity, get_state
 from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND, UNAVAILABLE, Message
-from mlcrew.errors import Forbidden, NotFoundError
+from mlcrew.errors import NotFoundError
 from mlcrew.labeling import queue
+from mlcrew.labeling.access import labeler_of, task_json
 from mlcrew.labeling.labelspec import LabelSpec, guidelines_html
 from mlcrew.people.identity import Identity
 
@@ -117,26 +118,8 @@ def _spec(state: AppState) -> LabelSpec:
     return state.labels().current()
 
 
-def labeler_of(who: Identity, spec: LabelSpec) -> queue.Labeler:
-    """The caller as a labeler, if the label spec lets them label (labeling.labelers)."""
-    allowed = spec.labeling.labelers
-    if allowed and who.name not in allowed and (who.role or "") not in allowed:
-        raise Forbidden(
-            f"the label spec names who may label (labeling.labelers: {', '.join(allowed)}); "
-            f"{who.name} is not among them"
-        )
-    return queue.Labeler(who.name, any_task=who.may("label") and not who.external)
-
-
 def _out(view: queue.TaskView, spec: LabelSpec, request: Request) -> dict[str, Any]:
-    doc = view.to_json()
-    show = spec.labeling.show
-    value = view.payload.get(show) if show == "image" else None
-    if isinstance(value, dict):
-        root = str(request.scope.get("root_path", "")).rstrip("/")
-        url = value.get("uri") or f"{root}/v1/labeling/tasks/{view.id}/image"
-        doc["payload"] = {**view.payload, "image": {"url": url, "type": value.get("type")}}
-    return doc
+    return task_json(view, spec, str(request.scope.get("root_path", "")))
 
 
 @router.get("/next", response_model=NextOut, responses=NOT_FOUND)
