@@ -22,9 +22,11 @@ from mlcrew.errors import (
     PromotionRefused,
     SpecError,
     StoreError,
+    TrackingError,
 )
 
 if TYPE_CHECKING:
+    from mlcrew.experiments.tracking import ActiveRun, start_run
     from mlcrew.monitoring.monitor import monitor
     from mlcrew.pipeline.reproduce import reproduce
     from mlcrew.pipeline.runner import Runner
@@ -55,6 +57,8 @@ if TYPE_CHECKING:
 
 # Public name -> the module that defines it.
 _LAZY: dict[str, str] = {
+    "ActiveRun": "mlcrew.experiments.tracking",
+    "start_run": "mlcrew.experiments.tracking",
     "monitor": "mlcrew.monitoring.monitor",
     "reproduce": "mlcrew.pipeline.reproduce",
     "Runner": "mlcrew.pipeline.runner",
@@ -110,6 +114,7 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "STAGES",
+    "ActiveRun",
     "AliasMove",
     "CheckFailed",
     "DataError",
@@ -130,6 +135,7 @@ __all__ = [
     "StageResult",
     "Store",
     "StoreError",
+    "TrackingError",
     "VersionInfo",
     "__version__",
     "check_stage",
@@ -150,6 +156,7 @@ __all__ = [
     "rollback",
     "score_file",
     "set_alias",
+    "start_run",
     "status",
     "verify_store",
 ]

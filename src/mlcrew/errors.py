@@ -69,6 +69,11 @@ class LabelError(MlcrewError):
     """A submitted label is not one the label spec allows (HTTP 422)."""
 
 
+class TrackingError(MlcrewError):
+    """A logged param, metric, tag or artifact is invalid, or contradicts what the run has
+    (a param logged again with another value); nothing of the call is kept."""
+
+
 class LimitExceeded(MlcrewError):
     """A request is larger than the service allows (rows per request, body size)."""
 

@@ -158,6 +158,8 @@ def build_api(app: ServiceApp) -> FastAPI:
     from mlcrew.api.deps import AppState, authorize
     from mlcrew.api.routers import (
         audit,
+        experiment_pages,
+        experiments,
         health,
         label_pages,
         labeling,
@@ -210,6 +212,8 @@ def build_api(app: ServiceApp) -> FastAPI:
         label_pages,
         review,
         labeling_pages,
+        experiments,
+        experiment_pages,
     )
     for module in modules:
         api.include_router(module.router)

@@ -29,6 +29,7 @@ from mlcrew.errors import (
     ModelInputError,
     NotFoundError,
     StoreError,
+    TrackingError,
 )
 from mlcrew.people.gate import Denial, Gate
 from mlcrew.people.identity import Identity
@@ -63,6 +64,7 @@ ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (Forbidden, 403),
     (ConflictError, 409),
     (LabelError, 422),
+    (TrackingError, 422),
 )
 
 

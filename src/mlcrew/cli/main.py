@@ -11,6 +11,7 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from mlcrew.cli import (
+    experiments,
     export,
     label,
     models,
@@ -70,8 +71,16 @@ for group in (project, pipeline, registry, monitor, serve, score, export, people
             command.cls = _Command
     app.registered_commands.extend(group.app.registered_commands)
 # Command groups with sub-commands: `mlcrew models [history]`, `mlcrew store verify`,
-# `mlcrew user add|list|remove`, `mlcrew token create|list|revoke`, `mlcrew label ...`.
-for sub in (models.app, store.app, people.user_app, people.token_app, label.app):
+# `mlcrew user add|list|remove`, `mlcrew token create|list|revoke`, `mlcrew label ...`,
+# `mlcrew experiments list|show|compare`.
+for sub in (
+    models.app,
+    store.app,
+    people.user_app,
+    people.token_app,
+    label.app,
+    experiments.app,
+):
     sub.info.cls = _Group
     for command in sub.registered_commands:
         if command.cls in (None, TyperCommand):

@@ -24,6 +24,10 @@ ROUTES: dict[Key, Action | None] = {
     ("POST", "/login"): None,
     ("POST", "/logout"): None,  # ends the caller's own session (CSRF-checked)
     ("GET", "/label"): "label_assigned",  # the labeling page
+    ("GET", "/vendor/plotly.min.js"): None,  # the charts' script, as /static
+    ("GET", "/experiments"): "read_models",
+    ("GET", "/experiments/runs/{run_id}"): "read_models",
+    ("GET", "/experiments/compare"): "read_models",
     # models, registry, runs, monitoring
     ("GET", "/v1/models"): "read_models",
     ("GET", "/v1/models/{name}"): "read_models",
@@ -35,6 +39,10 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/v1/status"): "read_models",
     ("GET", "/v1/monitor/reports"): "read_models",
     ("GET", "/v1/monitor/reports/{report_id}"): "read_models",
+    # experiments (tracked runs)
+    ("GET", "/v1/experiments/runs"): "read_models",
+    ("GET", "/v1/experiments/runs/{run_id}"): "read_models",
+    ("GET", "/v1/experiments/compare"): "read_models",
     # labeling
     ("GET", "/v1/labeling/next"): "label_assigned",
     ("GET", "/v1/labeling/tasks/{task_id}"): "label_assigned",

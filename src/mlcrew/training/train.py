@@ -144,14 +144,26 @@ def run(ctx: StageContext[TrainConfig]) -> StageResult:
             categorical=list(features_cfg.categorical),
         )
         values = ctx.map(fit_trial, search, candidates, cpus=cfg.threads)
-        best: tuple[float, dict[str, Any]] | None = None
+        chosen = 0
         for i, (trial, value) in enumerate(zip(candidates, values, strict=True)):
             trials.append({"trial": i, metric: value, **{k: trial[k] for k in SEARCH_SPACE}})
-            if best is None or better(metric, value, best[0]):
-                best = (value, trial)
-        if best is None:  # cannot happen: trials > 1 ran at least one trial
-            raise DataError("the trial search produced no trial")
-        params = best[1]
+            if better(metric, value, values[chosen]):
+                chosen = i
+        params = candidates[chosen]
+        if not ctx.dry_run:  # a reproduction recomputes; the search is tracked once
+            from mlcrew.experiments.pipeline import log_search
+
+            log_search(
+                ctx.store,
+                pipeline_run=ctx.run_id,
+                stage=ctx.stage or "train",
+                seed=seed,
+                metric=metric,
+                budget={"trials": cfg.budget.trials, "rounds": cfg.budget.rounds},
+                trials=[{k: c[k] for k in SEARCH_SPACE} for c in candidates],
+                scores=values,
+                chosen=chosen,
+            )
     model = TabularModel(task, params, cfg.budget.rounds, features_cfg.categorical)
     model.fit(table, target, features)
     out = ctx.workdir / "model.json"
