@@ -4,7 +4,6 @@ of the ordinary handed on to the router's documented errors."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -14,6 +13,7 @@ from mlcrew.api.app import create_app
 from mlcrew.api.routers.labeling import LabelOut, NextOut
 from mlcrew.labeling.tables import LabelAssignment
 from mlcrew.project import Project
+from tests.asgi import in_thread
 from tests.labeling.conftest import add_labelers
 
 
@@ -23,7 +23,7 @@ def _run(app: Any, calls: list[tuple[str, str, dict[str, Any]]]) -> list[httpx.R
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
             return [await http.request(method, url, **kw) for method, url, kw in calls]
 
-    return asyncio.run(go())
+    return in_thread(go)
 
 
 def test_next_and_submit_skip_the_framework_and_answer_as_the_router(pets: Project) -> None:

@@ -279,12 +279,7 @@ class ServiceMiddleware:
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         """The body, refused with 415 for a non-JSON type and 413 past the size limit."""
-        ctype = length = None
-        for key, value in scope["headers"]:
-            if key == b"content-type":
-                ctype = value
-            elif key == b"content-length":
-                length = value
+        ctype, length = _body_headers(scope)
         if ctype is None or not _is_json(ctype):
             got = "none" if ctype is None else excerpt(ctype.decode("latin-1"))
             raise Reply(415, f"send the rows as JSON (Content-Type: application/json), got {got}")
@@ -350,15 +345,21 @@ async def _respond(
     )
 
 
-async def _read_small(scope: Scope, receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
-    """A JSON body of at most `limit` bytes, or None (with a receive that still yields all of
-    it) for another type or a larger body: the framework answers those."""
+def _body_headers(scope: Scope) -> tuple[bytes | None, bytes | None]:
+    """The request's Content-Type and Content-Length, as sent (None when absent)."""
     ctype = length = None
     for key, value in scope["headers"]:
         if key == b"content-type":
             ctype = value
         elif key == b"content-length":
             length = value
+    return ctype, length
+
+
+async def _read_small(scope: Scope, receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
+    """A JSON body of at most `limit` bytes, or None (with a receive that still yields all of
+    it) for another type or a larger body: the framework answers those."""
+    ctype, length = _body_headers(scope)
     if ctype is None or not _is_json(ctype) or (length is not None and not length.isdigit()):
         return None, receive
     if length is not None and int(length) > limit:

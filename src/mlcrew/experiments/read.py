@@ -21,7 +21,12 @@ from mlcrew.store import Store, now
 # A run still "running" whose writer has not flushed for this long has lost its process.
 LOST_AFTER = timedelta(seconds=60)
 _ID_PREFIX = re.compile(r"[0-9a-f]{4,32}")
-_FILTER = re.compile(r"\s*(params|metrics|tags)\.(.+?)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*$")
+_FILTER = re.compile(
+    r"\s*(params|metrics|tags)\.(.+?)\s*(<=|>=|!=|=|<|>)\s*(.*?)\s*", flags=re.DOTALL
+)
+# The same rules as patterns for REST's query parameters (api/routers/experiments.py).
+FILTER_PATTERN = r"^\s*(params|metrics|tags)\..+(<=|>=|!=|=|<|>).*$"
+SORT_PATTERN = r"^[-+]*(params|metrics|tags)\..+$"
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
     "!=": operator.ne,

@@ -152,16 +152,7 @@ class ActiveRun:
                 step = self._steps.get(key, 0)
             elif type(step) is not int or not 0 <= step < MAX_STEP:
                 step = _step(key, step)
-            self._steps[key] = step + 1
-            series = self._points.get(key)
-            if series is None:
-                series = self._points[key] = Series()
-            series.steps.append(step)
-            series.values.append(number)
-            series.ats.append(at)
-            self._waiting += 1
-            if self._waiting >= FLUSH_ROWS:
-                self._wake.set()
+            self._append(key, step, number, at)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Several metrics at one step (each follows its own last step when `step` is None)."""
@@ -175,17 +166,20 @@ class ActiveRun:
         with self._lock:
             self._live()
             for key, number in values:
-                at_step = self._steps.get(key, 0) if step is None else step
-                self._steps[key] = at_step + 1
-                series = self._points.get(key)
-                if series is None:
-                    series = self._points[key] = Series()
-                series.steps.append(at_step)
-                series.values.append(number)
-                series.ats.append(at)
-            self._waiting += len(values)
-            if self._waiting >= FLUSH_ROWS:
-                self._wake.set()
+                self._append(key, self._steps.get(key, 0) if step is None else step, number, at)
+
+    def _append(self, key: str, step: int, number: float, at: int) -> None:
+        """One point into its metric's buffer (the caller holds the lock)."""
+        self._steps[key] = step + 1
+        series = self._points.get(key)
+        if series is None:
+            series = self._points[key] = Series()
+        series.steps.append(step)
+        series.values.append(number)
+        series.ats.append(at)
+        self._waiting += 1
+        if self._waiting >= FLUSH_ROWS:
+            self._wake.set()
 
     def set_tag(self, key: str, value: Any) -> None:
         """A tag: free text about the run, which (unlike a param) may change."""

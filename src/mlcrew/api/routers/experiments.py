@@ -6,11 +6,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
+from pydantic import StringConstraints
 
 from mlcrew.api.deps import AppState, get_state
 from mlcrew.api.schemas import BAD_INPUT, NOT_FOUND, UNAVAILABLE
 from mlcrew.experiments import compare_runs, list_runs, show_run
-from mlcrew.experiments.read import FILTER_RULE
+from mlcrew.experiments.read import FILTER_PATTERN, FILTER_RULE, SORT_PATTERN
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"], responses=UNAVAILABLE)
 
@@ -23,10 +24,15 @@ RunId = Annotated[
 def get_runs(
     state: AppState = Depends(get_state),
     filter: Annotated[
-        list[str], Query(description=f"Keep runs where this holds: {FILTER_RULE}.")
+        list[Annotated[str, StringConstraints(pattern=FILTER_PATTERN)]],
+        Query(description=f"Keep runs where this holds: {FILTER_RULE}."),
     ] = [],  # noqa: B006 (FastAPI copies the default)
     sort: Annotated[
-        str | None, Query(description="params.KEY, metrics.KEY or tags.KEY; -KEY: descending.")
+        str | None,
+        Query(
+            pattern=SORT_PATTERN,
+            description="params.KEY, metrics.KEY or tags.KEY; -KEY: descending.",
+        ),
     ] = None,
     source: Annotated[str | None, Query(pattern="^(api|pipeline)$")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000, description="At most this many.")] = 100,
