@@ -270,12 +270,8 @@ class ServiceMiddleware:
             return reply.status, orjson.dumps({"detail": reply.detail}), rid, reply.headers
         except ModelInputError as exc:
             return 422, orjson.dumps({"detail": exc.problems}), rid, []
-        except NotFoundError as exc:
-            return 404, _message(exc), rid, []
-        except LimitExceeded as exc:
-            return 413, _message(exc), rid, []
-        except StoreError as exc:
-            return 503, _message(exc), rid, []
+        except (NotFoundError, LimitExceeded, StoreError) as exc:
+            return status_of(exc) or 500, _message(exc), rid, []
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes:
         """The body, refused with 415 for a non-JSON type and 413 past the size limit."""
