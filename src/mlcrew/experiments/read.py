@@ -276,9 +276,14 @@ def _points(conn: Connection, num: int) -> dict[str, list[dict[str, Any]]]:
 def compare_runs(store: Store, runs: list[str]) -> dict[str, Any]:
     """Runs side by side: every param (with whether it differs) and the last, best (lowest and
     highest) value of every metric."""
-    if len(runs) < 2:
+    return compare_docs([show_run(store, r) for r in runs])
+
+
+def compare_docs(docs: list[dict[str, Any]]) -> dict[str, Any]:
+    """`compare_runs` of runs already read with `show_run` (a page that also draws their
+    curves reads each run once)."""
+    if len(docs) < 2:
         raise TrackingError("compare takes two runs or more")
-    docs = [show_run(store, r) for r in runs]
     ids = [d["id"] for d in docs]
     if len(set(ids)) < len(ids):
         raise TrackingError("compare takes different runs; one was named twice")

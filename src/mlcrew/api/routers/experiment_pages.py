@@ -13,8 +13,8 @@ from fastapi.responses import FileResponse, HTMLResponse
 from mlcrew.api.deps import AppState, get_state
 from mlcrew.api.routers.pages import TEMPLATES, root_path
 from mlcrew.errors import MlcrewError, NotFoundError
-from mlcrew.experiments import compare_runs, list_runs, show_run
-from mlcrew.experiments.read import FILTER_RULE
+from mlcrew.experiments import list_runs, show_run
+from mlcrew.experiments.read import FILTER_RULE, compare_docs
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 PLOTLY_ROUTE = "/vendor/plotly.min.js"
@@ -116,8 +116,9 @@ def compare_page(
 ) -> HTMLResponse:
     error, doc, charts = None, None, {}
     try:
-        doc = compare_runs(state.store, runs)
-        charts = _curves([show_run(state.store, r["id"]) for r in doc["runs"]])
+        docs = [show_run(state.store, r) for r in runs]
+        doc = compare_docs(docs)
+        charts = _curves(docs)
     except MlcrewError as exc:
         error = str(exc)
     context = {
