@@ -114,6 +114,9 @@ def start_head(cpus: int = 2) -> RayHead:
         "--node-ip-address", "127.0.0.1",
         "--port", str(port),
         "--num-cpus", str(cpus),
+        # A small object store: the tests share one training table, and a container's
+        # /dev/shm may be far smaller than Ray's default of 30% of memory.
+        "--object-store-memory", str(256 * 1024 * 1024),
         "--disable-usage-stats",
         "--include-dashboard", "false",
         "--dashboard-port", str(free_port()),

@@ -14,6 +14,7 @@ own minute of retries.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -28,6 +29,7 @@ U = TypeVar("U")
 R = TypeVar("R")
 
 CONNECT_TIMEOUT = 5.0  # seconds for the TCP check of the head's address
+CANCEL_WAIT = 30.0  # seconds to let cancelled units stop before the error is raised
 
 
 def _run_unit(
@@ -159,8 +161,13 @@ class RayExecutor:
                 results.append(value)
                 self.units_run += 1
         except BaseException:
-            for ref in refs[len(results) :]:
+            pending = refs[len(results) :]
+            for ref in pending:
                 ray.cancel(ref)
+            # Let the cancellations land before the caller shuts the client down: a shutdown
+            # racing in-flight cancellations can leave the driver's core worker half-closed.
+            with contextlib.suppress(Exception):
+                ray.wait(pending, num_returns=len(pending), timeout=CANCEL_WAIT)
             raise
         return results
 
