@@ -203,8 +203,52 @@ class Budget(_Model):
     rounds: Int = Field(300, ge=1, le=100_000)
 
 
+class Estimator(_Model):
+    """A scikit-learn-compatible estimator by dotted path, with its constructor's parameters."""
+
+    class_: str = Field(alias="class", pattern=r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$")
+    params: dict[str, int | float | str | bool | None] = Field(default_factory=dict)
+
+
+class Validation(_Model):
+    """How candidates are scored inside the training split: k folds, or one holdout share.
+    Both are shuffled with the training seed and stratified by class for classification."""
+
+    folds: Int | None = Field(None, ge=2, le=20)
+    holdout: Float | None = Field(None, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> Validation:
+        if self.folds is not None and self.holdout is not None:
+            raise ValueError("give folds: K or holdout: SHARE, not both")
+        return self
+
+    @property
+    def k(self) -> int:
+        return 1 if self.holdout is not None else (self.folds or 5)
+
+
+class Search(_Model):
+    """Which candidates the model search tries, in this order, within training.budget.trials:
+    LightGBM's defaults, the linear baseline, the named estimators, the LightGBM portfolio, then
+    Optuna TPE on LightGBM's main parameters; finally a greedy ensemble of the best."""
+
+    validation: Validation = Field(default_factory=Validation)
+    linear: bool = True
+    estimators: list[Estimator] = Field(default_factory=list)
+    portfolio: bool = True
+    tuner: Literal["tpe", "none"] = "tpe"
+    # Boosting rounds without improvement on the validation fold before a fit stops
+    # (0: never stop early; default: a tenth of training.budget.rounds, at least 10).
+    early_stopping: Int | None = Field(None, ge=0)
+    ensemble: bool = True
+
+
 class Training(_Model):
     budget: Budget = Field(default_factory=Budget)
+    # The model search; without it, `trials: 1` trains LightGBM's defaults on every training
+    # row and more trials search with the default Search.
+    search: Search | None = None
     # Training's own seed (default: the project's `seed`), independent of the split's.
     seed: Int | None = None
     threads: Int = Field(1, ge=1, le=256)

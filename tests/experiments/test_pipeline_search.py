@@ -24,15 +24,17 @@ def test_trials_are_tracked_once_with_their_parameters(tmp_path: Path, db_url: s
         trials = sorted((r for r in runs if r.parent == search.id), key=lambda r: r.name)
         assert [t.name for t in trials] == ["train trial 0", "train trial 1", "train trial 2"]
         assert {t.seed for t in [search, *trials]} == {0}
+        assert [t["kind"] for t in record["trials"]] == ["lightgbm", "linear", "lightgbm"]
         for t, stage_trial in zip(trials, record["trials"], strict=True):
             assert t.metrics["valid_mae"] == stage_trial["mae"]
-            assert t.params["num_leaves"] == str(stage_trial["num_leaves"])
-        chosen = [t for t in trials if t.tags["chosen"] == "true"]
-        assert len(chosen) == 1 and chosen[0].params["num_leaves"] == str(
-            record["params"]["num_leaves"]
-        )
+            logged = {k: str(v) for k, v in stage_trial.items() if k not in ("trial", "mae")}
+            assert t.params == logged  # kind, origin, rounds and each tuned parameter
+        chosen = sorted(int(t.name.rsplit(" ", 1)[1]) for t in trials if t.tags["chosen"] == "true")
+        assert chosen == [m["trial"] for m in record["ensemble"]]
         doc = show_run(proj.store, search.id)
         assert doc["params"]["budget.trials"] == "3" and doc["params"]["metric"] == "mae"
+        assert doc["params"]["validation.folds"] == "5"
+        assert doc["metrics"]["best_valid_mae"][0]["value"] == record["valid_score"]
         assert [p["value"] for p in doc["metrics"]["valid_mae"]] == [
             t["mae"] for t in record["trials"]
         ]

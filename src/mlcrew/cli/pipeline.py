@@ -25,6 +25,21 @@ GATES_FAILED = 3
 def print_run(result: RunResult) -> None:
     for warning in result.to_json()["warnings"]:
         console.print(f"[yellow]warning:[/] {escape(warning)}")
+    training = result.training or {}
+    reason = training.get("task_reason", "")
+    if reason and not reason.startswith("task:"):  # task: auto decided: say what and why
+        console.print(f"task: {training['task']} ({escape(reason)})")
+    if training.get("model"):
+        kinds = [
+            f"{m['kind']} (trial {m['trial']}, weight {m['weight']:.2f})" for m in training["model"]
+        ]
+        where = ", ".join(f"{k} {v}" for k, v in (training.get("validation") or {}).items())
+        console.print(
+            f"model search: {training['trials']} trials, {training['metric']} "
+            f"{training['valid_score']:.4g} on {where}; chose "
+            + ("ensemble of " if len(kinds) > 1 else "")
+            + ", ".join(kinds)
+        )
     verdict = result.verdict
     if verdict:
         style = "green" if verdict["passed"] else "red"

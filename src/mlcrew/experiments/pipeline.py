@@ -22,15 +22,24 @@ def log_search(
     budget: dict[str, Any],
     trials: Sequence[dict[str, Any]],
     scores: Sequence[float],
-    chosen: int,
+    chosen: Sequence[int],
+    ensemble_score: float | None = None,
+    validation: dict[str, Any] | None = None,
 ) -> str:
     """Record a finished search; returns the search run's id. Trials are numbered in the order
-    their parameters were drawn (which is also the order the search considered them)."""
+    the search considered them; `chosen` are those in the final model (one, or an ensemble's)."""
     with ActiveRun(
         store, f"{stage} search", source="pipeline", pipeline_run=pipeline_run, seed=seed
     ) as search:
         search.log_params({f"budget.{k}": v for k, v in budget.items()})
-        search.log_params({"metric": metric, "trials": len(trials), "chosen_trial": chosen})
+        search.log_params({f"validation.{k}": v for k, v in (validation or {}).items()})
+        search.log_params(
+            {
+                "metric": metric,
+                "trials": len(trials),
+                "chosen_trials": ",".join(str(i) for i in chosen),
+            }
+        )
         for i, (params, score) in enumerate(zip(trials, scores, strict=True)):
             with ActiveRun(
                 store,
@@ -42,7 +51,9 @@ def log_search(
             ) as trial:
                 trial.log_params(params)
                 trial.log_metric(f"valid_{metric}", score, step=0)
-                trial.set_tag("chosen", str(i == chosen).lower())
+                trial.set_tag("chosen", str(i in chosen).lower())
             search.log_metric(f"valid_{metric}", score, step=i)
-        search.log_metric(f"best_valid_{metric}", scores[chosen], step=0)
+        if ensemble_score is None:
+            ensemble_score = scores[chosen[0]]
+        search.log_metric(f"best_valid_{metric}", ensemble_score, step=0)
     return search.id

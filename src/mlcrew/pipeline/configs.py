@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlcrew.spec import Budget, Check, Features, Objective, Spec
+from mlcrew.spec import Budget, Check, Features, Objective, Search, Spec
 
 
 class StageConfig(BaseModel):
@@ -68,6 +68,7 @@ class TrainConfig(StageConfig):
         "threads": "training.threads",
         "params": "training.params",
         "seed": "training.seed (default: seed)",
+        "search": "training.search",
     }
     target: str
     task: Literal["auto", "regression", "classification"]
@@ -78,6 +79,7 @@ class TrainConfig(StageConfig):
     threads: int
     params: dict[str, int | float | str | bool]
     seed: int
+    search: Search | None = None
 
 
 class EvaluateConfig(StageConfig):
@@ -129,6 +131,7 @@ def train_config(spec: Spec) -> TrainConfig:
         threads=t.threads,
         params=dict(t.params),
         seed=spec.training_seed,
+        search=t.search,
     )
 
 

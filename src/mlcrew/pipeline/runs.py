@@ -68,6 +68,27 @@ class RunResult:
         """What the register stage did: {name, version, new, ...}, if it ran."""
         return next((s.record for s in self.stages if s.name == "register"), None)
 
+    @property
+    def training(self) -> dict[str, Any] | None:
+        """What the train stage chose: the task (and why), the model and its validation score."""
+        record = next((s.record for s in self.stages if s.name == "train"), None)
+        if not record or "task" not in record:
+            return None
+        out: dict[str, Any] = {
+            k: record[k] for k in ("task", "task_reason", "metric") if k in record
+        }
+        if record.get("ensemble"):
+            trials = {t["trial"]: t for t in record.get("trials", [])}
+            out["model"] = [
+                {"trial": m["trial"], "weight": m["weight"], "kind": trials[m["trial"]]["kind"]}
+                for m in record["ensemble"]
+                if m["trial"] in trials
+            ]
+            out["trials"] = len(trials)
+            out["valid_score"] = record.get("valid_score")
+            out["validation"] = record.get("validation")
+        return out
+
     def to_json(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,
@@ -83,6 +104,7 @@ class RunResult:
             "warnings": [
                 w for s in self.stages if s.name == "check" for w in s.record.get("warnings", [])
             ],
+            "training": self.training,
             **({"error": self.error} if self.error else {}),
         }
 

@@ -5,6 +5,17 @@ from __future__ import annotations
 from mlcrew.pipeline import configs as c
 from mlcrew.pipeline.stage import StageDef
 
+TRAIN_LIBRARIES = (
+    "lightgbm",
+    "numpy",
+    "pyarrow",
+    "scikit-learn",
+    "optuna",
+    "skops",
+    "mlcrew",
+    "python",
+)
+
 STAGES: tuple[StageDef, ...] = (
     StageDef(
         name="ingest",
@@ -41,15 +52,16 @@ STAGES: tuple[StageDef, ...] = (
     ),
     StageDef(
         name="train",
-        version="4",
+        version="5",
         config_model=c.TrainConfig,
         build_config=c.train_config,
         inputs=("split.train",),
         outputs=("model",),
         impl="mlcrew.training.train:run",
         # The model package records these versions, so each is part of what makes its bytes.
-        libraries=("lightgbm", "numpy", "pyarrow", "scikit-learn", "mlcrew", "python"),
-        description="LightGBM pipeline that owns its preprocessing and input schema",
+        libraries=TRAIN_LIBRARIES,
+        description="model search (LightGBM, linear, scikit-learn, ensembles) that owns its "
+        "preprocessing and input schema",
     ),
     StageDef(
         name="evaluate",

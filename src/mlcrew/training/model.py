@@ -5,7 +5,8 @@ model. It follows scikit-learn's contract (`__init__` stores hyperparameters, `f
 learned state ends in `_`). It is saved as one JSON document holding LightGBM's own text model:
 loading it parses text and never runs code from the file.
 
-The document (format `mlcrew.lightgbm/2`) carries what is known when the model is trained: task,
+The document (format `mlcrew.lightgbm/2`, or `mlcrew.ensemble/3` for the model search's ensembles
+and other estimators: see `members.py`) carries what is known when the model is trained: task,
 target and its type, input schema, classes, parameters and the versions of the libraries that
 trained it. It holds nothing run-dependent (no time, no path, no run id), so the same inputs give
 the same bytes. What is known only later (metrics, verdict, lineage) lives in the registry and
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -27,15 +28,20 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from mlcrew.training.members import Ensemble, Member
     from mlcrew.training.native import NativeBooster
 
 FORMAT = "mlcrew.lightgbm/2"
-READABLE_FORMATS = ("mlcrew.lightgbm/1", FORMAT)
+# A model of several members (LightGBM, linear, scikit-learn) with weights, or one that is not
+# LightGBM: what the model search writes when it does not pick a single LightGBM.
+ENSEMBLE_FORMAT = "mlcrew.ensemble/3"
+READABLE_FORMATS = ("mlcrew.lightgbm/1", FORMAT, ENSEMBLE_FORMAT)
 
 TargetType = Literal["boolean", "integer", "number", "string"]
 FieldType = Literal["category", "boolean", "integer", "number"]
 # The libraries whose versions a model records; a different major version is named at load.
 LIBRARIES = ("lightgbm", "numpy", "pyarrow", "mlcrew", "python")
+ENSEMBLE_LIBRARIES = (*LIBRARIES, "scikit-learn", "skops")
 
 
 def base_params(task: str, n_classes: int, seed: int, threads: int) -> dict[str, Any]:
@@ -67,7 +73,7 @@ class TabularModel:
     A trained model holds a `lightgbm.Booster`; a loaded one a `NativeBooster` (same library,
     same predictions, without importing the lightgbm package)."""
 
-    booster_: lgb.Booster | NativeBooster
+    booster_: lgb.Booster | NativeBooster | Ensemble
 
     def __init__(
         self,
@@ -83,7 +89,23 @@ class TabularModel:
 
     # ------------------------------------------------------------------ fit
     def fit(self, table: pa.Table, target: str, features: list[str]) -> TabularModel:
-        import lightgbm as lgb
+        """Learn the schema from `table`, then train LightGBM with `params` for `rounds`."""
+        from mlcrew.training.members import train_lightgbm
+
+        X, y = self.prepare(table, target, features)
+        self.booster_ = train_lightgbm(X, y, self.categorical_indices, self.params, self.rounds)
+        return self
+
+    @property
+    def categorical_indices(self) -> list[int]:
+        return [i for i, f in enumerate(self.schema_) if f["type"] == "category"]
+
+    def prepare(
+        self, table: pa.Table, target: str, features: list[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Learn the input schema, classes and target type from `table`; returns the float
+        matrix every estimator reads and the target (class indices, or floats)."""
+        import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
@@ -102,30 +124,27 @@ class TabularModel:
             # back to the target's own type through `target_type_`.
             self.classes_ = sorted({str(v) for v in y_col.to_pylist()})
             index = {c: i for i, c in enumerate(self.classes_)}
-            y = [index[str(v)] for v in y_col.to_pylist()]
+            y = np.array([index[str(v)] for v in y_col.to_pylist()], dtype=np.int64)
         else:
             self.classes_ = []
             y = pc.cast(y_col, pa.float64()).to_numpy(zero_copy_only=False)
         self.environment_warnings_: list[str] = []
-        X = self._matrix(table)
-        cat_idx = [i for i, f in enumerate(self.schema_) if f["type"] == "category"]
-        data = lgb.Dataset(
-            X,
-            label=y,
-            # Positional names: LightGBM rejects some characters in names; ours live in schema_.
-            feature_name=[f"f{i}" for i in range(len(self.schema_))],
-            categorical_feature=cat_idx or "auto",
-            free_raw_data=True,
-            params={"verbosity": -1, "max_bin": 255},
-        )
-        try:
-            self.booster_ = lgb.train(self.params, data, num_boost_round=self.rounds)
-        except lgb.basic.LightGBMError as exc:
-            reason = str(exc).strip().splitlines()[0].split(" at /")[0]
-            raise DataError(
-                f"LightGBM refused to train: {reason}; check training.params in mlcrew.yaml"
-            ) from None
+        return self._matrix(table), y
+
+    def set_ensemble(self, members: list[Member], weights: list[float]) -> TabularModel:
+        """Predict with these fitted members (after `prepare`): saved as format 3."""
+        from mlcrew.training.members import Ensemble
+
+        self.booster_ = Ensemble(members, weights)
+        self.params, self.rounds = {}, 0
+        self.libraries_ = installed_libraries(ENSEMBLE_LIBRARIES)
         return self
+
+    @property
+    def is_ensemble(self) -> bool:
+        from mlcrew.training.members import Ensemble
+
+        return isinstance(self.booster_, Ensemble)
 
     def _field_schema(self, table: pa.Table, name: str) -> dict[str, Any]:
         import pyarrow as pa
@@ -170,6 +189,22 @@ class TabularModel:
             else:
                 X[:, j] = pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)
         return X
+
+    def matrix(self, table: pa.Table) -> np.ndarray:
+        """The float matrix of `table` that every member reads (category codes, NaN for null)."""
+        return self._matrix(table)
+
+    def target_array(self, table: pa.Table) -> np.ndarray:
+        """The target of `table` as the members learn it: class indices, or floats."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        col = table.column(self.target_)
+        if self.task == "regression":
+            return pc.cast(col, pa.float64()).to_numpy(zero_copy_only=False)  # type: ignore[no-any-return]
+        index = {c: i for i, c in enumerate(self.classes_)}
+        return np.array([index.get(str(v), -1) for v in col.to_pylist()], dtype=np.int64)
 
     # ------------------------------------------------------------------ predict
     @property
@@ -334,18 +369,26 @@ class TabularModel:
     # ------------------------------------------------------------------ persistence
     def to_json(self) -> str:
         """The model document. Deterministic: nothing in it depends on when or where it ran."""
-        doc = {
+        doc: dict[str, Any] = {
             "format": FORMAT,
             "task": self.task,
             "target": self.target_,
             "target_type": self.target_type_,
             "schema": self.schema_,
             "classes": self.classes_,
-            "params": self.params,
-            "rounds": self.rounds,
             "libraries": self.libraries_,
-            "lightgbm": self.booster_.model_to_string(),
         }
+        if self.is_ensemble:
+            ensemble = cast("Ensemble", self.booster_)
+            doc["format"] = ENSEMBLE_FORMAT
+            doc["members"] = [
+                {**m.to_doc(), "weight": w}
+                for m, w in zip(ensemble.members, ensemble.weights, strict=True)
+            ]
+        else:
+            doc["params"] = self.params
+            doc["rounds"] = self.rounds
+            doc["lightgbm"] = cast("lgb.Booster", self.booster_).model_to_string()
         return json.dumps(doc, sort_keys=True, indent=1)
 
     @classmethod
@@ -357,12 +400,16 @@ class TabularModel:
         from mlcrew.training.native import NativeBooster, NativeLightGBMError
 
         doc = _parse_document(text, source)
-        model = cls(doc.task, doc.params, doc.rounds)
+        model = cls(doc.task, doc.params or {}, doc.rounds or 0)
         model.target_ = doc.target
         model.target_type_ = doc.target_type
         model.schema_ = [f.model_dump(exclude_none=True) for f in doc.schema_]
         model.classes_ = doc.classes
         model.libraries_ = doc.libraries
+        if doc.format == ENSEMBLE_FORMAT:
+            return model._load_members(doc, source)
+        if doc.lightgbm is None:
+            raise DataError(f"{source}: the model document has no 'lightgbm' field; it is damaged")
         try:
             model.booster_ = NativeBooster(doc.lightgbm)
         except NativeLightGBMError as exc:
@@ -379,6 +426,22 @@ class TabularModel:
             )
         model.environment_warnings_ = library_differences(doc.libraries)
         return model
+
+    def _load_members(self, doc: _Document, source: str) -> TabularModel:
+        from mlcrew.training.members import Ensemble, member_from_doc
+
+        if not doc.members:
+            raise DataError(f"{source}: the model document lists no members; it is damaged")
+        members, weights = [], []
+        for i, raw in enumerate(doc.members):
+            weight = raw.pop("weight", None) if isinstance(raw, dict) else None
+            if not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
+                raise DataError(f"{source}: member {i} has no positive weight; it is damaged")
+            members.append(member_from_doc(raw, f"{source}, member {i}"))
+            weights.append(float(weight))
+        self.booster_ = Ensemble(members, weights)
+        self.environment_warnings_ = library_differences(doc.libraries)
+        return self
 
     def input_schema(self) -> list[dict[str, Any]]:
         return [dict(f) for f in self.schema_]
@@ -406,10 +469,11 @@ class _Document(BaseModel):
     target_type: TargetType = "string"  # format 1 predicted classes as text
     schema_: list[_Field]
     classes: list[str]
-    params: dict[str, str | int | float | bool | None]
-    rounds: int
+    params: dict[str, str | int | float | bool | None] | None = None
+    rounds: int | None = None
     libraries: dict[str, str] = {}  # format 1 did not record them
-    lightgbm: str
+    lightgbm: str | None = None
+    members: list[dict[str, Any]] | None = None  # ENSEMBLE_FORMAT
 
     def __init__(self, **data: Any) -> None:
         if "schema" in data:
@@ -480,7 +544,7 @@ def _arrow_type(target_type: TargetType) -> pa.DataType:
     return types.get(target_type, pa.string())
 
 
-def installed_libraries() -> dict[str, str]:
+def installed_libraries(names: tuple[str, ...] = LIBRARIES) -> dict[str, str]:
     """Versions of the libraries that train and read a model, as installed now (read from
     their metadata: a server that only loads models never imports the lightgbm package)."""
     import platform
@@ -488,7 +552,7 @@ def installed_libraries() -> dict[str, str]:
 
     from mlcrew import __version__
 
-    found = {name: metadata.version(name) for name in ("lightgbm", "numpy", "pyarrow")}
+    found = {name: metadata.version(name) for name in names if name not in ("mlcrew", "python")}
     return {**found, "mlcrew": __version__, "python": platform.python_version()}
 
 
@@ -508,9 +572,10 @@ def library_differences(recorded: dict[str, str]) -> list[str]:
     """One sentence per library whose major version differs from the one that trained."""
     if not recorded:
         return []
-    installed = installed_libraries()
+    names = tuple(n for n in ENSEMBLE_LIBRARIES if n in recorded or n in LIBRARIES)
+    installed = installed_libraries(names)
     notes = []
-    for name in LIBRARIES:
+    for name in names:
         was, now = recorded.get(name), installed.get(name)
         if was is None or now is None or _major(name, was) == _major(name, now):
             continue
