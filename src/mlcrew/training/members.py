@@ -376,7 +376,7 @@ class SklearnMember:
             "estimator": self.path,
             "params": self.params,
             "impute": self.impute_,
-            "skops": base64.b64encode(sio.dumps(self.estimator_)).decode("ascii"),
+            "skops": base64.b64encode(_stable_zip(sio.dumps(self.estimator_))).decode("ascii"),
         }
 
     @classmethod
@@ -406,6 +406,37 @@ class SklearnMember:
         member.impute_ = [float(v) for v in impute] if impute is not None else None
         member.estimator_ = sio.loads(data, trusted=found)
         return member
+
+
+def _stable_zip(data: bytes) -> bytes:
+    """skops' file made repeatable: skops names objects and array files by `id()` (a memory
+    address) and stamps entries with the time; here ids are renumbered in order of first use,
+    entries sorted and their times fixed, so the same estimator always gives the same bytes."""
+    import io
+    import re
+    import zipfile
+
+    ids: dict[str, str] = {}
+
+    def renumber(m: re.Match[str]) -> str:
+        return m.group(1) + ids.setdefault(m.group(2), str(len(ids))) + m.group(3)
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        schema = src.read("schema.json").decode("utf-8")
+        schema = re.sub(r'("__id__": |"file": ")(\d+)((?:\.npy")?)', renumber, schema)
+        entries = {"schema.json": schema.encode("utf-8")}
+        for name in src.namelist():
+            if name != "schema.json":
+                stem, dot, ext = name.partition(".")
+                entries[ids.get(stem, stem) + dot + ext] = src.read(name)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            dst.writestr(info, entries[name])
+    return out.getvalue()
 
 
 def member_from_doc(doc: Any, source: str) -> Member:
