@@ -183,10 +183,104 @@ class DealBreaker(_Model):
         return self
 
 
+class Value(_Model):
+    """What each outcome is worth, in the client's money (negative numbers are costs).
+
+    Classification: `true_positive`, `false_positive`, `false_negative`, `true_negative` for
+    two classes (the positive class is `positive`, by default the last in sorted order, as for
+    precision and recall), or `matrix: {ACTUAL: {PREDICTED: value}}` for any number of classes.
+    Regression: `per_unit` (value of each unit of absolute error), or `under` and `over` (of
+    each unit predicted too low / too high)."""
+
+    currency: str = "$"
+    positive: str | int | bool | None = None
+    true_positive: Float | None = None
+    false_positive: Float | None = None
+    false_negative: Float | None = None
+    true_negative: Float | None = None
+    matrix: dict[str, dict[str, Float]] | None = None
+    per_unit: Float | None = None
+    under: Float | None = None
+    over: Float | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Value:
+        binary = [
+            self.true_positive,
+            self.false_positive,
+            self.false_negative,
+            self.true_negative,
+        ]
+        kinds = [
+            any(v is not None for v in binary),
+            self.matrix is not None,
+            self.per_unit is not None,
+            self.under is not None or self.over is not None,
+        ]
+        if sum(kinds) != 1:
+            raise ValueError(
+                "give one kind of value: true_positive/false_positive/false_negative/"
+                "true_negative (two classes), matrix: {ACTUAL: {PREDICTED: value}}, per_unit "
+                "(regression), or under and over (regression)"
+            )
+        if kinds[3] and (self.under is None or self.over is None):
+            raise ValueError("under and over go together: the value of each unit too low / high")
+        return self
+
+    @property
+    def kind(self) -> Literal["binary", "matrix", "per_unit", "asymmetric"]:
+        if self.matrix is not None:
+            return "matrix"
+        if self.per_unit is not None:
+            return "per_unit"
+        if self.under is not None:
+            return "asymmetric"
+        return "binary"
+
+
+class SliceWhere(_Model):
+    column: str
+    in_: list[str | int | float | bool] | None = Field(None, alias="in")
+    # [low, high): either end may be null (open)
+    between: tuple[Float | None, Float | None] | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> SliceWhere:
+        if (self.in_ is None) == (self.between is None):
+            raise ValueError("a slice is given by in: [VALUES] or between: [LOW, HIGH]")
+        return self
+
+
+class Slice(_Model):
+    """Rows of the test split by a column's values or range, with their own deal-breakers."""
+
+    name: str = Field(min_length=1)
+    where: SliceWhere
+    deal_breakers: list[DealBreaker] = Field(default_factory=list)
+
+    @field_validator("deal_breakers")
+    @classmethod
+    def _metrics_only(cls, v: list[DealBreaker]) -> list[DealBreaker]:
+        if any(b.latency_p99_ms is not None for b in v):
+            raise ValueError("a slice's deal-breakers are metrics; latency is model-wide")
+        return v
+
+
 class Objective(_Model):
     metric: str = "auto"
     deal_breakers: list[DealBreaker] = Field(default_factory=list)
     beat_baseline: bool = True
+    value: Value | None = None
+    slices: list[Slice] = Field(default_factory=list)
+
+    @field_validator("slices")
+    @classmethod
+    def _unique_names(cls, v: list[Slice]) -> list[Slice]:
+        names = [s.name for s in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"slice names must differ; repeated: {', '.join(twice)}")
+        return v
 
     @field_validator("metric")
     @classmethod
@@ -246,6 +340,8 @@ class Search(_Model):
 
 class Training(_Model):
     budget: Budget = Field(default_factory=Budget)
+    # Classifiers: map raw probabilities through a calibrator fitted on out-of-fold predictions.
+    calibration: Literal["none", "sigmoid", "isotonic"] = "none"
     # The model search; without it, `trials: 1` trains LightGBM's defaults on every training
     # row and more trials search with the default Search.
     search: Search | None = None

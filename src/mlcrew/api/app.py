@@ -158,6 +158,7 @@ def build_api(app: ServiceApp) -> FastAPI:
     from mlcrew.api.deps import AppState, authorize
     from mlcrew.api.routers import (
         audit,
+        evaluation_pages,
         experiment_pages,
         experiments,
         health,
@@ -214,6 +215,7 @@ def build_api(app: ServiceApp) -> FastAPI:
         labeling_pages,
         experiments,
         experiment_pages,
+        evaluation_pages,
     )
     for module in modules:
         api.include_router(module.router)

@@ -20,6 +20,7 @@ from mlcrew.cli import (
     pipeline,
     project,
     registry,
+    report,
     score,
     serve,
     store,
@@ -65,7 +66,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for group in (project, pipeline, registry, monitor, serve, score, export, people):
+for group in (project, pipeline, registry, monitor, serve, score, export, people, report):
     for command in group.app.registered_commands:
         if command.cls in (None, TyperCommand):
             command.cls = _Command

@@ -28,10 +28,13 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/experiments"): "read_models",
     ("GET", "/experiments/runs/{run_id}"): "read_models",
     ("GET", "/experiments/compare"): "read_models",
+    ("GET", "/models/{name}/evaluation"): "read_models",
+    ("GET", "/models/{name}/evaluation/report.{fmt}"): "read_models",
     # models, registry, runs, monitoring
     ("GET", "/v1/models"): "read_models",
     ("GET", "/v1/models/{name}"): "read_models",
     ("GET", "/v1/models/{name}/history"): "read_models",
+    ("GET", "/v1/models/{name}/evaluation"): "read_models",
     ("POST", "/v1/models/{name}/aliases/{alias}"): "promote",
     ("GET", "/v1/runs"): "read_models",
     ("GET", "/v1/runs/latest"): "read_models",

@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlcrew.spec import Budget, Check, Features, Objective, Search, Spec
+from mlcrew.spec import Budget, Check, Features, Objective, Search, Spec, Value
 
 
 class StageConfig(BaseModel):
@@ -69,6 +69,8 @@ class TrainConfig(StageConfig):
         "params": "training.params",
         "seed": "training.seed (default: seed)",
         "search": "training.search",
+        "calibration": "training.calibration",
+        "value": "objective.value",
     }
     target: str
     task: Literal["auto", "regression", "classification"]
@@ -80,6 +82,9 @@ class TrainConfig(StageConfig):
     params: dict[str, int | float | str | bool]
     seed: int
     search: Search | None = None
+    # Fitted on out-of-fold predictions into the model: calibration, the value-optimal decision.
+    calibration: Literal["none", "sigmoid", "isotonic"] = "none"
+    value: Value | None = None
 
 
 class EvaluateConfig(StageConfig):
@@ -132,6 +137,8 @@ def train_config(spec: Spec) -> TrainConfig:
         params=dict(t.params),
         seed=spec.training_seed,
         search=t.search,
+        calibration=t.calibration,
+        value=spec.objective.value,
     )
 
 

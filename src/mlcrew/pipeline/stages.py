@@ -65,7 +65,7 @@ STAGES: tuple[StageDef, ...] = (
     ),
     StageDef(
         name="evaluate",
-        version="2",
+        version="3",
         config_model=c.EvaluateConfig,
         build_config=c.evaluate_config,
         inputs=("train.model", "split.train", "split.test"),

@@ -32,6 +32,18 @@ def export_mlflow(package: ModelPackage, target: Path) -> Path:
         raise MlcrewError(
             "exporting to MLflow needs MLflow; install it with: pip install 'mlcrew[mlflow]'"
         ) from None
+    model = package.model
+    if model.is_ensemble or model.calibration_ or model.decision_:
+        what = (
+            "an ensemble or a scikit-learn model"
+            if model.is_ensemble
+            else "a calibrated model or one with a value-optimal decision"
+        )
+        raise DataError(
+            f"this version is {what}; the MLflow export's standalone loader reads a single "
+            "LightGBM model with plain probabilities only. Serve it with 'mlcrew serve', or "
+            "train one without training.search ensembles, calibration and objective.value"
+        )
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise DataError(f"{target} already exists; remove it or choose another folder")
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -30,8 +30,10 @@ def predict_matrix(loaded: LoadedModel, X: np.ndarray) -> np.ndarray:
 
     if X.shape[0] == 1 and loaded.one_row is not None:
         raw = loaded.one_row.predict(X[0])
-        return raw if raw.shape[0] == 1 else raw.reshape(1, -1)
-    return np.asarray(loaded.model.booster_.predict(X, num_threads=1))
+        raw = raw if raw.shape[0] == 1 else raw.reshape(1, -1)
+    else:
+        raw = np.asarray(loaded.model.booster_.predict(X, num_threads=1))
+    return loaded.model.postprocess(raw)
 
 
 def labels(loaded: LoadedModel, raw: np.ndarray) -> list[Any]:
@@ -42,6 +44,6 @@ def labels(loaded: LoadedModel, raw: np.ndarray) -> list[Any]:
         out: list[Any] = raw.tolist()
         return out
     classes = model.class_values
-    if raw.ndim == 1:
+    if model.decision_ is None and raw.ndim == 1:  # the common case, without NumPy's overhead
         return [classes[1] if p >= 0.5 else classes[0] for p in raw.tolist()]
-    return [classes[i] for i in raw.argmax(axis=1).tolist()]
+    return [classes[i] for i in model.class_indices(raw).tolist()]

@@ -9,6 +9,7 @@ from typing import Any
 from mlcrew.pipeline.configs import EvaluateConfig
 from mlcrew.pipeline.stage import StageContext, StageResult
 from mlcrew.spec import LOWER_IS_BETTER, DealBreaker
+from mlcrew.training import analysis
 from mlcrew.training.metrics import (
     better,
     classification_metrics,
@@ -133,6 +134,29 @@ def run(ctx: StageContext[EvaluateConfig]) -> StageResult:
     needs_latency = any(b.latency_p99_ms is not None for b in objective.deal_breakers)
     latency = latency_p99_ms(model, test) if needs_latency else None
     gates = [gate(b, metrics, latency) for b in objective.deal_breakers]
+    breakers: list[DealBreaker | None] = list(objective.deal_breakers)
+    slices = []
+    for s in objective.slices:
+        mask = analysis.slice_mask(s, test)
+        rows = int(mask.sum())
+        entry: dict[str, Any] = {
+            "name": s.name,
+            "rows": rows,
+            "where": s.where.model_dump(mode="json", by_alias=True, exclude_none=True),
+        }
+        if rows:
+            entry["metrics"] = {
+                k: round(v, 6) for k, v in model_metrics(model, test.filter(mask), target).items()
+            }
+        for b in s.deal_breakers:
+            if rows:
+                g = gate(b, entry["metrics"], None)
+            else:
+                g = {"gate": f"{b.metric} (no test rows)", "passed": False, "value": None}
+            g["gate"] = f"slice {s.name!r}: {g['gate']}"
+            gates.append(g)
+            breakers.append(b)
+        slices.append(entry)
     if objective.beat_baseline:
         if metric not in metrics:
             gates.append({"gate": f"beats the dummy baseline on {metric}", "passed": False})
@@ -151,9 +175,20 @@ def run(ctx: StageContext[EvaluateConfig]) -> StageResult:
         ("passed: " if g["passed"] else "FAILED: ")
         + g["gate"]
         + (f" (value {_value_text(g['value'], b)})" if isinstance(g.get("value"), float) else "")
-        for g, b in zip(gates, [*objective.deal_breakers, *[None] * len(gates)], strict=False)
+        for g, b in zip(gates, [*breakers, *[None] * len(gates)], strict=False)
     ]
     verdict = {"passed": all(g["passed"] for g in gates), "reasons": reasons}
+    raw = model.predict_raw(test)
+    details = (
+        analysis.regression_details(model, test, raw)
+        if model.task == "regression"
+        else analysis.classification_details(model, test, raw)
+    )
+    value = (
+        analysis.value_report(objective.value, model, train, test, raw)
+        if objective.value is not None
+        else None
+    )
     report = {
         "task": model.task,
         "metric": metric,
@@ -162,10 +197,19 @@ def run(ctx: StageContext[EvaluateConfig]) -> StageResult:
         "baseline": {k: round(v, 6) for k, v in baseline.items()},
         "gates": gates,
         "verdict": verdict,
+        "slices": slices,
+        "details": details,
+        "value": value,
     }
     out = ctx.workdir / "evaluation.json"
     out.write_text(json.dumps(report, indent=2, sort_keys=True))
     record: dict[str, Any] = {"metric": metric, "metrics": report["metrics"], "verdict": verdict}
     if latency is not None:
         record["latency_p99_ms"] = round(latency, 3)
+    if value is not None:
+        record["value"] = {k: value[k] for k in ("currency", "total", "per_row", "baseline_total")}
+        if "threshold" in value:
+            record["value"]["threshold"] = value["threshold"]
+    if slices:
+        record["slices"] = {e["name"]: e.get("metrics", {}) for e in slices}
     return StageResult({"report": out}, record)

@@ -86,6 +86,9 @@ class TabularModel:
         self.params = params or {}
         self.rounds = rounds
         self.categorical = categorical or []
+        # Fitted on out-of-fold predictions by the train stage (training/decision.py).
+        self.calibration_: dict[str, Any] | None = None
+        self.decision_: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ fit
     def fit(self, table: pa.Table, target: str, features: list[str]) -> TabularModel:
@@ -215,7 +218,16 @@ class TabularModel:
         """LightGBM's output: values, P(class 1) for binary, or a probability per class."""
         import numpy as np
 
-        return np.asarray(self.booster_.predict(self._matrix(table), num_threads=threads))
+        raw = np.asarray(self.booster_.predict(self._matrix(table), num_threads=threads))
+        return self.postprocess(raw)
+
+    def postprocess(self, raw: np.ndarray) -> np.ndarray:
+        """The booster's (or ensemble's) output through the model's calibration, if any."""
+        if not self.calibration_:
+            return raw
+        from mlcrew.training.decision import apply_calibration
+
+        return apply_calibration(self.calibration_, raw)
 
     @property
     def class_values(self) -> list[Any]:
@@ -223,10 +235,15 @@ class TabularModel:
         return [class_value(c, self.target_type_) for c in self.classes_]
 
     def class_indices(self, raw: np.ndarray) -> np.ndarray:
-        """The index into `classes_` of each row's predicted class, from `predict_raw`."""
-        if raw.ndim == 1:
-            return (raw >= 0.5).astype("int64")
-        return raw.argmax(axis=1)  # type: ignore[no-any-return]
+        """The index into `classes_` of each row's predicted class, from `predict_raw`: the most
+        probable class, or the decision the train stage fitted to the outcome values."""
+        if self.decision_ is None:
+            if raw.ndim == 1:
+                return (raw >= 0.5).astype("int64")
+            return raw.argmax(axis=1)  # type: ignore[no-any-return]
+        from mlcrew.training.decision import decide
+
+        return decide(self.decision_, self.probabilities(raw))
 
     def predict_labels(self, table: pa.Table) -> list[str]:
         """Predicted classes as text labels (what metrics compare with `str(target)`)."""
@@ -262,6 +279,7 @@ class TabularModel:
         import numpy as np
 
         raw = np.asarray(self.booster_.predict(self.rows_matrix(rows), num_threads=1))
+        raw = self.postprocess(raw)
         if self.task == "regression":
             return raw.tolist()  # type: ignore[no-any-return]
         values = self.class_values
@@ -378,6 +396,10 @@ class TabularModel:
             "classes": self.classes_,
             "libraries": self.libraries_,
         }
+        if self.calibration_:
+            doc["calibration"] = self.calibration_
+        if self.decision_:
+            doc["decision"] = self.decision_
         if self.is_ensemble:
             ensemble = cast("Ensemble", self.booster_)
             doc["format"] = ENSEMBLE_FORMAT
@@ -406,6 +428,10 @@ class TabularModel:
         model.schema_ = [f.model_dump(exclude_none=True) for f in doc.schema_]
         model.classes_ = doc.classes
         model.libraries_ = doc.libraries
+        model.calibration_ = (
+            doc.calibration.model_dump(exclude_none=True) if doc.calibration else None
+        )
+        model.decision_ = doc.decision.model_dump(exclude_none=True) if doc.decision else None
         if doc.format == ENSEMBLE_FORMAT:
             return model._load_members(doc, source)
         if doc.lightgbm is None:
@@ -459,6 +485,27 @@ class _Field(BaseModel):
     range: list[float | None] | None = None
 
 
+class _CalibrationPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    a: float | None = None
+    b: float | None = None
+    x: list[float] | None = None
+    y: list[float] | None = None
+
+
+class _Calibration(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    method: Literal["sigmoid", "isotonic"]
+    columns: list[_CalibrationPart]
+
+
+class _Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    positive: int | None = None
+    threshold: float | None = None
+    matrix: list[list[float]] | None = None
+
+
 class _Document(BaseModel):
     """What a model document must hold: plain JSON values of known shapes, nothing else."""
 
@@ -474,6 +521,8 @@ class _Document(BaseModel):
     libraries: dict[str, str] = {}  # format 1 did not record them
     lightgbm: str | None = None
     members: list[dict[str, Any]] | None = None  # ENSEMBLE_FORMAT
+    calibration: _Calibration | None = None
+    decision: _Decision | None = None
 
     def __init__(self, **data: Any) -> None:
         if "schema" in data:

@@ -118,6 +118,12 @@ class Outcome:
     score: float  # the ensemble's out-of-fold score (the best trial's without an ensemble)
     metric: str
     validation: dict[str, Any]
+    covered: np.ndarray = field(repr=False)  # rows with out-of-fold predictions
+
+    @property
+    def oof(self) -> np.ndarray:
+        """The chosen model's out-of-fold output (the ensemble's blend)."""
+        return _blend(self.trials, self.weights)
 
     @property
     def best(self) -> Trial:
@@ -342,7 +348,7 @@ def run_search(
         if search.validation.holdout is not None
         else {"folds": len(data.folds)}
     )
-    return Outcome(done, weights, score, metric, validation)
+    return Outcome(done, weights, score, metric, validation, covered)
 
 
 def _tpe(

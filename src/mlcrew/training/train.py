@@ -8,6 +8,8 @@ training split, and the chosen model (one LightGBM, or a greedy ensemble) is ref
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from mlcrew.errors import DataError
@@ -76,10 +78,38 @@ def resolve_features(columns: list[str], target: str, features: Features) -> lis
     return chosen
 
 
+MapUnits = Callable[[Callable[..., Any], Any, list[Any]], list[Any]]
+
+
+@dataclass
+class Trained:
+    model: TabularModel
+    record: dict[str, Any]  # what the stage records (task and why, trials, ensemble, ...)
+    outcome: Outcome | None  # the search's trials, if there was a search
+
+
+def local_map(fn: Callable[..., Any], shared: Any, units: list[Any]) -> list[Any]:
+    return [fn(shared, u) for u in units]
+
+
 def run(ctx: StageContext[TrainConfig]) -> StageResult:
     cfg = ctx.config
-    target = cfg.target
     table = ctx.inputs.table("split.train")
+    trained = train_model(
+        cfg,
+        table,
+        map_units=lambda fn, shared, units: ctx.map(fn, shared, units, cpus=cfg.threads),
+    )
+    if trained.outcome is not None and not ctx.dry_run:
+        _track(ctx, trained.outcome, trained.record["metric"])  # a reproduction is not tracked
+    out = ctx.workdir / "model.json"
+    out.write_text(trained.model.to_json())
+    return StageResult({"model": out}, trained.record)
+
+
+def train_model(cfg: TrainConfig, table: Any, map_units: MapUnits = local_map) -> Trained:
+    """The train stage without the pipeline: the search (if any) and the final model."""
+    target = cfg.target
     if target not in table.column_names:
         raise DataError(f"target {target!r} is not a column of the training data")
     task, why = infer_task(table, target, cfg.task)
@@ -94,13 +124,15 @@ def run(ctx: StageContext[TrainConfig]) -> StageResult:
     search = cfg.search if cfg.search is not None else Search() if cfg.budget.trials > 1 else None
     model = TabularModel(task, params, cfg.budget.rounds, list(cfg.features.categorical))
     record: dict[str, Any] = {"task": task, "task_reason": why, "features": features}
+    outcome = None
     if search is None:
         model.fit(table, target, features)
         record |= {"trials": [], "params": {k: params[k] for k in TUNED_KEYS if k in params}}
     else:
-        record |= _search(ctx, model, table, features, search, base, metric, n_classes)
-    out = ctx.workdir / "model.json"
-    out.write_text(model.to_json())
+        found, outcome = _search(cfg, model, table, features, search, base, metric, map_units)
+        record |= found
+    if task == "classification" and (cfg.calibration != "none" or cfg.value is not None):
+        record["decision"] = _decide(cfg, model, table, outcome, map_units)
     record |= {
         "rows": table.num_rows,
         "rounds": model.rounds or cfg.budget.rounds,
@@ -108,24 +140,24 @@ def run(ctx: StageContext[TrainConfig]) -> StageResult:
         "metric": metric,
         "importance": _importance(model, table, target, metric, seed),
     }
-    return StageResult({"model": out}, record)
+    return Trained(model, record, outcome)
 
 
 def _search(
-    ctx: StageContext[TrainConfig],
+    cfg: TrainConfig,
     model: TabularModel,
     table: Any,
     features: list[str],
     search: Search,
     base: dict[str, Any],
     metric: str,
-    n_classes: int,
-) -> dict[str, Any]:
+    map_units: MapUnits,
+) -> tuple[dict[str, Any], Outcome]:
     """Search, then refit the chosen members on every training row into `model`."""
     from mlcrew.training.search import SearchData, make_folds, run_search
 
-    cfg = ctx.config
     X, y = model.prepare(table, cfg.target, features)
+    n_classes = len(model.classes_)
     problem = Problem(
         model.task, n_classes, tuple(model.categorical_indices), cfg.seed, cfg.threads
     )
@@ -146,7 +178,7 @@ def _search(
         metric=metric,
         base=base,
         user=dict(cfg.params),
-        map_units=lambda fn, shared, units: ctx.map(fn, shared, units, cpus=cfg.threads),
+        map_units=map_units,
     )
     total = sum(outcome.weights.values())
     members: list[Member] = []
@@ -160,11 +192,9 @@ def _search(
         model.params, model.rounds, model.booster_ = only.params, only.rounds, only.booster_
     else:
         model.set_ensemble(members, weights)
-    if not ctx.dry_run:  # a reproduction recomputes; the search is tracked once
-        _track(ctx, outcome, metric)
     best = outcome.best
     chosen_params = best.candidate.params if best.candidate.kind == "lightgbm" else {}
-    return {
+    found = {
         "trials": [t.describe(metric) for t in outcome.trials],
         "validation": outcome.validation,
         "early_stopping": patience,
@@ -174,6 +204,69 @@ def _search(
         "valid_score": outcome.score,
         "params": {k: chosen_params[k] for k in TUNED_KEYS if k in chosen_params},
     }
+    return found, outcome
+
+
+def _decide(
+    cfg: TrainConfig,
+    model: TabularModel,
+    table: Any,
+    outcome: Outcome | None,
+    map_units: MapUnits,
+) -> dict[str, Any]:
+    """Calibration and the value-optimal decision, fitted on out-of-fold predictions: the
+    search's, or (without a search) those of the final settings on 5 seeded folds."""
+    from mlcrew.training import decision as d
+    from mlcrew.training.search import SearchData, make_folds, run_search
+
+    X, y = model.matrix(table), model.target_array(table)
+    if outcome is None:
+        plain = Search(linear=False, portfolio=False, tuner="none", ensemble=False)
+        n_classes = len(model.classes_)
+        problem = Problem(
+            model.task, n_classes, tuple(model.categorical_indices), cfg.seed, cfg.threads
+        )
+        folds = make_folds(y, problem, plain, model.classes_)
+        data = SearchData(X, y, folds, problem, cfg.budget.rounds, 0)
+        outcome = run_search(
+            data,
+            plain,
+            trials=1,
+            metric=cfg.metric if cfg.metric != "auto" else default_metric("classification"),
+            base=model.params,
+            user={},
+            map_units=map_units,
+        )
+    covered = outcome.covered
+    oof, yc = outcome.oof[covered], y[covered]
+    out: dict[str, Any] = {"rows": int(covered.sum())}
+    if cfg.calibration != "none":
+        model.calibration_ = d.fit_calibration(cfg.calibration, oof, yc, len(model.classes_))
+        out["calibration"] = cfg.calibration
+        out["brier_before"] = _brier(model, oof, yc)
+        oof = d.apply_calibration(model.calibration_, oof)
+        out["brier_after"] = _brier(model, oof, yc)
+    if cfg.value is not None:
+        matrix = d.value_matrix(cfg.value, model.classes_)
+        plain_pred = model.class_indices(oof)
+        out["value_default"] = d.classification_value(matrix, yc, plain_pred)
+        if cfg.value.kind == "binary":
+            pos = d.positive_index(cfg.value, model.classes_)
+            p_pos = model.probabilities(oof)[:, pos]
+            threshold = d.best_threshold(matrix, yc, p_pos, pos)
+            model.decision_ = {"positive": pos, "threshold": threshold}
+            out |= {"positive": model.classes_[pos], "threshold": threshold}
+        else:
+            model.decision_ = {"matrix": matrix.tolist()}
+            out["rule"] = "the class of highest expected value"
+        out["value"] = d.classification_value(matrix, yc, model.class_indices(oof))
+    return out
+
+
+def _brier(model: TabularModel, raw: np.ndarray, y: np.ndarray) -> float:
+    from mlcrew.training.decision import brier
+
+    return brier(model.probabilities(raw), y)
 
 
 def _track(ctx: StageContext[TrainConfig], outcome: Outcome, metric: str) -> None:

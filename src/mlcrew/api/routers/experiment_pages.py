@@ -4,7 +4,6 @@ this service from the plotly package (no CDN)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,23 +11,14 @@ from fastapi.responses import FileResponse, HTMLResponse
 
 from mlcrew.api.deps import AppState, get_state
 from mlcrew.api.routers.pages import TEMPLATES, root_path
-from mlcrew.errors import MlcrewError, NotFoundError
+from mlcrew.errors import MlcrewError
 from mlcrew.experiments import list_runs, show_run
 from mlcrew.experiments.read import FILTER_RULE, compare_docs
+from mlcrew.webassets import plotly_js
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
 PLOTLY_ROUTE = "/vendor/plotly.min.js"
 MAX_POINTS = 5_000  # per curve on a page: longer series are thinned evenly (last point kept)
-
-
-def plotly_js() -> Path:
-    """The plotly.js bundle the plotly package ships."""
-    import plotly
-
-    path = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-    if not path.is_file():
-        raise NotFoundError("the plotly package has no plotly.min.js; reinstall plotly")
-    return path
 
 
 @router.get(PLOTLY_ROUTE)

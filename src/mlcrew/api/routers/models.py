@@ -61,3 +61,19 @@ def describe(
         "metrics": info.metrics,
         "verdict": info.verdict,
     }
+
+
+@router.get("/{name}/evaluation", responses={**NOT_FOUND, **BAD_INPUT})
+def evaluation(
+    name: Name,
+    alias: AliasQuery = None,
+    version: VersionQuery = None,
+    state: AppState = Depends(get_state),
+) -> dict[str, Any]:
+    """A version's evaluation (champion by default): metrics and gates on the test split, value
+    in money beside the dummy baseline's and the champion's, slices, confusion matrix, curves
+    and calibration."""
+    from mlcrew.training.report import evaluation as evaluate_version
+
+    info, _ = state.service.resolve(name, alias, version)
+    return evaluate_version(state.store, name, info.version)
