@@ -13,6 +13,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 from mlcrew.cli import (
     experiments,
     export,
+    features,
     label,
     models,
     monitor,
@@ -81,6 +82,7 @@ for sub in (
     people.token_app,
     label.app,
     experiments.app,
+    features.app,
 ):
     sub.info.cls = _Group
     for command in sub.registered_commands:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import importlib
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -85,7 +86,10 @@ def train_lightgbm(
         kw["valid_sets"] = [lgb.Dataset(valid[0], label=valid[1], reference=data)]
         kw["callbacks"] = [lgb.early_stopping(patience, verbose=False)]
     try:
-        return lgb.train(params, data, num_boost_round=rounds, **kw)
+        with warnings.catch_warnings():
+            # The validation set shares the training set's bins; LightGBM says so every time.
+            warnings.filterwarnings("ignore", "Overriding the parameters from Reference Dataset")
+            return lgb.train(params, data, num_boost_round=rounds, **kw)
     except lgb.basic.LightGBMError as exc:
         reason = str(exc).strip().splitlines()[0].split(" at /")[0]
         raise DataError(
