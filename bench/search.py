@@ -48,7 +48,8 @@ train = pd.read_parquet(a["train"]); test = pd.read_parquet(a["test"])
 y = train.pop(a["target"]); test = test.drop(columns=[a["target"]])
 for c in train.columns:
     if train[c].dtype == object or str(train[c].dtype).startswith("str"):
-        train[c] = train[c].astype("category"); test[c] = pd.Categorical(test[c], categories=train[c].cat.categories)
+        train[c] = train[c].astype("category")
+        test[c] = pd.Categorical(test[c], categories=train[c].cat.categories)
 automl = AutoML()
 t0 = time.perf_counter()
 automl.fit(train, y, task=a["task"], metric=a["metric"], time_budget=a["seconds"], n_jobs=1,
@@ -170,6 +171,9 @@ def main() -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--trials", type=int, default=16)
     p.add_argument("--rounds", type=int, default=400)
+    p.add_argument(
+        "--budgets", default="1,4", help="smaller trial budgets also run (score against budget)"
+    )
     args = p.parse_args()
     if not (PEERS_BIN / "python").exists():
         sys.exit("bench/.venv is missing: bash bench/setup-peers.sh")
@@ -193,6 +197,14 @@ def main() -> None:
                 y = truth(test, target, task, classes)
                 ours = test_scores(task, y, first.model.predict_raw(test), classes)
                 base = test_scores(task, y, floor.model.predict_raw(test), classes)
+                by_budget = {}
+                for b in (int(v) for v in args.budgets.split(",") if v):
+                    smaller, _, _ = run_mlcrew(
+                        train, target, task, metric, seed, b, args.rounds, True
+                    )
+                    raw = smaller.model.predict_raw(test)
+                    by_budget[b] = test_scores(task, y, raw, classes)[metric]
+                by_budget[args.trials] = ours[metric]
                 flaml = [
                     run_flaml(tr, te, target, task, metric, seed, wall, Path(tmp) / f"f{i}.npy")
                     for i in (0, 1)
@@ -206,10 +218,12 @@ def main() -> None:
                     pred = pred[:, 1] if len(classes) == 2 else pred
                 preds.append(pred)
             theirs = test_scores(task, y, preds[0], classes)
-            differ = int(np.sum(np.any(np.atleast_2d(preds[0] != preds[1]).reshape(len(y), -1), axis=1)))
+            changed = np.atleast_2d(preds[0] != preds[1]).reshape(len(y), -1)
+            differ = int(np.sum(np.any(changed, axis=1)))
             row = {
                 "set": name, "seed": seed, "metric": metric, "rows": table.num_rows,
                 "mlcrew_seconds": round(wall, 2),
+                "mlcrew_by_budget": by_budget,
                 "mlcrew": ours, "mlcrew_default": base, "flaml": theirs,
                 "flaml_seconds": [round(f["wall"], 2) for f in flaml],
                 "flaml_best": [f["best"] for f in flaml],
@@ -238,6 +252,10 @@ def main() -> None:
             "set": name, "metric": m,
             "mlcrew": statistics.mean(r["mlcrew"][m] for r in mine),
             "mlcrew_default": statistics.mean(r["mlcrew_default"][m] for r in mine),
+            "mlcrew_by_budget": {
+                b: statistics.mean(r["mlcrew_by_budget"][b] for r in mine)
+                for b in mine[0]["mlcrew_by_budget"]
+            },
             "flaml": statistics.mean(r["flaml"][m] for r in mine),
             "mlcrew_wins": f"{wins}/{len(mine)}",
             "seconds": statistics.mean(r["mlcrew_seconds"] for r in mine),
@@ -249,8 +267,15 @@ def main() -> None:
     for s in summary:
         print(f"{s['set']:14s} {s['metric']:8s} {s['mlcrew']:8.4f} {s['mlcrew_default']:8.4f} "
               f"{s['flaml']:8.4f} {s['mlcrew_wins']:>13s} {s['seconds']:6.1f}  "
-              f"{str(s['flaml_repeat_differences']):18s}  "
+              f"{s['flaml_repeat_differences']!s:18s}  "
               f"{'identical' if s['mlcrew_repeats_identical'] else 'DIFFER'}")  # fmt: skip
+    print("\nscore against budget (trials; mean over seeds):")
+    for s in summary:
+        steps = ", ".join(f"{b}: {v:.4f}" for b, v in sorted(s["mlcrew_by_budget"].items()))
+        print(
+            f"{s['set']:14s} {s['metric']:8s} "
+            f"default (no search) {s['mlcrew_default']:.4f}; {steps}"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "search.json"
     out.write_text(json.dumps({"machine": machine_facts(), "args": vars(args), "runs": rows,
