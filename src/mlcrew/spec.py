@@ -306,10 +306,13 @@ class Estimator(_Model):
 
 class Validation(_Model):
     """How candidates are scored inside the training split: k folds, or one holdout share.
-    Both are shuffled with the training seed and stratified by class for classification."""
+    `shuffle`: rows shuffled with the training seed (stratified by class); `time`: in the
+    split's time order, each fold validated on rows later than those it learns from. `auto`:
+    time when dataset.split is by time, shuffle otherwise."""
 
     folds: Int | None = Field(None, ge=2, le=20)
     holdout: Float | None = Field(None, gt=0, lt=1)
+    order: Literal["auto", "shuffle", "time"] = "auto"
 
     @model_validator(mode="after")
     def _one(self) -> Validation:

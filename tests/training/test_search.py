@@ -276,3 +276,33 @@ def test_too_few_rows_of_a_class_is_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(DataError, match=r"class 'rare' has 1 row in the training split"):
         run(root)
+
+
+def test_a_time_split_validates_forward_in_time(tmp_path: Path) -> None:
+    """With dataset.split.by: time, every fold learns from earlier rows than it is scored on."""
+    from mlcrew.project import init_project
+    from mlcrew.spec import Search, Validation
+    from mlcrew.training.members import Problem
+    from mlcrew.training.search import make_folds
+
+    root = init_project(tmp_path / "bikes")
+    spec = root / "mlcrew.yaml"
+    spec.write_text(spec.read_text().replace("{trials: 1, rounds: 300}", "{trials: 3, rounds: 60}"))
+    proj, _ = run(root)
+    record = train_record(proj)
+    proj.close()
+    assert record["validation"] == {"folds": 5, "order": "time"}
+    y = np.arange(100) % 3
+    problem = Problem("classification", 3, (), 0, 1)
+    folds = make_folds(y, problem, Search(), ["a", "b", "c"], in_time_order=True)
+    assert len(folds) == 5
+    for fit, valid in folds:
+        assert fit.max() < valid.min()  # the past predicts the future
+    shuffled = make_folds(
+        y, problem, Search(validation=Validation(order="shuffle")), ["a", "b", "c"]
+    )
+    assert sorted(np.concatenate([v for _, v in shuffled]).tolist()) == list(range(100))
+    with pytest.raises(DataError, match=r"fold 1 learns from rows without class 'b', 'c'"):
+        make_folds(
+            np.array([0] * 40 + [1] * 40 + [2] * 40), problem, Search(), ["a", "b", "c"], True
+        )

@@ -71,6 +71,7 @@ class TrainConfig(StageConfig):
         "search": "training.search",
         "calibration": "training.calibration",
         "value": "objective.value",
+        "time_ordered": "dataset.split.by",
     }
     target: str
     task: Literal["auto", "regression", "classification"]
@@ -85,6 +86,8 @@ class TrainConfig(StageConfig):
     # Fitted on out-of-fold predictions into the model: calibration, the value-optimal decision.
     calibration: Literal["none", "sigmoid", "isotonic"] = "none"
     value: Value | None = None
+    # The training split's rows are in time order (dataset.split.by: time): folds keep it.
+    time_ordered: bool = False
 
 
 class EvaluateConfig(StageConfig):
@@ -139,6 +142,7 @@ def train_config(spec: Spec) -> TrainConfig:
         search=t.search,
         calibration=t.calibration,
         value=spec.objective.value,
+        time_ordered=spec.dataset.split.by == "time",
     )
 
 

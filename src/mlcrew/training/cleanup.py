@@ -24,7 +24,7 @@ from mlcrew.spec import LOWER_IS_BETTER, Search, Validation
 from mlcrew.training.members import LightGBMMember, Problem
 from mlcrew.training.metrics import default_metric
 from mlcrew.training.model import TabularModel, base_params
-from mlcrew.training.search import make_folds, score_raw
+from mlcrew.training.search import make_folds, score_raw, time_ordered
 from mlcrew.training.train import infer_task, resolve_features
 
 if TYPE_CHECKING:
@@ -139,8 +139,9 @@ def cleanup(
     problem = Problem(task, n_classes, tuple(model.categorical_indices), cfg.seed, cfg.threads)
     validation = cfg.search.validation if cfg.search is not None else Validation()
     if folds is not None:
-        validation = Validation(folds=folds)
-    split = make_folds(y, problem, Search(validation=validation), model.classes_)
+        validation = validation.model_copy(update={"folds": folds, "holdout": None})
+    search = Search(validation=validation)
+    split = make_folds(y, problem, search, model.classes_, time_ordered(search, cfg.time_ordered))
     covered = np.zeros(len(y), dtype=bool)
     for _, valid in split:
         covered[valid] = True

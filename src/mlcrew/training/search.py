@@ -80,6 +80,7 @@ class SearchData:
     problem: Problem
     rounds: int
     patience: int
+    in_time_order: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,16 +180,28 @@ def score_raw(metric: str, task: str, y: np.ndarray, raw: np.ndarray, n_classes:
 # ---------------------------------------------------------------------- folds
 
 
+def time_ordered(search: Search, split_by_time: bool) -> bool:
+    order = search.validation.order
+    return order == "time" or (order == "auto" and split_by_time)
+
+
 def make_folds(
-    y: np.ndarray, problem: Problem, search: Search, classes: Sequence[str]
+    y: np.ndarray,
+    problem: Problem,
+    search: Search,
+    classes: Sequence[str],
+    in_time_order: bool = False,
 ) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
-    """Shuffled, seeded folds (stratified by class) or one such holdout, as sorted indices."""
+    """Shuffled, seeded folds (stratified by class) or one such holdout, as sorted indices;
+    with `in_time_order`, folds that validate on rows later than the ones they learn from."""
     import numpy as np
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
     n = len(y)
     v = search.validation
     classify = problem.task == "classification"
+    if in_time_order:
+        return _time_folds(y, problem, search, classes)
     if classify:
         counts = np.bincount(y, minlength=problem.n_classes)
         rare = int(counts.argmin())
@@ -222,6 +235,37 @@ def make_folds(
     else:
         parts = KFold(k, shuffle=True, random_state=problem.seed).split(np.zeros(n))
     return tuple((np.sort(a), np.sort(b)) for a, b in parts)
+
+
+def _time_folds(
+    y: np.ndarray, problem: Problem, search: Search, classes: Sequence[str]
+) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
+    """Expanding-window folds (scikit-learn's TimeSeriesSplit), or the last share as holdout."""
+    import numpy as np
+    from sklearn.model_selection import TimeSeriesSplit
+
+    n = len(y)
+    v = search.validation
+    if v.holdout is not None:
+        cut = n - max(1, round(n * v.holdout))
+        parts = [(np.arange(cut), np.arange(cut, n))]
+    else:
+        if n < 2 * (v.k + 1):
+            raise DataError(
+                f"{n} training rows are too few for {v.k} time-ordered folds; lower "
+                "training.search.validation.folds or add rows"
+            )
+        parts = list(TimeSeriesSplit(n_splits=v.k).split(np.zeros(n)))
+    if problem.task == "classification":
+        for i, (fit, _) in enumerate(parts):
+            absent = sorted(set(range(problem.n_classes)) - set(np.unique(y[fit]).tolist()))
+            if absent:
+                names = ", ".join(repr(classes[a]) for a in absent)
+                raise DataError(
+                    f"time-ordered validation fold {i + 1} learns from rows without class "
+                    f"{names}; set training.search.validation.order: shuffle, or fewer folds"
+                )
+    return tuple((np.asarray(a), np.asarray(b)) for a, b in parts)
 
 
 # ---------------------------------------------------------------------- one unit of work
@@ -343,11 +387,13 @@ def run_search(
             _blend(done, weights)[covered],
             problem.n_classes,
         )
-    validation = (
+    validation: dict[str, Any] = (
         {"holdout": search.validation.holdout}
         if search.validation.holdout is not None
         else {"folds": len(data.folds)}
     )
+    if data.in_time_order:
+        validation["order"] = "time"
     return Outcome(done, weights, score, metric, validation, covered)
 
 

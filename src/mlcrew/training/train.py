@@ -154,7 +154,7 @@ def _search(
     map_units: MapUnits,
 ) -> tuple[dict[str, Any], Outcome]:
     """Search, then refit the chosen members on every training row into `model`."""
-    from mlcrew.training.search import SearchData, make_folds, run_search
+    from mlcrew.training.search import SearchData, make_folds, run_search, time_ordered
 
     X, y = model.prepare(table, cfg.target, features)
     n_classes = len(model.classes_)
@@ -169,8 +169,9 @@ def _search(
     patience = search.early_stopping
     if patience is None:
         patience = max(10, rounds // 10)
-    folds = make_folds(y, problem, search, model.classes_)
-    data = SearchData(X, y, folds, problem, rounds, patience)
+    in_time = time_ordered(search, cfg.time_ordered)
+    folds = make_folds(y, problem, search, model.classes_, in_time)
+    data = SearchData(X, y, folds, problem, rounds, patience, in_time)
     outcome = run_search(
         data,
         search,
@@ -217,7 +218,7 @@ def _decide(
     """Calibration and the value-optimal decision, fitted on out-of-fold predictions: the
     search's, or (without a search) those of the final settings on 5 seeded folds."""
     from mlcrew.training import decision as d
-    from mlcrew.training.search import SearchData, make_folds, run_search
+    from mlcrew.training.search import SearchData, make_folds, run_search, time_ordered
 
     X, y = model.matrix(table), model.target_array(table)
     if outcome is None:
@@ -226,8 +227,9 @@ def _decide(
         problem = Problem(
             model.task, n_classes, tuple(model.categorical_indices), cfg.seed, cfg.threads
         )
-        folds = make_folds(y, problem, plain, model.classes_)
-        data = SearchData(X, y, folds, problem, cfg.budget.rounds, 0)
+        in_time = time_ordered(plain, cfg.time_ordered)
+        folds = make_folds(y, problem, plain, model.classes_, in_time)
+        data = SearchData(X, y, folds, problem, cfg.budget.rounds, 0, in_time)
         outcome = run_search(
             data,
             plain,
