@@ -22,7 +22,9 @@ def test_evaluation_page_and_offline_report(browser: Any, tmp_path: Path) -> Non
         with BackgroundServer(app) as srv:
             page = browser.new_page(viewport={"width": 1300, "height": 1000})
             page.on("request", lambda r: fetched.append(r.url))
-            page.goto(srv.url + "/models/credit-default/evaluation")
+            page.goto(srv.url + "/")  # from the overview, one click
+            page.get_by_test_id("evaluation-link").click()
+            page.wait_for_url("**/models/credit-default/evaluation")
             assert page.get_by_test_id("verdict").inner_text() == "passed"
             value = page.get_by_test_id("value").inner_text()
             assert "this model" in value and "dummy baseline" in value and "-$" in value
