@@ -176,3 +176,20 @@ def test_a_bad_slice_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"slices 'high x': between needs a numeric column"):
         Runner(proj.root, proj.store, proj.spec, proj.spec_text).run()
     proj.close()
+
+
+def test_the_mlflow_export_refuses_what_its_loader_cannot_predict(
+    credit: Any, tmp_path: Path
+) -> None:
+    """The exported loader reads one plain LightGBM: this model (the linear baseline, calibrated,
+    with a value threshold) is refused by name rather than exported to predict differently."""
+    from mlcrew.errors import DataError
+    from mlcrew.serving.export import export_model
+    from mlcrew.serving.package import load_package
+
+    proj, _ = credit
+    with pytest.raises(DataError, match="standalone loader reads a single LightGBM model"):
+        export_model(
+            load_package(proj.store, "credit-default", "champion"), "mlflow", tmp_path / "x"
+        )
+    assert not (tmp_path / "x").exists()
