@@ -140,18 +140,28 @@ class LightGBMMember:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any], source: str) -> LightGBMMember:
-        from mlcrew.training.native import NativeBooster, NativeLightGBMError
-
-        member = cls(dict(doc["params"]), int(doc["rounds"]))
         try:
-            member.booster_ = NativeBooster(str(doc["lightgbm"]))
-        except NativeLightGBMError as exc:
-            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "unreadable"
-            raise DataError(
-                f"{source}: a LightGBM member is not a LightGBM text model ({reason}); the "
-                "artifact is damaged: re-run 'mlcrew run --force'"
-            ) from None
+            member = cls(dict(doc["params"]), int(doc["rounds"]))
+            text = str(doc["lightgbm"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{source}: the LightGBM member is damaged ({exc!r})") from None
+        member.booster_ = native_booster(text, source)
         return member
+
+
+def native_booster(text: str, source: str) -> Any:
+    """LightGBM's text model loaded through its C library; a DataError naming `source` if the
+    text is not one (the artifact is damaged, or not an mlcrew model)."""
+    from mlcrew.training.native import NativeBooster, NativeLightGBMError
+
+    try:
+        return NativeBooster(text)
+    except NativeLightGBMError as exc:
+        reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "unreadable"
+        raise DataError(
+            f"{source}: field 'lightgbm' is not a LightGBM text model ({reason}); the "
+            "artifact is damaged or not an mlcrew model: re-run 'mlcrew run --force'"
+        ) from None
 
 
 TUNED_KEYS = (

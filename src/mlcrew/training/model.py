@@ -419,7 +419,7 @@ class TabularModel:
         in the file can run; anything else is a DataError naming `source` and the field.
         `environment_warnings_` then names each library whose major version differs from the
         one that trained the model."""
-        from mlcrew.training.native import NativeBooster, NativeLightGBMError
+        from mlcrew.training.members import native_booster
 
         doc = _parse_document(text, source)
         model = cls(doc.task, doc.params or {}, doc.rounds or 0)
@@ -436,14 +436,7 @@ class TabularModel:
             return model._load_members(doc, source)
         if doc.lightgbm is None:
             raise DataError(f"{source}: the model document has no 'lightgbm' field; it is damaged")
-        try:
-            model.booster_ = NativeBooster(doc.lightgbm)
-        except NativeLightGBMError as exc:
-            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "unreadable"
-            raise DataError(
-                f"{source}: field 'lightgbm' is not a LightGBM text model ({reason}); the "
-                "artifact is damaged or not an mlcrew model: re-run 'mlcrew run --force'"
-            ) from None
+        model.booster_ = native_booster(doc.lightgbm, source)
         expected = len(model.schema_)
         if model.booster_.num_feature() != expected:
             raise DataError(
