@@ -203,6 +203,18 @@ class Value(_Model):
     under: Float | None = None
     over: Float | None = None
 
+    @field_validator("matrix", mode="before")
+    @classmethod
+    def _class_keys(cls, v: Any) -> Any:
+        """Classes are the target's values as text: `0`, `true` and `Yes` in YAML name the
+        classes "0", "True" and "Yes"."""
+        if not isinstance(v, dict):
+            return v
+        return {
+            str(a): {str(p): x for p, x in row.items()} if isinstance(row, dict) else row
+            for a, row in v.items()
+        }
+
     @model_validator(mode="after")
     def _one_kind(self) -> Value:
         binary = [

@@ -156,18 +156,30 @@ def test_an_ensemble_loads_back_and_predicts_what_it_was_evaluated_with(tmp_path
 
 
 def test_a_file_sorted_by_class_searches_fine(tmp_path: Path) -> None:
-    """The old search validated on the unshuffled tail: one class only, and a misleading error."""
+    """The old search validated on the unshuffled tail of the training rows: in a file sorted
+    by class that tail holds one class, and the search stopped with a misleading message."""
     training = "training:\n  budget: {trials: 3, rounds: 40}\n  search: {ensemble: false}\n"
     root = cancer_project(tmp_path / "p", training, sort_by_class=True)
+    proj, doc = run(root)
+    record = train_record(proj)
+    proj.close()
+    assert doc["verdict"]["passed"], doc["verdict"]
+    assert all(np.isfinite(t["log_loss"]) for t in record["trials"])
+    assert record["validation"] == {"folds": 5}
+    # Kept in file order (a time split on the row number), validation follows time, and a
+    # past without one of the classes is named as such, with the way out.
     text = (root / "mlcrew.yaml").read_text().replace("by: random", "by: time, order: [id]")
-    # A time split on a row number keeps the file's order for the test split too.
     rows = list(csv.reader((root / "data.csv").read_text().splitlines()))
     write_csv(root / "data.csv", ["id", *rows[0]], [[i, *r] for i, r in enumerate(rows[1:])])
     (root / "mlcrew.yaml").write_text(text)
-    proj, _ = run(root)
-    record = train_record(proj)
-    assert all(np.isfinite(t["log_loss"]) for t in record["trials"])
-    assert record["validation"] == {"folds": 5}
+    with pytest.raises(DataError, match=r"fold 1 learns from rows without class 'malignant'"):
+        run(root, "meta2.db")
+    (root / "mlcrew.yaml").write_text(
+        text.replace("search: {ensemble: false}", "search: {ensemble: false, "
+                     "validation: {order: shuffle}}")
+    )  # fmt: skip
+    proj, _ = run(root, "meta3.db")
+    assert train_record(proj)["validation"] == {"folds": 5}
     proj.close()
 
 
@@ -216,6 +228,68 @@ def test_an_unknown_type_in_a_saved_estimator_refuses_to_load(tmp_path: Path) ->
     assert "model diabetes v1, member 0" in message
     assert "tests.training.custom_estimator.ShiftedRegressor" in message
     assert "allow-list" in message and "not loaded" in message
+
+
+def test_a_crafted_skops_member_naming_a_function_is_refused_unrun(tmp_path: Path) -> None:
+    """A name under sklearn that is not a class scikit-learn defines (here subprocess's
+    check_output, which a test-helper module imports) is refused: nothing is called."""
+    import io
+    import zipfile
+
+    import skops.io as sio
+    from sklearn.linear_model import Ridge
+
+    marker = tmp_path / "ran"
+    X, y = load_diabetes(return_X_y=True)
+    original = zipfile.ZipFile(io.BytesIO(sio.dumps(Ridge().fit(X, y))))
+    schema = json.loads(original.read("schema.json"))
+    schema["content"]["content"]["alpha"] = {
+        "__class__": "check_output",
+        "__module__": "sklearn.utils._testing",
+        "__loader__": "ConstructorFromReduceNode",
+        "__id__": 7,
+        "content": {
+            "__class__": "tuple",
+            "__module__": "builtins",
+            "__loader__": "TupleNode",
+            "content": [
+                {
+                    "__class__": "list",
+                    "__module__": "builtins",
+                    "__loader__": "JsonNode",
+                    "content": json.dumps(["touch", str(marker)]),
+                    "is_json": True,
+                }
+            ],
+        },
+    }
+    crafted = io.BytesIO()
+    with zipfile.ZipFile(crafted, "w") as z:
+        for name in original.namelist():
+            z.writestr(name, json.dumps(schema) if name == "schema.json" else original.read(name))
+    member = {
+        "kind": "sklearn",
+        "task": "regression",
+        "estimator": "sklearn.linear_model.Ridge",
+        "params": {},
+        "impute": None,
+        "skops": base64.b64encode(crafted.getvalue()).decode(),
+        "weight": 1.0,
+    }
+    data = load_diabetes()
+    doc = {
+        "format": "mlcrew.ensemble/3",
+        "task": "regression",
+        "target": "progression",
+        "target_type": "number",
+        "schema": [{"name": n, "type": "number"} for n in data.feature_names],
+        "classes": [],
+        "libraries": {},
+        "members": [member],
+    }
+    with pytest.raises(DataError, match=r"sklearn.utils._testing.check_output.*allow-list"):
+        TabularModel.from_json(json.dumps(doc), "model x")
+    assert not marker.exists()
 
 
 def test_a_non_sklearn_estimator_is_refused_before_any_fit(tmp_path: Path) -> None:

@@ -193,3 +193,38 @@ def test_the_mlflow_export_refuses_what_its_loader_cannot_predict(
             load_package(proj.store, "credit-default", "champion"), "mlflow", tmp_path / "x"
         )
     assert not (tmp_path / "x").exists()
+
+
+def test_value_keys_and_kinds_are_checked_in_the_targets_own_terms() -> None:
+    """YAML's 0 / true name the classes "0" / "True"; a value of the wrong kind for the task
+    is refused before any model is fitted."""
+    from mlcrew.errors import DataError
+    from mlcrew.spec import Value
+    from mlcrew.training.decision import check_value
+
+    value = Value(matrix={0: {0: 1, 1: -5}, 1: {0: -50, 1: 10}})  # type: ignore[dict-item]
+    assert value_matrix(value, ["0", "1"]).tolist() == [[1, -5], [-50, 10]]
+    flags = Value(matrix={True: {True: 3}})  # type: ignore[dict-item]
+    assert value_matrix(flags, ["False", "True"]).tolist() == [[0, 0], [0, 3]]
+    with pytest.raises(DataError, match="the task is regression; give per_unit"):
+        check_value(Value(true_positive=1), "regression", [])
+    with pytest.raises(DataError, match="the target has 3 classes; give matrix"):
+        check_value(Value(false_negative=-1), "classification", ["a", "b", "c"])
+    with pytest.raises(DataError, match=r"matrix names 'd', not classes"):
+        check_value(Value(matrix={"d": {"a": 1}}), "classification", ["a", "b"])
+
+
+def test_an_estimator_refusing_missing_values_imputes_them_at_predict_time() -> None:
+    """Trained on rows without a gap, it still answers a row with a null or an unseen
+    category (both arrive as NaN) instead of failing."""
+    from mlcrew.training.members import Problem, SklearnMember
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = (X[:, 0] > 0).astype(np.int64)
+    member = SklearnMember("sklearn.linear_model.LogisticRegression", {})
+    member.fit(X, y, Problem("classification", 2, (), 0, 1))
+    gap = X[:5].copy()
+    gap[:, 1] = np.nan
+    p = member.predict(gap)
+    assert p.shape == (5,) and np.isfinite(p).all()

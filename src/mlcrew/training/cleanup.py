@@ -14,6 +14,7 @@ difference smaller than that cannot be told from the folds' own noise.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -99,7 +100,9 @@ class Ablation:
                 oof = np.zeros((len(self.y), *pred.shape[1:]))
                 shuffled = [np.zeros_like(oof) for _ in range(p)]
             oof[valid] = pred
-            per_fold.append(score_raw(self.metric, task, self.y[valid], pred, k))
+            # A score undefined on one fold alone (a single class) stays out of the spread.
+            with contextlib.suppress(ValueError):
+                per_fold.append(score_raw(self.metric, task, self.y[valid], pred, k))
             for j in range(p):
                 Xp = Xv.copy()
                 Xp[:, j] = rng.permutation(Xp[:, j])
@@ -205,8 +208,18 @@ def cleanup(
             "features": names,
             "cost": None if group_cost is None else round(group_cost, 6),
         },
-        "spec_change": ("features:\n  exclude: [" + ", ".join(exclude) + "]" if names else None),
+        "spec_change": _exclude_yaml(exclude) if names else None,
     }
+
+
+def _exclude_yaml(names: list[str]) -> str:
+    """`features: {exclude: [...]}` as YAML to paste, names quoted where YAML needs it."""
+    import yaml
+
+    text: str = yaml.safe_dump(
+        {"features": {"exclude": names}}, default_flow_style=None, sort_keys=False, width=10**6
+    )
+    return text.rstrip("\n")
 
 
 def latest_training_split(store: Any) -> Any:

@@ -168,6 +168,18 @@ def value_matrix(value: Value, classes: list[str]) -> np.ndarray:
     return m
 
 
+def check_value(value: Value, task: str, classes: list[str]) -> None:
+    """A DataError if `objective.value` does not fit the task (or names unknown classes)."""
+    if task == "regression":
+        if value.kind not in ("per_unit", "asymmetric"):
+            raise DataError(
+                "objective.value gives values of classes' outcomes, but the task is regression; "
+                "give per_unit, or under and over"
+            )
+        return
+    value_matrix(value, classes)
+
+
 def classification_value(matrix: np.ndarray, y: np.ndarray, pred: np.ndarray) -> float:
     """Total value of predictions `pred` (class indices) against the truth `y`."""
     return float(matrix[y, pred].sum())

@@ -149,10 +149,16 @@ def run(ctx: StageContext[EvaluateConfig]) -> StageResult:
                 k: round(v, 6) for k, v in model_metrics(model, test.filter(mask), target).items()
             }
         for b in s.deal_breakers:
-            if rows:
-                g = gate(b, entry["metrics"], None)
-            else:
+            if not rows:
                 g = {"gate": f"{b.metric} (no test rows)", "passed": False, "value": None}
+            elif b.metric not in entry["metrics"]:
+                g = {
+                    "gate": f"{b.metric} (undefined on this slice: its test rows hold one class)",
+                    "passed": False,
+                    "value": None,
+                }
+            else:
+                g = gate(b, entry["metrics"], None)
             g["gate"] = f"slice {s.name!r}: {g['gate']}"
             gates.append(g)
             breakers.append(b)

@@ -26,8 +26,11 @@ if TYPE_CHECKING:
     import numpy as np
 
 # Types a skops-saved estimator may hold beyond those skops trusts itself (NumPy arrays and
-# dtypes, builtins): scikit-learn's own classes, nothing else.
+# dtypes, builtins): classes defined in scikit-learn's own modules, nothing else. A name is
+# resolved and must be a class defined there: a function, or anything a scikit-learn module
+# merely imports (subprocess.check_output under sklearn.utils._testing, say), is refused.
 ALLOWED_MODULES = ("sklearn.",)
+REFUSED_MODULES = ("sklearn.utils._testing", "sklearn.datasets", "sklearn.externals")
 LINEAR_MAX_LEVELS = 50  # one-hot columns per categorical feature in the linear baseline
 
 
@@ -353,9 +356,11 @@ class SklearnMember:
         est = self.build(problem)
         self.task_ = problem.task
         self.impute_ = None
-        if not get_tags(est).input_tags.allow_nan and np.isnan(X).any():
+        if not get_tags(est).input_tags.allow_nan:
+            # Always: a missing value or an unseen category (NaN) may come at predict time
+            # even when the training rows had none.
             with np.errstate(all="ignore"):
-                medians = np.nanmedian(X, axis=0)
+                medians = np.nanmedian(X, axis=0) if len(X) else np.zeros(X.shape[1])
             self.impute_ = np.where(np.isnan(medians), 0.0, medians).tolist()
         with threadpool_limits(problem.threads):
             self.estimator_ = est.fit(self._input(X), y)
@@ -406,7 +411,7 @@ class SklearnMember:
                 f"{source}: the {path} member is not a skops file ({exc.__class__.__name__}); "
                 "the artifact is damaged: re-run 'mlcrew run --force'"
             ) from None
-        refused = [t for t in found if not t.startswith(ALLOWED_MODULES)]
+        refused = [t for t in found if not allowed_type(t)]
         if refused:
             raise DataError(
                 f"{source}: the {path} member holds type{'s' if len(refused) > 1 else ''} "
@@ -420,6 +425,20 @@ class SklearnMember:
         member.impute_ = [float(v) for v in impute] if impute is not None else None
         member.estimator_ = sio.loads(data, trusted=found)
         return member
+
+
+def allowed_type(name: str) -> bool:
+    """Is `name` (module.Qualname, as skops lists it) a class scikit-learn itself defines?"""
+    module, _, attr = name.rpartition(".")
+    if not module.startswith(ALLOWED_MODULES) or module.startswith(REFUSED_MODULES):
+        return False
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(obj, type) and obj.__module__ == module and not issubclass(obj, BaseException)
 
 
 def _stable_zip(data: bytes) -> bytes:

@@ -456,7 +456,14 @@ class TabularModel:
             weight = raw.pop("weight", None) if isinstance(raw, dict) else None
             if not isinstance(weight, int | float) or not math.isfinite(weight) or weight <= 0:
                 raise DataError(f"{source}: member {i} has no positive weight; it is damaged")
-            members.append(member_from_doc(raw, f"{source}, member {i}"))
+            member = member_from_doc(raw, f"{source}, member {i}")
+            booster = getattr(member, "booster_", None)
+            if booster is not None and booster.num_feature() != len(self.schema_):
+                raise DataError(
+                    f"{source}, member {i}: the LightGBM model reads {booster.num_feature()} "
+                    f"features but the schema lists {len(self.schema_)}; it is damaged"
+                )
+            members.append(member)
             weights.append(float(weight))
         self.booster_ = Ensemble(members, weights)
         self.environment_warnings_ = library_differences(doc.libraries)

@@ -191,42 +191,56 @@ def make_folds(
     search: Search,
     classes: Sequence[str],
     in_time_order: bool = False,
+    purpose: str = "search",
 ) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """Shuffled, seeded folds (stratified by class) or one such holdout, as sorted indices;
-    with `in_time_order`, folds that validate on rows later than the ones they learn from."""
+    with `in_time_order`, folds that validate on rows later than the ones they learn from.
+    `purpose` is what needs them (`search`, or `decision`: calibration and objective.value),
+    so an error names what the user can change."""
     import numpy as np
     from sklearn.model_selection import KFold, StratifiedKFold, train_test_split
 
     n = len(y)
     v = search.validation
     classify = problem.task == "classification"
-    if in_time_order:
-        return _time_folds(y, problem, search, classes)
+    fix = (
+        "set training.budget.trials: 1 without training.search"
+        if purpose == "search"
+        else "or drop training.calibration and objective.value (they are fitted on folds "
+        "of the training split)"
+    )
     if classify:
         counts = np.bincount(y, minlength=problem.n_classes)
         rare = int(counts.argmin())
         if counts[rare] < 2:
             raise DataError(
                 f"class {classes[rare]!r} has {int(counts[rare])} row in the training split; "
-                "validating a model search needs at least 2 rows of every class: add rows of "
-                "it, drop it in a transform, or set training.budget.trials: 1 without "
-                "training.search"
+                "validating on folds needs at least 2 rows of every class: add rows of it, "
+                f"drop it in a transform, {fix}"
             )
+    if in_time_order:
+        return _time_folds(y, problem, search, classes, fix)
     if v.holdout is not None:
         index = np.arange(n)
-        fit, valid = train_test_split(
-            index,
-            test_size=v.holdout,
-            random_state=problem.seed,
-            shuffle=True,
-            stratify=y if classify else None,
-        )
+        try:
+            fit, valid = train_test_split(
+                index,
+                test_size=v.holdout,
+                random_state=problem.seed,
+                shuffle=True,
+                stratify=y if classify else None,
+            )
+        except ValueError as exc:  # a holdout too small to hold every class, or empty
+            raise DataError(
+                f"training.search.validation.holdout {v.holdout:g} of {n} training rows cannot "
+                f"be cut ({exc}); use a larger holdout or folds"
+            ) from None
         return ((np.sort(fit), np.sort(valid)),)
     k = v.k
     if n < 2 * k:
         raise DataError(
-            f"{n} training rows are too few for {k} folds; lower "
-            "training.search.validation.folds or add rows"
+            f"{n} training rows are too few for {k} folds: add rows, lower "
+            f"training.search.validation.folds, {fix}"
         )
     if classify:
         k = min(k, int(counts.min()))  # every fold must see every class
@@ -238,7 +252,7 @@ def make_folds(
 
 
 def _time_folds(
-    y: np.ndarray, problem: Problem, search: Search, classes: Sequence[str]
+    y: np.ndarray, problem: Problem, search: Search, classes: Sequence[str], fix: str
 ) -> tuple[tuple[np.ndarray, np.ndarray], ...]:
     """Expanding-window folds (scikit-learn's TimeSeriesSplit), or the last share as holdout."""
     import numpy as np
@@ -252,8 +266,8 @@ def _time_folds(
     else:
         if n < 2 * (v.k + 1):
             raise DataError(
-                f"{n} training rows are too few for {v.k} time-ordered folds; lower "
-                "training.search.validation.folds or add rows"
+                f"{n} training rows are too few for {v.k} time-ordered folds: add rows, lower "
+                f"training.search.validation.folds, {fix}"
             )
         parts = list(TimeSeriesSplit(n_splits=v.k).split(np.zeros(n)))
     if problem.task == "classification":
@@ -265,6 +279,13 @@ def _time_folds(
                     f"time-ordered validation fold {i + 1} learns from rows without class "
                     f"{names}; set training.search.validation.order: shuffle, or fewer folds"
                 )
+        scored = np.unique(y[np.concatenate([b for _, b in parts])])
+        if len(scored) < 2:
+            raise DataError(
+                f"the time-ordered validation rows (the later part of the training split) all "
+                f"hold class {classes[int(scored[0])]!r}; no classifier can be scored on them: "
+                "set training.search.validation.order: shuffle"
+            )
     return tuple((np.asarray(a), np.asarray(b)) for a, b in parts)
 
 

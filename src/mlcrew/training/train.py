@@ -117,6 +117,10 @@ def train_model(cfg: TrainConfig, table: Any, map_units: MapUnits = local_map) -
     n_classes = len(set(table.column(target).to_pylist())) if task == "classification" else 0
     if task == "classification" and n_classes < 2:
         raise DataError(f"target {target!r} has a single class in the training data")
+    if cfg.value is not None:  # a value that does not fit the task fails before any fit
+        from mlcrew.training.decision import check_value
+
+        check_value(cfg.value, task, sorted({str(v) for v in table.column(target).to_pylist()}))
     seed = cfg.seed
     base = base_params(task, n_classes, seed, cfg.threads)
     params = {**base, **cfg.params}
@@ -228,7 +232,7 @@ def _decide(
             model.task, n_classes, tuple(model.categorical_indices), cfg.seed, cfg.threads
         )
         in_time = time_ordered(plain, cfg.time_ordered)
-        folds = make_folds(y, problem, plain, model.classes_, in_time)
+        folds = make_folds(y, problem, plain, model.classes_, in_time, purpose="decision")
         data = SearchData(X, y, folds, problem, cfg.budget.rounds, 0, in_time)
         outcome = run_search(
             data,
