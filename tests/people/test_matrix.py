@@ -28,6 +28,7 @@ SAMPLES = {
     "user": "nobody",
     "token_id": "tok_none",
     "task_id": "999999",
+    "fmt": "md",
 }
 OUTER = [("POST", PREDICT_ROUTE), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")]
 
