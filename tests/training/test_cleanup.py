@@ -13,7 +13,7 @@ from tests.test_cli import mlcrew
 
 def test_cleanup_finds_planted_useless_columns(tmp_path: Path) -> None:
     rng = np.random.default_rng(42)
-    n = 1200
+    n = 800
     signal_a, signal_b = rng.normal(size=n), rng.normal(size=n)
     noise = {f"noise{i}": rng.normal(size=n) for i in range(4)}
     constant = np.ones(n)
@@ -33,7 +33,7 @@ def test_cleanup_finds_planted_useless_columns(tmp_path: Path) -> None:
     (root / "mlcrew.yaml").write_text(
         "name: planted\nseed: 4\nsources: {rows: {path: data.csv}}\n"
         "dataset: {from: rows, split: {by: random, test: 0.25}}\ntarget: label\n"
-        "objective: {metric: log_loss}\ntraining: {budget: {rounds: 150}}\n"
+        "objective: {metric: log_loss}\ntraining: {budget: {rounds: 80}}\n"
     )
     mlcrew("run", "-p", str(root))
     doc = json.loads(mlcrew("features", "cleanup", "--json", "-p", str(root)).stdout)
@@ -56,7 +56,8 @@ def test_cleanup_finds_planted_useless_columns(tmp_path: Path) -> None:
     # Applying the spec change keeps the model's quality within the tolerance.
     spec = root / "mlcrew.yaml"
     spec.write_text(spec.read_text() + doc["spec_change"] + "\n")
-    result = json.loads(mlcrew("run", "--json", "-p", str(root)).stdout)
-    assert result["status"] == "ok"
+    # (exit 3 is allowed: v2 may be a hair worse than v1 on the test split, so not promoted)
+    result = json.loads(mlcrew("run", "--json", "-p", str(root), ok=False).stdout)
+    assert result["status"] == "ok" and result["verdict"]["passed"], result
     text = mlcrew("features", "cleanup", "-p", str(root), columns=160).stdout
     assert "signal_a" in text and "noise0" not in text

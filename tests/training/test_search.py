@@ -85,7 +85,7 @@ SEARCHES = {
     "sklearn": "training:\n  budget: {trials: 2, rounds: 5}\n"
     "  search:\n    linear: false\n    portfolio: false\n    ensemble: false\n"
     "    estimators:\n      - {class: sklearn.ensemble.HistGradientBoostingClassifier,"
-    " params: {max_iter: 200, learning_rate: 0.2, early_stopping: false}}\n",
+    " params: {max_iter: 60, learning_rate: 0.3, early_stopping: false}}\n",
     # On diabetes (nearly linear) LightGBM and the linear baseline blend better than either.
     "ensemble": "training:\n  budget: {trials: 5, rounds: 60}\n"
     "  search:\n    validation: {folds: 4}\n"
