@@ -96,6 +96,7 @@ class Trial:
     score: float
     rounds: int  # what a refit on every training row uses (LightGBM)
     oof: np.ndarray = field(repr=False)
+    folds: list[float] = field(default_factory=list)  # the score on each fold (NaN: undefined)
 
     def describe(self, metric: str) -> dict[str, Any]:
         c = self.candidate
@@ -364,6 +365,17 @@ def run_search(
         covered[valid] = True
     done: list[Trial] = []
 
+    def per_fold(oof: np.ndarray) -> list[float]:
+        out = []
+        for _, valid in data.folds:
+            try:
+                out.append(
+                    score_raw(metric, problem.task, data.y[valid], oof[valid], problem.n_classes)
+                )
+            except ValueError:  # undefined on this fold alone (a single class)
+                out.append(float("nan"))
+        return out
+
     def evaluate(batch: list[Candidate]) -> list[Trial]:
         """Score a batch (its fold fits as one map), append the trials to `done`."""
         units = [(c, f) for c in batch for f in range(len(data.folds))]
@@ -378,7 +390,7 @@ def run_search(
                 oof[valid] = part.prediction
             s = score_raw(metric, problem.task, data.y[covered], oof[covered], problem.n_classes)
             rounds = round(sum(p.rounds for p in parts) / k) if c.kind == "lightgbm" else 0
-            trial = Trial(len(done), c, s, max(1, rounds) if rounds else 0, oof)
+            trial = Trial(len(done), c, s, max(1, rounds) if rounds else 0, oof, per_fold(oof))
             done.append(trial)
             out.append(trial)
             if on_trial is not None:
@@ -393,11 +405,18 @@ def run_search(
             f"no candidate of the model search has a finite {metric} on the validation folds; "
             "check the target and objective.metric"
         )
-    weights = (
-        greedy_ensemble(done, data.y, covered, metric, problem)
-        if search.ensemble and len(done) > 1
-        else {best_trial(done, metric): 1}
-    )
+    # Guard against a lucky winner (many candidates on few rows: the best out-of-fold score
+    # flatters itself): the first candidate, in the search's order of preference, within one
+    # standard error of the best is chosen, and an ensemble is kept only if it beats that one
+    # by more than one standard error of their fold-by-fold difference.
+    start = one_standard_error(done, metric)
+    weights = {start: 1}
+    if search.ensemble and len(done) > 1:
+        blend = greedy_ensemble(done, data.y, covered, metric, problem, start)
+        if len(blend) > 1 and _clearly_better(
+            per_fold(_blend(done, blend)), done[start].folds, metric
+        ):
+            weights = blend
     if len(weights) == 1:
         score = done[next(iter(weights))].score
     else:
@@ -475,12 +494,64 @@ def _blend(trials: Sequence[Trial], weights: dict[int, int]) -> np.ndarray:
     return out  # type: ignore[no-any-return]
 
 
+def _loss_gaps(a: list[float], b: list[float], metric: str) -> list[float]:
+    """Per fold, how much worse `a` is than `b` (positive: worse), where both are defined."""
+    sign = 1.0 if metric in LOWER_IS_BETTER else -1.0
+    return [
+        sign * (x - y) for x, y in zip(a, b, strict=True) if math.isfinite(x) and math.isfinite(y)
+    ]
+
+
+def _standard_error(gaps: list[float]) -> float | None:
+    import statistics
+
+    if len(gaps) < 2:
+        return None
+    return statistics.stdev(gaps) / math.sqrt(len(gaps))
+
+
+PREFERENCE = ("linear", "default", "estimator", "portfolio", "tpe")  # simplest first
+
+
+def one_standard_error(trials: Sequence[Trial], metric: str) -> int:
+    """The simplest trial (the linear baseline, LightGBM's defaults, the named estimators, the
+    portfolio, then TPE's, each in search order) whose fold scores are within one standard
+    error of the best trial's (paired by fold); the best itself if there are no folds to
+    compare (a holdout)."""
+    best = best_trial(trials, metric)
+    ordered = sorted(trials, key=lambda t: (PREFERENCE.index(t.candidate.origin), t.number))
+    for t in ordered:
+        if not math.isfinite(t.score):
+            continue
+        if t.number == best:
+            return best
+        gaps = _loss_gaps(t.folds, trials[best].folds, metric)
+        se = _standard_error(gaps)
+        if se is not None and sum(gaps) / len(gaps) <= se:
+            return t.number
+    return best
+
+
+def _clearly_better(a: list[float], b: list[float], metric: str) -> bool:
+    """Is `a` better than `b` by more than one standard error of their fold differences?"""
+    gaps = _loss_gaps(a, b, metric)
+    se = _standard_error(gaps)
+    if se is None:
+        return bool(gaps) and sum(gaps) < 0
+    return -sum(gaps) / len(gaps) > se
+
+
 def greedy_ensemble(
-    trials: Sequence[Trial], y: np.ndarray, covered: np.ndarray, metric: str, problem: Problem
+    trials: Sequence[Trial],
+    y: np.ndarray,
+    covered: np.ndarray,
+    metric: str,
+    problem: Problem,
+    start: int | None = None,
 ) -> dict[int, int]:
     """Caruana's forward selection with replacement over out-of-fold outputs; trial -> count.
-    Starts from the best trial and adds only strict improvements, so it is never worse out of
-    fold than the best single candidate."""
+    Starts from trial `start` (default: the best) and adds only strict improvements, so it is
+    never worse out of fold than where it started."""
     finite = [t for t in trials if math.isfinite(t.score)]
     lower = metric in LOWER_IS_BETTER
     pool = sorted(finite, key=lambda t: (t.score if lower else -t.score, t.number))[:ENSEMBLE_POOL]
@@ -489,7 +560,7 @@ def greedy_ensemble(
     def s(raw: np.ndarray) -> float:
         return score_raw(metric, problem.task, yc, raw[covered], problem.n_classes)
 
-    first = pool[0]
+    first = pool[0] if start is None else trials[start]
     counts = {first.number: 1}
     current = first.oof.copy()
     current_score = first.score
