@@ -48,6 +48,10 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
 
+CsvType = Literal["integer", "float", "number", "string", "text", "boolean", "date", "timestamp"]
+CSV_ONLY = ("delimiter", "quote", "decimal", "encoding", "header", "bad_lines", "missing", "types")
+
+
 class Source(_Model):
     """A raw input: a file (the format follows the extension unless given), or the project's
     consensus labels (`labels: consensus`, from the labeling workspace)."""
@@ -55,8 +59,17 @@ class Source(_Model):
     path: str | None = None
     labels: Literal["consensus"] | None = None
     format: Literal["csv", "parquet", "json"] | None = None
+    # CSV dialect; `missing: null` keeps the default list of "no value" markers.
     delimiter: str | None = None
+    quote: str = '"'
+    decimal: Literal[".", ","] = "."
+    encoding: str = "utf-8"
     header: bool = True
+    bad_lines: Literal["error", "skip"] = "error"
+    missing: list[str] | None = None
+    types: dict[str, CsvType] = Field(default_factory=dict)
+    # For a glob of files: a column of this name holds each row's file, relative to the project.
+    filename: str | None = None
 
     @property
     def file(self) -> str:
@@ -97,6 +110,10 @@ class Source(_Model):
             raise ValueError("path must not be empty")
         return v
 
+    @property
+    def is_glob(self) -> bool:
+        return self.path is not None and any(c in self.path for c in "*?[")
+
     @model_validator(mode="after")
     def _format_known(self) -> Source:
         if (self.path is None) == (self.labels is None):
@@ -106,6 +123,26 @@ class Source(_Model):
         if self.resolved_format not in ("csv", "parquet", "json"):
             raise ValueError(
                 f"cannot tell the format of {self.path!r}; add format: csv, parquet or json"
+            )
+        for key, value in (("delimiter", self.delimiter), ("quote", self.quote)):
+            if value is not None and len(value) != 1:
+                raise ValueError(f"{key} must be one character, not {value!r}")
+        if self.delimiter is not None and self.delimiter == self.decimal:
+            raise ValueError(
+                f"delimiter and decimal are both {self.decimal!r}; with decimal: ',' the fields "
+                "are usually separated by ';'"
+            )
+        if self.resolved_format != "csv":
+            given = [k for k in CSV_ONLY if k in self.model_fields_set]
+            if given:
+                raise ValueError(
+                    f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to CSV "
+                    f"sources only, and this one is {self.resolved_format}"
+                )
+        if self.filename is not None and not self.is_glob:
+            raise ValueError(
+                "filename: names a column for the file of each row, which only a glob of "
+                "files has (path: data/*.csv)"
             )
         return self
 
@@ -129,6 +166,8 @@ class Split(_Model):
 class Dataset(_Model):
     from_: str = Field(alias="from")
     split: Split = Field(default_factory=Split)
+    # Rows whose target has no value (null, NaN, infinite): refused, or left out of training.
+    missing_target: Literal["error", "drop"] = "error"
 
 
 class Check(_Model):

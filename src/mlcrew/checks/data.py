@@ -7,6 +7,7 @@ an error-level failure stops the pipeline with that report, a warn-level one is 
 from __future__ import annotations
 
 import json
+import math
 from decimal import Decimal
 from typing import Any
 
@@ -155,6 +156,8 @@ def _typed_values(i: int, col: str, kind: str, values: list[Any]) -> list[Any]:
 def _jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or infinity
     return value if isinstance(value, int | float | str | bool | type(None)) else str(value)
 
 
@@ -169,11 +172,16 @@ def run(ctx: StageContext[CheckConfig]) -> StageResult:
         raise DataError(
             f"target {target!r} is not a column of the dataset; columns: {', '.join(columns)}"
         )
+    missing = missing_target(con, "dataset", target)
+    rows = int(scalar(con, "SELECT count(*) FROM dataset"))
+    if missing["count"] and ctx.config.missing_target == "error":
+        raise DataError(
+            f"target {target!r} has no value in {missing['count']} of {plural(rows, 'row')} "
+            f"({_rows_said(missing['samples'])}); fill them in, fix the source, or set "
+            "dataset.missing_target: drop in mlcrew.yaml to train without those rows"
+        )
     results = evaluate_checks(con, "dataset", checks)
-    report: dict[str, Any] = {
-        "rows": int(scalar(con, "SELECT count(*) FROM dataset")),
-        "checks": results,
-    }
+    report: dict[str, Any] = {"rows": rows, "checks": results}
     errors = [r for r in results if not r["passed"] and r["level"] == "error"]
     report["passed"] = not errors
     out = ctx.workdir / "checks.json"
@@ -186,7 +194,38 @@ def run(ctx: StageContext[CheckConfig]) -> StageResult:
             report,
         )
     warnings = [_summary(r, report["rows"]) for r in results if not r["passed"]]
+    if missing["count"]:
+        report["missing_target"] = missing
+        warnings.append(
+            f"target {target!r}: {plural(missing['count'], 'row')} without a value left out "
+            "(dataset.missing_target: drop)"
+        )
     return StageResult({"report": out}, {"checks": len(results), "warnings": warnings})
+
+
+def missing_target(con: Any, table: str, target: str) -> dict[str, Any]:
+    """Rows whose target is null, NaN or infinite: their count and the first few."""
+    kind = con.execute(f'DESCRIBE "{table}"').fetchall()
+    types = {r[0]: r[1] for r in kind}
+    col = '"' + target.replace('"', '""') + '"'
+    bad = f"{col} IS NULL"
+    if types.get(target, "").split("(")[0] in ("DOUBLE", "FLOAT", "REAL"):
+        bad += f" OR NOT isfinite({col})"
+    numbered = f'(SELECT row_number() OVER () AS "__row", {col} FROM "{table}")'
+    count = int(con.execute(f"SELECT count(*) FROM {numbered} WHERE {bad}").fetchall()[0][0])
+    samples = con.execute(
+        f'SELECT "__row", {col} FROM {numbered} WHERE {bad} ORDER BY "__row" LIMIT {SAMPLE_ROWS}'
+    ).fetchall()
+    return {"count": count, "samples": [{"row": int(r), target: _jsonable(v)} for r, v in samples]}
+
+
+def _rows_said(samples: list[dict[str, Any]]) -> str:
+    """`rows 5 (empty), 17 (nan)`"""
+    said = []
+    for sample in samples:
+        value = next(v for k, v in sample.items() if k != "row")
+        said.append(f"{sample['row']} ({'empty' if value is None else value})")
+    return ("row " if len(said) == 1 else "rows ") + ", ".join(said)
 
 
 def _summary(result: dict[str, Any], rows: int) -> str:

@@ -50,10 +50,19 @@ def print_run(result: RunResult) -> None:
     console.print(f"run: {result.run_id}", style="dim")
 
 
+VerifyOption = typer.Option(
+    False,
+    "--verify",
+    help="Re-hash every source file instead of trusting the digest cache (path, size, "
+    "modification time, inode).",
+)
+
+
 @app.command("run")
 def run_cmd(
     project: Path = ProjectOption,
     force: bool = typer.Option(False, "--force", help="Bypass the cache: execute every stage."),
+    verify: bool = VerifyOption,
     executor: str | None = typer.Option(
         None,
         "--executor",
@@ -79,7 +88,13 @@ def run_cmd(
     try:
         with stage_progress(len(STAGES), enabled=not json_out) as progress:
             runner = Runner(
-                proj.root, proj.store, proj.spec, proj.spec_text, progress, executor=chosen
+                proj.root,
+                proj.store,
+                proj.spec,
+                proj.spec_text,
+                progress,
+                executor=chosen,
+                verify=verify,
             )
             result = runner.run(force=force)
     except MlcrewError as exc:
@@ -104,13 +119,16 @@ def run_cmd(
 
 
 @app.command("status")
-def status_cmd(project: Path = ProjectOption, json_out: bool = JsonOption) -> None:
+def status_cmd(
+    project: Path = ProjectOption, verify: bool = VerifyOption, json_out: bool = JsonOption
+) -> None:
     """Show each stage as fresh, stale (and why) or never run."""
+    from mlcrew.pipeline.stages import STAGES
     from mlcrew.pipeline.status import status
     from mlcrew.project import Project
 
     proj = Project.open(project)
-    rows = status(proj.root, proj.store, proj.spec)
+    rows = status(proj.root, proj.store, proj.spec, STAGES, verify=verify)
     if json_out:
         emit_json({"project": proj.spec.name, "stages": rows})
         return

@@ -6,16 +6,15 @@ can read only the project's own tables: no files, no network.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from mlcrew.data.tables import connect, fetch_arrow, load_file, scalar, schema_of, write_parquet
+import duckdb
+
+from mlcrew.data.tables import connect, fetch_arrow, load_table, scalar, schema_of, write_parquet
 from mlcrew.errors import DataError
-from mlcrew.pipeline.configs import IngestConfig
-from mlcrew.pipeline.stage import StageContext, StageResult
+from mlcrew.pipeline.configs import IngestConfig, IngestSource
+from mlcrew.pipeline.stage import InputView, StageContext, StageResult
 from mlcrew.wording import plural
-
-if TYPE_CHECKING:
-    import duckdb
 
 
 def sandbox(con: duckdb.DuckDBPyConnection) -> None:
@@ -28,8 +27,6 @@ def apply_transforms(
     con: duckdb.DuckDBPyConnection, transforms: dict[str, str], where: str = "mlcrew.yaml"
 ) -> dict[str, int]:
     """Create each transform as a table, in order; each must be one SELECT statement."""
-    import duckdb
-
     rows: dict[str, int] = {}
     for name, sql in transforms.items():
         try:
@@ -52,14 +49,44 @@ def apply_transforms(
     return rows
 
 
+def load_source(
+    con: duckdb.DuckDBPyConnection, name: str, source: IngestSource, inputs: InputView
+) -> dict[str, Any]:
+    """Materialise one source as table `name`; a glob's files are read one by one (so errors
+    name the file) and stacked by column name."""
+    options = source.model_dump()
+    ref = f"source.{name}"
+    if not source.glob:
+        where = f"source {name!r} ({source.path})"
+        return load_table(con, name, inputs.path(ref), source.format, where, options)
+    parts: list[str] = []
+    record: dict[str, Any] = {"rows": 0, "files": []}
+    for i, (file, path) in enumerate(inputs.files(ref)):
+        part = f"__{name}_{i}"
+        read = load_table(con, part, path, source.format, f"source {name!r} ({file})", options)
+        record["rows"] += read["rows"]
+        record["files"].append({"name": file, **read})
+        if source.filename:
+            con.execute(f'ALTER TABLE "{part}" ADD COLUMN "{source.filename}" VARCHAR')
+            con.execute(f'UPDATE "{part}" SET "{source.filename}" = ?', [file])
+        parts.append(f'SELECT * FROM "{part}"')
+    try:
+        con.execute(f'CREATE TABLE "{name}" AS ' + " UNION ALL BY NAME ".join(parts))
+    except duckdb.Error as exc:
+        raise DataError(
+            f"source {name!r} ({source.path}): the files do not stack into one table: "
+            f"{str(exc).splitlines()[0]}; give them the same columns and types"
+        ) from None
+    for i in range(len(parts)):
+        con.execute(f'DROP TABLE "__{name}_{i}"')
+    return record
+
+
 def run(ctx: StageContext[IngestConfig]) -> StageResult:
     con = connect()
     record: dict[str, Any] = {"tables": {}}
     for name, source in ctx.config.sources.items():
-        path = ctx.inputs.path(f"source.{name}")
-        options = source.model_dump()
-        rows = load_file(con, name, path, source.format, f"source {name!r}", options)
-        record["tables"][name] = {"rows": rows}
+        record["tables"][name] = load_source(con, name, source, ctx.inputs)
     sandbox(con)
     for name, count in apply_transforms(con, ctx.config.transforms).items():
         record["tables"][name] = {"rows": count}

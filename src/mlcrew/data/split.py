@@ -18,6 +18,15 @@ def run(ctx: StageContext[SplitConfig]) -> StageResult:
 
     split = ctx.config
     table = ctx.inputs.table("ingest.dataset")
+    dropped = 0
+    if split.drop_missing is not None and split.drop_missing in table.column_names:
+        column = table.column(split.drop_missing)
+        keep = pc.is_valid(column)
+        if pa.types.is_floating(column.type):
+            keep = pc.and_(keep, pc.is_finite(column))
+        keep = pc.fill_null(keep, False)
+        dropped = table.num_rows - pc.sum(keep).as_py() if table.num_rows else 0
+        table = table.filter(keep)
     n = table.num_rows
     n_test = round(n * split.test)
     if n_test < 1 or n - n_test < 2:
@@ -55,4 +64,6 @@ def run(ctx: StageContext[SplitConfig]) -> StageResult:
         "train_rows": train.num_rows,
         "test_rows": test.num_rows,
     }
+    if dropped:
+        record["dropped_missing_target"] = dropped
     return StageResult({"train": out_train, "test": out_test}, record)

@@ -23,14 +23,9 @@ def connect() -> duckdb.DuckDBPyConnection:
 
 
 def reader_sql(path: Path, fmt: str, options: dict[str, Any] | None = None) -> str:
-    """A DuckDB table function reading a file; the format comes from the spec, not the name."""
+    """A DuckDB table function reading a Parquet or JSON file (or a glob of them)."""
     options = options or {}
     quoted = "'" + str(path).replace("'", "''") + "'"
-    if fmt == "csv":
-        args = [f"header={'true' if options.get('header', True) else 'false'}"]
-        if options.get("delimiter"):
-            args.append("delim='" + str(options["delimiter"]).replace("'", "''") + "'")
-        return f"read_csv({quoted}, {', '.join(args)})"
     if fmt == "parquet":
         return f"read_parquet({quoted})"
     if fmt == "json":
@@ -47,65 +42,32 @@ def load_file(
     options: dict[str, Any] | None = None,
 ) -> int:
     """Materialise a file as table `name`; return its row count. Errors name the file."""
+    return int(load_table(con, name, path, fmt, label, options)["rows"])
+
+
+def load_table(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    path: Path,
+    fmt: str,
+    label: str,
+    options: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Materialise a file as table `name`; return what was read (rows, skipped bad lines)."""
     import duckdb
 
-    options = dict(options or {})
-    if fmt == "csv" and not options.get("delimiter"):
-        # Decide the delimiter here and pass it on: DuckDB's own sniffer reads a file with one
-        # ragged line as a single column, which only surfaces later as a confusing error.
-        options["delimiter"] = sniff_delimiter(path)
+    from mlcrew.data.csvfile import CsvOptions, load_csv
+
+    if fmt == "csv":
+        return load_csv(con, name, path, CsvOptions.from_options(options or {}), label).record()
     try:
         con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM {reader_sql(path, fmt, options)}')
     except duckdb.Error as exc:
-        if fmt == "csv":
-            found = ragged_line(path, options["delimiter"])
-            if found:
-                raise DataError(f"{label} {found}; fix the file") from None
-        reason = str(exc).splitlines()[0].replace(f'"{path}"', "the file").replace(str(path), "")
+        reason = str(exc).splitlines()[0]
+        for quoted in (f'"{path}"', f"'{path}'", str(path)):
+            reason = reason.replace(quoted, "the file")
         raise DataError(f"{label}: cannot read as {fmt}: {reason}") from None
-    rows = int(scalar(con, f'SELECT count(*) FROM "{name}"'))
-    if fmt == "csv" and rows != _data_lines(path, options.get("header", True)):
-        # Fewer rows than lines: quoted newlines, or a ragged line DuckDB took for a header.
-        found = ragged_line(path, options["delimiter"])
-        if found:
-            raise DataError(f"{label} {found}; fix the file")
-    return rows
-
-
-def sniff_delimiter(path: Path) -> str:
-    """The delimiter of a CSV file, from its first lines (comma when unsure)."""
-    import csv
-
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        sample = "".join(f.readline() for _ in range(20))
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
-
-
-def _data_lines(path: Path, header: bool) -> int:
-    with open(path, "rb") as f:
-        lines = sum(1 for line in f if line.strip())
-    return lines - 1 if header else lines
-
-
-def ragged_line(path: Path, delimiter: str) -> str | None:
-    """The first line whose field count differs from the header's, said as a person would."""
-    import csv
-
-    with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        reader = csv.reader(f, delimiter=delimiter)
-        header = next(reader, None)
-        if header is None:
-            return "is empty"
-        for row in reader:
-            if row and len(row) != len(header):
-                return (
-                    f"line {reader.line_num}: {len(row)} fields where the header has "
-                    f"{len(header)} ({delimiter!r}-separated)"
-                )
-    return None
+    return {"rows": int(scalar(con, f'SELECT count(*) FROM "{name}"'))}
 
 
 def scalar(con: duckdb.DuckDBPyConnection, sql: str) -> Any:

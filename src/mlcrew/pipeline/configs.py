@@ -30,10 +30,21 @@ class StageConfig(BaseModel):
 
 
 class IngestSource(StageConfig):
-    # A source's path is where to find it, not what it is: its content digest is an input.
+    """How to read a source. Its content is an input (by digest); `path` is here because
+    messages name the file and a glob's file-name column holds names."""
+
+    path: str
     format: Literal["csv", "parquet", "json"]
+    glob: bool = False
+    filename: str | None = None
     delimiter: str | None = None
+    quote: str = '"'
+    decimal: str = "."
+    encoding: str = "utf-8"
     header: bool = True
+    bad_lines: Literal["error", "skip"] = "error"
+    missing: list[str] | None = None
+    types: dict[str, str] = Field(default_factory=dict)
 
 
 class IngestConfig(StageConfig):
@@ -44,8 +55,10 @@ class IngestConfig(StageConfig):
 
 
 class CheckConfig(StageConfig):
+    spec_keys: ClassVar[dict[str, str]] = {"missing_target": "dataset.missing_target"}
     checks: list[Check]
     target: str
+    missing_target: Literal["error", "drop"] = "error"
 
 
 class SplitConfig(StageConfig):
@@ -54,11 +67,14 @@ class SplitConfig(StageConfig):
         "order": "dataset.split.order",
         "test": "dataset.split.test",
         "seed": "dataset.split.seed (default: seed)",
+        "drop_missing": "dataset.missing_target",
     }
     by: Literal["random", "time"]
     order: list[str]
     test: float
     seed: int | None = Field(None, description="random split only")
+    # dataset.missing_target: drop: rows without a target value are left out here.
+    drop_missing: str | None = None
 
 
 class TrainConfig(StageConfig):
@@ -103,9 +119,18 @@ def ingest_config(spec: Spec) -> IngestConfig:
     return IngestConfig(
         sources={
             name: IngestSource(
+                path=src.described,
                 format=src.resolved_format,
+                glob=src.is_glob,
+                filename=src.filename,
                 delimiter=src.resolved_delimiter if src.resolved_format == "csv" else None,
+                quote=src.quote,
+                decimal=src.decimal,
+                encoding=src.encoding,
                 header=src.header,
+                bad_lines=src.bad_lines,
+                missing=src.missing,
+                types=dict(src.types),
             )
             for name, src in spec.sources.items()
         },
@@ -115,7 +140,9 @@ def ingest_config(spec: Spec) -> IngestConfig:
 
 
 def check_config(spec: Spec) -> CheckConfig:
-    return CheckConfig(checks=list(spec.checks), target=spec.target)
+    return CheckConfig(
+        checks=list(spec.checks), target=spec.target, missing_target=spec.dataset.missing_target
+    )
 
 
 def split_config(spec: Spec) -> SplitConfig:
@@ -125,6 +152,7 @@ def split_config(spec: Spec) -> SplitConfig:
         order=list(split.order),
         test=split.test,
         seed=spec.split_seed if split.by == "random" else None,
+        drop_missing=spec.target if spec.dataset.missing_target == "drop" else None,
     )
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mlcrew.errors import CheckFailed, DataError, MlcrewError, PromotionRefused, SpecError
+from mlcrew.errors import CheckFailed, MlcrewError, PromotionRefused
 from mlcrew.people.audit import record_in
 from mlcrew.pipeline.execute import execute_stage
 from mlcrew.pipeline.executors import Executor, make_executor
@@ -32,13 +32,13 @@ from mlcrew.pipeline.runs import (
     new_run_id,
     run_lock_name,
 )
-from mlcrew.pipeline.sources import source_file
+from mlcrew.pipeline.sources import digest_cache, source_digest
 from mlcrew.pipeline.stage import StageDef, dump_config
 from mlcrew.pipeline.stages import STAGES
 from mlcrew.registry.promotion import default_actor
 from mlcrew.registry.versions import CHAMPION, alias_holder
 from mlcrew.spec import Spec
-from mlcrew.store import Store, file_digest, now
+from mlcrew.store import Store, now
 from mlcrew.store.models import LineageEdge, Run, StageExecution
 
 # Callback: (stage name, event, detail); event is "start", "executed", "cached", "failed" or
@@ -59,33 +59,19 @@ def find_execution(session: Any, key: str) -> StageExecution | None:
     return found
 
 
-def snapshot_sources(project: Path, spec: Spec, store: Store) -> dict[str, str]:
-    """Hash each source file and keep a copy in the store, so any run can be reproduced."""
-    digests: dict[str, str] = {}
-    for name, src in spec.sources.items():
-        path = source_file(project, store, name, src)
-        if src.labels is not None and _no_rows(path):
-            raise DataError(
-                f"source {name!r} (labels: {src.labels}) has no labels yet: import the tasks "
-                "with `mlcrew label import`, label some at /label (`mlcrew serve`), then run"
-            )
-        if not path.is_file():
-            raise SpecError(
-                f"source {name!r}: file {src.described} does not exist (relative to {project}); "
-                f"fix sources.{name}.path in mlcrew.yaml"
-            )
-        digest = file_digest(path)
-        if not store.artifacts.exists(digest):
-            with store.session() as s:
-                store.put_artifact(path, "source", s)
-        digests[f"source.{name}"] = digest
-    return digests
-
-
-def _no_rows(path: Path) -> bool:
-    import pyarrow.parquet as pq
-
-    return bool(pq.read_metadata(path).num_rows == 0)
+def snapshot_sources(
+    project: Path, spec: Spec, store: Store, verify: bool = False
+) -> dict[str, str]:
+    """Each source's digest, with its data kept in the store, so any run can be reproduced.
+    File digests come from the project's digest cache unless `verify` re-hashes them."""
+    cache = digest_cache(project, verify)
+    try:
+        return {
+            f"source.{name}": source_digest(project, store, name, src, cache, keep=True)
+            for name, src in spec.sources.items()
+        }
+    finally:
+        cache.save()
 
 
 class Runner:
@@ -104,7 +90,9 @@ class Runner:
         stages: tuple[StageDef, ...] = STAGES,
         actor: str | None = None,
         executor: Executor | None = None,
+        verify: bool = False,
     ) -> None:
+        self.verify = verify  # re-hash every source file instead of trusting the digest cache
         self.project = project
         self.store = store
         self.spec = spec
@@ -168,7 +156,7 @@ class Runner:
         outcomes: list[StageOutcome] = []
         promotion: Promotion | None = None
         try:
-            available = snapshot_sources(self.project, spec, self.store)
+            available = snapshot_sources(self.project, spec, self.store, self.verify)
             for position, stage in enumerate(self.stages):
                 outcome = self._run_stage(stage, position, run_id, available, force, executor)
                 outcomes.append(outcome)

@@ -1,15 +1,28 @@
-"""Where a source's data is read from: its file, or (for `labels: consensus`) the project's
-consensus labels exported to a file under .mlcrew/labels/, rewritten on each read so it always
-holds the labels as they are now."""
+"""Where a source's data is read from, and its digest: a file, a glob of files (a manifest of
+their names and digests), or (for `labels: consensus`) the project's consensus labels exported
+to a file under .mlcrew/labels/, rewritten on each read so it always holds the labels as they
+are now.
+
+A source's digest is an input of the ingest stage: the same data gives the same digest, so an
+unchanged source keeps the pipeline cached. File digests come from a `DigestCache`.
+"""
 
 from __future__ import annotations
 
+import glob
+import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
+from mlcrew.data.digests import DigestCache
+from mlcrew.errors import DataError, SpecError
 from mlcrew.spec import Source
 from mlcrew.store import Store
 
 LABELS_DIR = Path(".mlcrew") / "labels"
+DIGESTS_FILE = Path(".mlcrew") / "digests.json"
+MANIFEST = "mlcrew.files/1"
 
 
 def source_path(project: Path, path: str) -> Path:
@@ -17,9 +30,85 @@ def source_path(project: Path, path: str) -> Path:
 
 
 def source_file(project: Path, store: Store, name: str, src: Source) -> Path:
-    """The file holding the source's data now (None-free: a labels source is exported)."""
+    """The file holding the source's data now (a labels source is exported first)."""
     if src.labels is None:
         return source_path(project, src.file)
     from mlcrew.labeling.export import export_labels
 
     return export_labels(store, project / LABELS_DIR / f"{name}.parquet").path
+
+
+def digest_cache(project: Path | None, verify: bool = False) -> DigestCache:
+    return DigestCache(project / DIGESTS_FILE if project is not None else None, verify)
+
+
+def glob_files(project: Path, name: str, src: Source) -> list[tuple[str, Path]]:
+    """(name as the spec sees it, path) of each file a glob matches, in sorted order."""
+    pattern = src.file
+    base = "" if Path(pattern).is_absolute() else str(project) + "/"
+    found = sorted(glob.glob(base + pattern, recursive=True))
+    files = [(f[len(base) :], Path(f)) for f in found if Path(f).is_file()]
+    if not files:
+        raise SpecError(
+            f"source {name!r}: {pattern} matches no file (relative to {project}); fix "
+            f"sources.{name}.path in mlcrew.yaml"
+        )
+    return files
+
+
+def manifest_bytes(files: list[tuple[str, str]]) -> bytes:
+    """The canonical manifest of a glob source: each file's name and digest."""
+    doc = {"format": MANIFEST, "files": [{"name": n, "digest": d} for n, d in files]}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def read_manifest(data: bytes, label: str) -> list[dict[str, str]]:
+    try:
+        doc: dict[str, Any] = json.loads(data)
+    except ValueError:
+        doc = {}
+    if doc.get("format") != MANIFEST:
+        raise DataError(f"{label}: the stored file list is not a {MANIFEST} manifest")
+    files: list[dict[str, str]] = doc["files"]
+    return files
+
+
+def source_digest(
+    project: Path, store: Store, name: str, src: Source, cache: DigestCache, *, keep: bool
+) -> str:
+    """The source's digest now; with `keep`, its data is also copied into the artifact store so
+    any run can be reproduced from the store alone."""
+    if src.is_glob:
+        pairs = [(n, p, cache.digest(p)) for n, p in glob_files(project, name, src)]
+        data = manifest_bytes([(n, d) for n, _, d in pairs])
+        if not keep:
+            return hashlib.sha256(data).hexdigest()
+        with store.session() as s:
+            for _, path, digest in pairs:
+                if not store.artifacts.exists(digest):
+                    store.put_artifact(path, "source", s)
+            digest = store.artifacts.put_bytes(data)
+            store.record_artifact(digest, len(data), "source", s)
+        return digest
+    path = source_file(project, store, name, src)
+    if src.labels is not None and keep and _no_rows(path):
+        raise DataError(
+            f"source {name!r} (labels: {src.labels}) has no labels yet: import the tasks "
+            "with `mlcrew label import`, label some at /label (`mlcrew serve`), then run"
+        )
+    if not path.is_file():
+        raise SpecError(
+            f"source {name!r}: file {src.described} does not exist (relative to {project}); "
+            f"fix sources.{name}.path in mlcrew.yaml"
+        )
+    digest = cache.digest(path)
+    if keep and not store.artifacts.exists(digest):
+        with store.session() as s:
+            store.put_artifact(path, "source", s)
+    return digest
+
+
+def _no_rows(path: Path) -> bool:
+    import pyarrow.parquet as pq
+
+    return bool(pq.read_metadata(path).num_rows == 0)

@@ -76,6 +76,19 @@ class InputView:
 
         return pq.read_table(pa.BufferReader(self.bytes(ref)))
 
+    def files(self, ref: str) -> list[tuple[str, Path]]:
+        """The files of a glob source's manifest input, as (name, private copy): the manifest's
+        digest is the input's, and each file is checked against the digest listed in it."""
+        from mlcrew.pipeline.sources import read_manifest
+
+        out = []
+        for i, entry in enumerate(read_manifest(self.bytes(ref), ref)):
+            target = self._scratch / self.digest(ref)[:16] / str(i) / Path(entry["name"]).name
+            if not target.exists():
+                self._store.artifacts.copy_to(entry["digest"], target)
+            out.append((entry["name"], target))
+        return out
+
     def path(self, ref: str) -> Path:
         """A private copy of the input as a file, for readers that need a path (DuckDB)."""
         digest = self.digest(ref)

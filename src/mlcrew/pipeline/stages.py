@@ -19,7 +19,7 @@ TRAIN_LIBRARIES = (
 STAGES: tuple[StageDef, ...] = (
     StageDef(
         name="ingest",
-        version="2",
+        version="3",
         config_model=c.IngestConfig,
         build_config=c.ingest_config,
         inputs=("sources",),

@@ -10,13 +10,14 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from mlcrew.errors import DataError, SpecError
 from mlcrew.pipeline.keys import cache_key, library_versions
 from mlcrew.pipeline.runner import find_execution
-from mlcrew.pipeline.sources import source_file
+from mlcrew.pipeline.sources import digest_cache, source_digest
 from mlcrew.pipeline.stage import StageDef, dump_config
 from mlcrew.pipeline.stages import STAGES
 from mlcrew.spec import Spec
-from mlcrew.store import Store, file_digest
+from mlcrew.store import Store
 from mlcrew.store.models import StageExecution
 
 
@@ -70,7 +71,11 @@ def _last_sources(s: Session) -> dict[str, str]:
 
 
 def status(
-    project: Path | None, store: Store, spec: Spec, stages: tuple[StageDef, ...] = STAGES
+    project: Path | None,
+    store: Store,
+    spec: Spec,
+    stages: tuple[StageDef, ...] = STAGES,
+    verify: bool = False,
 ) -> list[dict[str, Any]]:
     """Each stage as fresh, stale (with why) or never run, against the current spec and files.
     Without a project folder (a server holding only the store) the source files are taken as
@@ -82,9 +87,14 @@ def status(
         if project is None:
             available.update(_last_sources(s))
         else:
+            cache = digest_cache(project, verify)
             for name, src in spec.sources.items():
-                path = source_file(project, store, name, src)
-                available[f"source.{name}"] = file_digest(path) if path.is_file() else "missing"
+                try:
+                    digest = source_digest(project, store, name, src, cache, keep=False)
+                except (SpecError, DataError):
+                    digest = "missing"
+                available[f"source.{name}"] = digest
+            cache.save()
         for stage in stages:
             config = dump_config(stage.config(spec))
             libraries = library_versions(stage.libraries)

@@ -35,10 +35,17 @@ def infer_task(table: Any, target: str, task: str) -> tuple[str, str]:
     """The task, and in words why (`mlcrew run` prints it when `task: auto` decided)."""
     import pyarrow as pa
 
-    if task != "auto":
-        return task, f"task: {task} in mlcrew.yaml"
     col = table.column(target)
     t = col.type
+    if task == "regression" and not (pa.types.is_integer(t) or pa.types.is_floating(t)):
+        sample = sorted({str(v) for v in col.to_pylist()[:1000] if v is not None})[:3]
+        raise DataError(
+            f"task: regression needs a numeric target, but {target!r} holds {t} values (e.g. "
+            f"{', '.join(map(repr, sample))}); set task: classification in mlcrew.yaml, or fix "
+            "the column (a CSV source says which values are not numbers)"
+        )
+    if task != "auto":
+        return task, f"task: {task} in mlcrew.yaml"
     if pa.types.is_floating(t):
         return "regression", (
             f"target {target!r} holds decimal numbers ({t}); set task: classification in "
