@@ -56,8 +56,14 @@ class Source(_Model):
     """A raw input: a file (the format follows the extension unless given), or the project's
     consensus labels (`labels: consensus`, from the labeling workspace)."""
 
-    path: str | None = None
+    path: str | None = None  # a file, a glob, or an object-store URL (s3://bucket/key)
     labels: Literal["consensus"] | None = None
+    # A SQL database: a SQLAlchemy URL (`${VAR}` from the environment) and a table or a query.
+    url: str | None = None
+    table: str | None = None
+    query: str | None = None
+    # The S3 endpoint of an s3:// path (AWS_ENDPOINT_URL wins when set).
+    endpoint_url: str | None = None
     format: Literal["csv", "parquet", "json"] | None = None
     # CSV dialect; `missing: null` keeps the default list of "no value" markers.
     delimiter: str | None = None
@@ -73,19 +79,30 @@ class Source(_Model):
 
     @property
     def file(self) -> str:
-        """The source's file, relative to the project (a labels source has none)."""
+        """The source's file, relative to the project (a labels or SQL source has none)."""
         if self.path is None:
-            raise SpecError("a labels source has no file; read it with labeling.export")
+            raise SpecError("a labels or SQL source has no file")
         return self.path
 
     @property
     def described(self) -> str:
-        """How messages name the source: its path, or `labels: consensus`."""
-        return self.path if self.path is not None else f"labels: {self.labels}"
+        """How messages name the source: its path, its table or query, or `labels: ...`."""
+        if self.path is not None:
+            return self.path
+        if self.url is not None:
+            from mlcrew.store.remote import redact_url
+
+            what = f"table {self.table}" if self.table else "query"
+            return f"{redact_url(self.url)} {what}"
+        return f"labels: {self.labels}"
+
+    @property
+    def is_remote(self) -> bool:
+        return self.path is not None and "://" in self.path and not self.path.startswith("file:")
 
     @property
     def resolved_format(self) -> str:
-        if self.labels is not None:
+        if self.labels is not None or self.url is not None:
             return "parquet"
         if self.format:
             return self.format
@@ -110,16 +127,33 @@ class Source(_Model):
             raise ValueError("path must not be empty")
         return v
 
+    def read_options(self) -> dict[str, Any]:
+        """The CSV dialect as the readers take it (data/csvfile.CsvOptions)."""
+        options = {k: getattr(self, k) for k in CSV_ONLY}
+        options["delimiter"] = self.resolved_delimiter
+        return options
+
     @property
     def is_glob(self) -> bool:
         return self.path is not None and any(c in self.path for c in "*?[")
 
+    @property
+    def is_sql(self) -> bool:
+        return self.url is not None
+
     @model_validator(mode="after")
     def _format_known(self) -> Source:
-        if (self.path is None) == (self.labels is None):
+        if sum(x is not None for x in (self.path, self.labels, self.url)) != 1:
             raise ValueError(
-                "a source is a file or the labels: give path: FILE, or labels: consensus"
+                "a source is a file, a database or the labels: give path: FILE, url: "
+                "SQLALCHEMY_URL with table: or query:, or labels: consensus"
             )
+        if self.url is not None and (self.table is None) == (self.query is None):
+            raise ValueError("a SQL source reads a table or a query: give table: or query:")
+        if self.url is None and (self.table is not None or self.query is not None):
+            raise ValueError("table: and query: belong to a SQL source: add url: SQLALCHEMY_URL")
+        if self.endpoint_url is not None and not self.is_remote:
+            raise ValueError("endpoint_url: is for object-store paths (path: s3://bucket/key)")
         if self.resolved_format not in ("csv", "parquet", "json"):
             raise ValueError(
                 f"cannot tell the format of {self.path!r}; add format: csv, parquet or json"

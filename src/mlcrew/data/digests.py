@@ -34,15 +34,25 @@ class DigestCache:
         st = file.stat()
         key = str(file.resolve())
         stamp: list[int | str] = [st.st_size, st.st_mtime_ns, st.st_ino]
-        entry = self._entries.get(key)
-        if not self.verify and entry is not None and entry[:3] == stamp:
-            return str(entry[3])
+        known = self.lookup(key, stamp)
+        if known is not None:
+            return known
         digest = file_digest(file)
         self.hashed += 1
-        if entry is None or entry != [*stamp, digest]:
+        self.remember(key, stamp, digest)
+        return digest
+
+    def lookup(self, key: str, stamp: list[int | str]) -> str | None:
+        """The digest recorded for `key` with this exact stamp (None under --verify)."""
+        entry = self._entries.get(key)
+        if self.verify or entry is None or entry[:-1] != stamp:
+            return None
+        return str(entry[-1])
+
+    def remember(self, key: str, stamp: list[int | str], digest: str) -> None:
+        if self._entries.get(key) != [*stamp, digest]:
             self._entries[key] = [*stamp, digest]
             self._dirty = True
-        return digest
 
     def save(self) -> None:
         if self.path is None or not self._dirty:

@@ -34,7 +34,7 @@ def _source_columns(spec: Spec, project: Path | None) -> list[str]:
         file,
         src.resolved_format,
         str(file),
-        {"delimiter": src.resolved_delimiter, "header": src.header},
+        src.read_options(),
     )
     return [r[0] for r in con.execute('DESCRIBE "__src"').fetchall()]
 
@@ -50,7 +50,7 @@ def _prepare(
     con = connect()
     # New data arrives like the source did: read it with the source's CSV options.
     src = next(iter(spec.sources.values())) if len(spec.sources) == 1 else None
-    options = {"delimiter": src.resolved_delimiter, "header": src.header} if src else {}
+    options = src.read_options() if src else {}
     load_file(con, "__new", path, format_of(path), str(path), options)
     columns = [r[0] for r in con.execute('DESCRIBE "__new"').fetchall()]
     has_features = all(f in columns for f in features)

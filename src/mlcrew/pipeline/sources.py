@@ -12,13 +12,14 @@ from __future__ import annotations
 import glob
 import hashlib
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from mlcrew.data.digests import DigestCache
 from mlcrew.errors import DataError, SpecError
 from mlcrew.spec import Source
-from mlcrew.store import Store
+from mlcrew.store import Store, file_digest
 
 LABELS_DIR = Path(".mlcrew") / "labels"
 DIGESTS_FILE = Path(".mlcrew") / "digests.json"
@@ -78,6 +79,10 @@ def source_digest(
 ) -> str:
     """The source's digest now; with `keep`, its data is also copied into the artifact store so
     any run can be reproduced from the store alone."""
+    if src.is_sql:
+        return _sql_digest(project, store, name, src, keep=keep)
+    if src.is_remote:
+        return _remote_digest(store, name, src, cache, keep=keep)
     if src.is_glob:
         pairs = [(n, p, cache.digest(p)) for n, p in glob_files(project, name, src)]
         data = manifest_bytes([(n, d) for n, _, d in pairs])
@@ -105,6 +110,53 @@ def source_digest(
     if keep and not store.artifacts.exists(digest):
         with store.session() as s:
             store.put_artifact(path, "source", s)
+    return digest
+
+
+def _sql_digest(project: Path, store: Store, name: str, src: Source, *, keep: bool) -> str:
+    """The digest of the table or query's rows as Parquet: read on every call, since a database
+    has no stamp to trust."""
+    from mlcrew.data.sqlsource import read_sql, resolve_url
+
+    label = f"source {name!r} ({src.described})"
+    with tempfile.TemporaryDirectory(prefix="mlcrew-sql-") as tmp:
+        out = Path(tmp) / f"{name}.parquet"
+        read_sql(resolve_url(str(src.url), project, label), src.table, src.query, out, label)
+        digest = file_digest(out)
+        if keep and not store.artifacts.exists(digest):
+            with store.session() as s:
+                store.put_artifact(out, "source", s)
+    return digest
+
+
+def _remote_digest(store: Store, name: str, src: Source, cache: DigestCache, *, keep: bool) -> str:
+    """An object (or a glob of objects) on an object store: downloaded only when its stamp is
+    new to the digest cache or the store lacks its bytes."""
+    from mlcrew.data.remote import download, list_remote, stamp_of
+
+    label = f"source {name!r}"
+    entries: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="mlcrew-remote-") as tmp:
+        for i, (url, info) in enumerate(list_remote(src.file, src.endpoint_url, label)):
+            stamp = stamp_of(info)
+            digest = cache.lookup(url, stamp)
+            if digest is None or (keep and not store.artifacts.exists(digest)):
+                local = download(url, src.endpoint_url, Path(tmp) / str(i), label)
+                digest = file_digest(local)
+                cache.hashed += 1
+                cache.remember(url, stamp, digest)
+                if keep and not store.artifacts.exists(digest):
+                    with store.session() as s:
+                        store.put_artifact(local, "source", s)
+            entries.append((url, digest))
+    if not src.is_glob:
+        return entries[0][1]
+    data = manifest_bytes(entries)
+    if not keep:
+        return hashlib.sha256(data).hexdigest()
+    digest = store.artifacts.put_bytes(data)
+    with store.session() as s:
+        store.record_artifact(digest, len(data), "source", s)
     return digest
 
 
