@@ -204,24 +204,142 @@ class Dataset(_Model):
     missing_target: Literal["error", "drop"] = "error"
 
 
-class Check(_Model):
-    """Rules on one column, evaluated in DuckDB. `level: warn` reports without stopping."""
+class Transform(_Model):
+    """A table made from earlier ones: one SQL SELECT over them (the plain string form of a
+    transform), or a Python function of the project's code (`python: module:function`) that
+    takes Arrow tables, named by its parameters (or `inputs`), and returns one."""
 
-    column: str
+    sql: str | None = None
+    python: str | None = None
+    inputs: list[str] | None = None
+    timeout_seconds: Float = Field(600.0, gt=0)
+    # SQL: DuckDB's memory limit; Python: the child's address space (libraries count too).
+    memory_mb: Int = Field(4096, ge=512)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Transform:
+        if (self.sql is None) == (self.python is None):
+            raise ValueError("a transform is sql: SELECT ... or python: module:function")
+        if self.python is not None:
+            module, sep, function = self.python.partition(":")
+            dotted = all(part.isidentifier() for part in module.split("."))
+            if not sep or not dotted or not function.isidentifier():
+                raise ValueError(
+                    f"python: {self.python!r} must read module:function, like "
+                    "pipeline.clean:tidy (a function in pipeline/clean.py of the project)"
+                )
+        elif self.inputs is not None:
+            raise ValueError("inputs: is for python transforms; SQL names its tables itself")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "sql" if self.sql is not None else "python"
+
+
+class RowBounds(_Model):
+    min: Int | None = Field(None, ge=0)
+    max: Int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _some(self) -> RowBounds:
+        if self.min is None and self.max is None:
+            raise ValueError("rows: needs min:, max: or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("rows: min must not exceed max")
+        return self
+
+
+class Reference(_Model):
+    """Every value of the column must be a value of `column` of `table` (a foreign key)."""
+
+    table: str
+    column: str | None = None  # default: the checked column's name
+
+
+class Distribution(_Model):
+    """The column's distribution against the same column of a reference table: a normalised
+    Wasserstein distance for numbers (in units of the reference's standard deviation), the
+    Jensen-Shannon distance (0..1) for categories."""
+
+    reference: str
+    max_distance: Float = Field(gt=0)
+
+
+class Check(_Model):
+    """One rule, evaluated in DuckDB over a table (`table:`, default: the dataset's table).
+
+    Column rules (`column:` with type, not_null, between, in, regex, unique: true, references,
+    fresh_hours, distribution) fail row by row; table rules (`unique: [cols]`, `rows:`,
+    `sql:`, a query returning the failing rows) fail for the table. `level: warn` reports
+    without stopping."""
+
+    table: str | None = None
+    column: str | None = None
     type: Literal["integer", "float", "number", "string", "boolean", "date", "timestamp"] | None = (
         None
     )
     not_null: bool = False
     between: tuple[Float, Float] | None = None
     in_: list[str | int | float | bool] | None = Field(None, alias="in")
+    regex: str | None = None
+    unique: bool | list[str] | None = None
+    rows: RowBounds | None = None
+    # The newest value of a date/timestamp column must be at most this many hours old.
+    fresh_hours: Float | None = Field(None, gt=0)
+    references: Reference | None = None
+    sql: str | None = None
+    distribution: Distribution | None = None
     level: Literal["error", "warn"] = "error"
 
     @model_validator(mode="after")
     def _has_rule(self) -> Check:
-        if self.type is None and not self.not_null and self.between is None and self.in_ is None:
-            raise ValueError("a check needs at least one rule: type, not_null, between or in")
+        column_rules = {
+            "type": self.type is not None,
+            "not_null": self.not_null,
+            "between": self.between is not None,
+            "in": self.in_ is not None,
+            "regex": self.regex is not None,
+            "unique: true": self.unique is True,
+            "references": self.references is not None,
+            "fresh_hours": self.fresh_hours is not None,
+            "distribution": self.distribution is not None,
+        }
+        table_rules = {
+            "unique: [columns]": isinstance(self.unique, list),
+            "rows": self.rows is not None,
+            "sql": self.sql is not None,
+        }
+        if not any(column_rules.values()) and not any(table_rules.values()):
+            raise ValueError(
+                "a check needs a rule: type, not_null, between, in, regex, unique, references, "
+                "fresh_hours or distribution on a column:, or unique: [columns], rows: or sql: "
+                "on a table"
+            )
+        given_column = [k for k, v in column_rules.items() if v]
+        alone = [k for k in ("unique: true", "fresh_hours", "distribution") if column_rules[k]]
+        if alone and len(given_column) > 1:
+            raise ValueError(f"{alone[0]} is a rule of its own: write it as a separate check")
+        if given_column and self.column is None:
+            raise ValueError(f"{', '.join(given_column)} checks a column: add column: NAME")
+        given_table = [k for k, v in table_rules.items() if v]
+        if given_table and (given_column or len(given_table) > 1):
+            raise ValueError(f"{given_table[0]} is a rule of its own: write it as a separate check")
+        if given_table and self.column is not None:
+            raise ValueError(f"{given_table[0]} checks a whole table: leave out column:")
+        if isinstance(self.unique, list) and not self.unique:
+            raise ValueError("unique: [columns] needs at least one column")
+        if self.unique is False:
+            raise ValueError("unique: false checks nothing; leave it out")
         if self.between is not None and self.between[0] > self.between[1]:
             raise ValueError("between: [low, high] needs low <= high")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(
+                    f"regex {self.regex!r} is not a regular expression: {exc}"
+                ) from None
         return self
 
 
@@ -626,9 +744,11 @@ class Spec(_Model):
     # The project seed: the default of dataset.split.seed and training.seed.
     seed: Int = 0
     sources: dict[str, Source]
-    transforms: dict[str, str] = Field(default_factory=dict)
-    dataset: Dataset
-    target: str
+    transforms: dict[str, Transform] = Field(default_factory=dict)
+    # Without a target (and so without a dataset) the project is data-only: `mlcrew run`
+    # runs sources, transforms and checks, and nothing after them.
+    dataset: Dataset | None = None
+    target: str | None = None
     task: Literal["auto", "regression", "classification"] = "auto"
     features: Features = Field(default_factory=Features)
     checks: list[Check] = Field(default_factory=list)
@@ -660,15 +780,57 @@ class Spec(_Model):
             _check_identifier(name)
         return v
 
+    @field_validator("transforms", mode="before")
+    @classmethod
+    def _sql_shorthand(cls, v: Any) -> Any:
+        """`NAME: SELECT ...` is short for `NAME: {sql: SELECT ...}`."""
+        if isinstance(v, dict):
+            return {k: {"sql": t} if isinstance(t, str) else t for k, t in v.items()}
+        return v
+
     @field_validator("transforms")
     @classmethod
-    def _transform_names(cls, v: dict[str, str]) -> dict[str, str]:
+    def _transform_names(cls, v: dict[str, Transform]) -> dict[str, Transform]:
         for name in v:
             _check_identifier(name)
         return v
 
+    @property
+    def modeled(self) -> bool:
+        """A project that trains a model (it has a target), not a data-only one."""
+        return self.target is not None
+
+    @property
+    def model_target(self) -> str:
+        if self.target is None:
+            raise SpecError(
+                f"project {self.name!r} is data-only (no target:), so it has no model; add "
+                "target: COLUMN and dataset: {from: TABLE} to mlcrew.yaml to train one"
+            )
+        return self.target
+
+    @property
+    def modeled_dataset(self) -> Dataset:
+        if self.dataset is None:
+            self.model_target  # noqa: B018 - raises the data-only error
+            raise SpecError("a spec with target: needs dataset: {from: TABLE}")
+        return self.dataset
+
     @model_validator(mode="after")
     def _dataset_known(self) -> Spec:
+        if self.target is not None and self.dataset is None:
+            raise ValueError(
+                "@dataset: a spec with target: needs dataset: {from: TABLE}, the table the "
+                "model learns from (leave both out for a data-only project)"
+            )
+        if self.dataset is None:
+            return self
+        if self.target is None:
+            raise ValueError(
+                "@target: missing required key 'target': dataset: is the table a model learns "
+                "from, and target: the column it predicts (leave out both for a data-only "
+                "project)"
+            )
         tables = list(self.sources) + list(self.transforms)
         if self.dataset.from_ not in tables:
             close = difflib.get_close_matches(self.dataset.from_, tables, n=1)
@@ -731,7 +893,8 @@ class Spec(_Model):
     @property
     def split_seed(self) -> int:
         """The seed of a random split (the project seed unless the split names its own)."""
-        return self.seed if self.dataset.split.seed is None else self.dataset.split.seed
+        split = self.dataset.split if self.dataset is not None else None
+        return self.seed if split is None or split.seed is None else split.seed
 
     @property
     def training_seed(self) -> int:

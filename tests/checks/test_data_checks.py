@@ -87,3 +87,99 @@ def test_text_in_a_numeric_column_is_found_by_row() -> None:
         con, "t", [Check.model_validate({"column": "temp", "between": [0, 1]})]
     )[0]
     assert result["failing"] == 1 and result["samples"] == [{"row": 2, "temp": "hot"}]
+
+
+@pytest.fixture()
+def shop() -> duckdb.DuckDBPyConnection:
+    con = connect()
+    con.execute(
+        "CREATE TABLE orders AS SELECT * FROM (VALUES "
+        "(1, 10, 'a@x.org', TIMESTAMP '2026-11-20 10:00', 5.0, 'red'),"
+        "(2, 10, 'b@x.org', TIMESTAMP '2026-11-21 09:00', 7.0, 'red'),"
+        "(2, 11, 'nope',    TIMESTAMP '2026-11-22 08:00', 9.0, 'blue'),"
+        "(4, 99, NULL,      TIMESTAMP '2026-11-22 12:00', 11.0, 'blue')"
+        ") v(id, customer, email, placed, amount, color)"
+    )
+    con.execute("CREATE TABLE customers AS SELECT * FROM (VALUES (10), (11), (12)) v(id)")
+    con.execute(
+        "CREATE TABLE last_year AS SELECT (i % 7)::DOUBLE + 5 AS amount, "
+        "CASE WHEN i % 2 = 0 THEN 'red' ELSE 'blue' END AS color FROM range(1000) t(i)"
+    )
+    return con
+
+
+def one(con: duckdb.DuckDBPyConnection, as_of: str | None = None, **rule: Any) -> dict[str, Any]:
+    return evaluate_checks(con, "orders", [Check.model_validate(rule)], as_of)[0]
+
+
+def test_unique_on_one_or_several_columns(shop: duckdb.DuckDBPyConnection) -> None:
+    result = one(shop, column="id", unique=True)
+    assert result["failing"] == 2 and result["duplicate_keys"] == 1
+    assert result["samples"] == [{"id": 2, "rows": 2}]
+    assert one(shop, table="orders", unique=["id", "customer"])["passed"]
+    assert one(shop, column="email", unique=True)["passed"]
+
+
+def test_regex(shop: duckdb.DuckDBPyConnection) -> None:
+    result = one(shop, column="email", regex=r"[^@]+@[^@]+\.[a-z]+")
+    assert result["failing"] == 1 and result["samples"] == [{"row": 3, "email": "nope"}]
+    assert one(shop, column="email", regex=r".+")["passed"]  # missing values are not judged
+
+
+def test_row_count_bounds(shop: duckdb.DuckDBPyConnection) -> None:
+    assert one(shop, table="orders", rows={"min": 1, "max": 4})["passed"]
+    low = one(shop, table="orders", rows={"min": 5})
+    assert not low["passed"] and low["rows"] == 4
+
+
+def test_freshness_against_the_evaluation_time(shop: duckdb.DuckDBPyConnection) -> None:
+    fresh = one(shop, "2026-11-22T20:00:00+00:00", column="placed", fresh_hours=12)
+    assert fresh["passed"] and fresh["age_hours"] == 8.0
+    stale = one(shop, "2026-11-23T20:00:00+00:00", column="placed", fresh_hours=12)
+    assert not stale["passed"] and stale["newest"] == "2026-11-22T12:00:00"
+    with pytest.raises(DataError, match=r"fresh_hours needs a date or timestamp column"):
+        one(shop, column="email", fresh_hours=1)
+
+
+def test_referential_integrity(shop: duckdb.DuckDBPyConnection) -> None:
+    result = one(shop, column="customer", references={"table": "customers", "column": "id"})
+    assert result["failing"] == 1 and result["samples"] == [{"row": 4, "customer": 99}]
+    with pytest.raises(DataError, match=r"references names column 'nr', which table 'customers'"):
+        one(shop, column="customer", references={"table": "customers", "column": "nr"})
+
+
+def test_custom_sql_returns_the_failing_rows(shop: duckdb.DuckDBPyConnection) -> None:
+    result = one(shop, sql="SELECT id, amount FROM orders WHERE color = 'blue' AND amount > 10")
+    assert result["failing"] == 1 and result["samples"] == [{"id": 4, "amount": 11.0}]
+    assert one(shop, sql="SELECT * FROM orders WHERE amount < 0")["passed"]
+
+
+def test_distribution_against_a_reference_table(shop: duckdb.DuckDBPyConnection) -> None:
+    near = one(shop, column="amount", distribution={"reference": "last_year", "max_distance": 1})
+    assert near["passed"] and near["method"] == "wasserstein/std"
+    far = one(shop, column="amount", distribution={"reference": "last_year", "max_distance": 0.1})
+    assert not far["passed"] and far["distance"] > 0.1
+    colors = one(
+        shop, column="color", distribution={"reference": "last_year", "max_distance": 0.05}
+    )
+    assert colors["passed"] and colors["method"] == "jensen-shannon"  # 50/50 on both sides
+    shop.execute("UPDATE orders SET color = 'red'")
+    skewed = one(
+        shop, column="color", distribution={"reference": "last_year", "max_distance": 0.05}
+    )
+    assert not skewed["passed"] and skewed["distance"] > 0.5
+
+
+def test_rules_that_cannot_mix_are_refused_in_the_spec() -> None:
+    from pydantic import ValidationError
+
+    for bad, said in [
+        ({"column": "id", "unique": True, "not_null": True}, "unique: true is a rule of its own"),
+        ({"table": "t", "rows": {"min": 1}, "sql": "select 1"}, "is a rule of its own"),
+        ({"column": "id", "rows": {"min": 1}}, "checks a whole table: leave out column"),
+        ({"regex": "a+"}, "checks a column: add column"),
+        ({"column": "id", "regex": "(unclosed"}, "is not a regular expression"),
+        ({"table": "t", "rows": {"min": 5, "max": 1}}, "min must not exceed max"),
+    ]:
+        with pytest.raises(ValidationError, match=said):
+            Check.model_validate(bad)

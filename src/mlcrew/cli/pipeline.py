@@ -80,13 +80,13 @@ def run_cmd(
     from mlcrew.errors import CheckFailed, MlcrewError
     from mlcrew.pipeline.executors import make_executor
     from mlcrew.pipeline.runner import Runner
-    from mlcrew.pipeline.stages import STAGES
+    from mlcrew.pipeline.stages import stages_for
     from mlcrew.project import Project
 
     proj = Project.open(project)
     chosen = make_executor(proj.spec.execution, executor, address)
     try:
-        with stage_progress(len(STAGES), enabled=not json_out) as progress:
+        with stage_progress(len(stages_for(proj.spec)), enabled=not json_out) as progress:
             runner = Runner(
                 proj.root,
                 proj.store,
@@ -123,12 +123,11 @@ def status_cmd(
     project: Path = ProjectOption, verify: bool = VerifyOption, json_out: bool = JsonOption
 ) -> None:
     """Show each stage as fresh, stale (and why) or never run."""
-    from mlcrew.pipeline.stages import STAGES
     from mlcrew.pipeline.status import status
     from mlcrew.project import Project
 
     proj = Project.open(project)
-    rows = status(proj.root, proj.store, proj.spec, STAGES, verify=verify)
+    rows = status(proj.root, proj.store, proj.spec, verify=verify)
     if json_out:
         emit_json({"project": proj.spec.name, "stages": rows})
         return

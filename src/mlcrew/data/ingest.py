@@ -1,52 +1,29 @@
-"""The ingest stage: sources -> DuckDB tables -> SQL transforms -> the dataset as Parquet.
+"""The ingest stage: sources and transforms as cached, versioned nodes (data/nodes.py).
 
-User SQL runs after every source is loaded and external access is switched off, so a transform
-can read only the project's own tables: no files, no network.
+Each source is read once per content (its digest) into Parquet; each transform runs on its own
+inputs only (data/transforms.py), and only when its key is new. The stage's outputs are the
+catalog (every table's digest) and, when the spec names one, the dataset table that the model
+is trained on.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from mlcrew.data.tables import connect, fetch_arrow, load_table, scalar, schema_of, write_parquet
+from mlcrew.data.nodes import Node, NodeStore, node_key
+from mlcrew.data.tables import connect, fetch_arrow, load_table, write_parquet
+from mlcrew.data.transforms import inputs_of, run_transform
 from mlcrew.errors import DataError
 from mlcrew.pipeline.configs import IngestConfig, IngestSource
 from mlcrew.pipeline.stage import InputView, StageContext, StageResult
-from mlcrew.wording import plural
+from mlcrew.spec import canonical_json
 
-
-def sandbox(con: duckdb.DuckDBPyConnection) -> None:
-    """From here on, SQL reads only tables already loaded and cannot change any setting."""
-    con.execute("SET enable_external_access=false")
-    con.execute("SET lock_configuration=true")
-
-
-def apply_transforms(
-    con: duckdb.DuckDBPyConnection, transforms: dict[str, str], where: str = "mlcrew.yaml"
-) -> dict[str, int]:
-    """Create each transform as a table, in order; each must be one SELECT statement."""
-    rows: dict[str, int] = {}
-    for name, sql in transforms.items():
-        try:
-            statements = con.extract_statements(sql)
-            # PIVOT parses as one statement of type MULTI; it is still a query.
-            query_types = (duckdb.StatementType.SELECT, duckdb.StatementType.MULTI)
-            if len(statements) != 1 or statements[0].type not in query_types:
-                raise DataError(
-                    f"transform {name!r} must be exactly one SELECT statement "
-                    f"(found {plural(len(statements), 'statement')}); fix transforms.{name} in "
-                    f"{where}"
-                )
-            con.execute(f'CREATE TABLE "{name}" AS {sql}')
-        except duckdb.Error as exc:
-            raise DataError(
-                f"transform {name!r} failed: {str(exc).splitlines()[0]}; fix transforms.{name} "
-                f"in {where}"
-            ) from None
-        rows[name] = int(scalar(con, f'SELECT count(*) FROM "{name}"'))
-    return rows
+CATALOG = "mlcrew.catalog/1"
 
 
 def load_source(
@@ -82,19 +59,76 @@ def load_source(
     return record
 
 
-def run(ctx: StageContext[IngestConfig]) -> StageResult:
+def _source_node(
+    ctx: StageContext[IngestConfig], nodes: NodeStore, name: str, source: IngestSource
+) -> Node:
+    data = ctx.inputs.digest(f"source.{name}")
+    key = node_key(name, "source", source.model_dump(mode="json"), {"data": data})
+    parents = [{"name": f"source:{source.path}", "version": None, "digest": data}]
+    hit = nodes.cached(key, name, "source", parents)
+    if hit is not None:
+        return hit
     con = connect()
-    record: dict[str, Any] = {"tables": {}}
-    for name, source in ctx.config.sources.items():
-        record["tables"][name] = load_source(con, name, source, ctx.inputs)
-    sandbox(con)
-    for name, count in apply_transforms(con, ctx.config.transforms).items():
-        record["tables"][name] = {"rows": count}
-    dataset = ctx.config.dataset
-    table = fetch_arrow(con, f'SELECT * FROM "{dataset}"')
-    if table.num_rows == 0:
-        raise DataError(f"dataset {dataset!r} has no rows; check the sources and transforms")
-    out = ctx.workdir / "dataset.parquet"
+    try:
+        read = load_source(con, name, source, ctx.inputs)
+        table = fetch_arrow(con, f'SELECT * FROM "{name}"')
+    finally:
+        con.close()
+    out = ctx.workdir / f"{name}.parquet"
     write_parquet(table, out)
-    record["dataset"] = {"name": dataset, "rows": table.num_rows, "columns": schema_of(table)}
-    return StageResult({"dataset": out}, record)
+    detail = {"path": source.path, **{k: v for k, v in read.items() if k != "rows"}}
+    return nodes.save(name, "source", key, out, parents, detail)
+
+
+def run(ctx: StageContext[IngestConfig]) -> StageResult:
+    cfg = ctx.config
+    nodes = NodeStore(ctx.store, ctx.run_id, record=not ctx.dry_run, fresh=ctx.fresh)
+    made: dict[str, Node] = {}
+    scratch = Path(tempfile.mkdtemp(prefix="in-", dir=ctx.workdir))
+    paths: dict[str, Path] = {}
+
+    def path_of(table: str) -> Path:
+        if table not in paths:
+            paths[table] = ctx.store.artifacts.local_path(made[table].digest, scratch)
+        return paths[table]
+
+    for name, source in cfg.sources.items():
+        made[name] = _source_node(ctx, nodes, name, source)
+    for name, transform in cfg.transforms.items():
+        code = ctx.inputs.tree(f"code.{name}") if transform.python is not None else None
+        reads = inputs_of(name, transform, list(made), code)
+        parents = [made[p].ref() for p in reads]
+        digests = {p: made[p].digest for p in reads}
+        if code is not None:
+            digests["code"] = ctx.inputs.digest(f"code.{name}")
+        key = node_key(name, transform.kind, transform.model_dump(mode="json"), digests)
+        hit = nodes.cached(key, name, transform.kind, parents)
+        if hit is not None:
+            made[name] = hit
+            continue
+        out = ctx.workdir / f"{name}.parquet"
+        run_transform(name, transform, {p: path_of(p) for p in reads}, out, code)
+        made[name] = nodes.save(name, transform.kind, key, out, parents, {})
+    catalog = ctx.workdir / "catalog.json"
+    doc = {"format": CATALOG, "tables": {n: node.digest for n, node in made.items()}}
+    catalog.write_text(canonical_json(doc))
+    record: dict[str, Any] = {"tables": {n: node.record() for n, node in made.items()}}
+    outputs = {"catalog": catalog}
+    if cfg.dataset is not None:
+        node = made[cfg.dataset]
+        if node.rows == 0:
+            raise DataError(
+                f"dataset {cfg.dataset!r} has no rows; check the sources and transforms"
+            )
+        outputs["dataset"] = path_of(cfg.dataset)
+        record["dataset"] = {"name": cfg.dataset, "rows": node.rows, "columns": node.columns}
+    return StageResult(outputs, record)
+
+
+def read_catalog(data: bytes) -> dict[str, str]:
+    """Table name -> digest, from an ingest catalog."""
+    doc: dict[str, Any] = json.loads(data)
+    if doc.get("format") != CATALOG:
+        raise DataError(f"not an ingest catalog ({CATALOG})")
+    tables: dict[str, str] = doc["tables"]
+    return tables

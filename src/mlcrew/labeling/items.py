@@ -36,26 +36,28 @@ class Item:
 def read_table(spec: Spec, project: Path, labeling: Labeling, store: Store) -> pa.Table:
     """The `labeling.from` table: the source itself, or the transforms up to the one named,
     built from the project's files (the items to label never wait for labels)."""
-    from mlcrew.data.ingest import apply_transforms, sandbox
     from mlcrew.data.tables import connect, fetch_arrow, load_file
+    from mlcrew.data.transforms import compute
     from mlcrew.pipeline.sources import source_file
 
-    con = connect()
     if labeling.from_ in spec.sources:
         needed = {labeling.from_: spec.sources[labeling.from_]}
-        transforms: dict[str, str] = {}
     else:
         needed = {n: s for n, s in spec.sources.items() if s.labels is None}
-        names = list(spec.transforms)
-        transforms = {n: spec.transforms[n] for n in names[: names.index(labeling.from_) + 1]}
+    tables = {}
     for name, source in needed.items():
         path = source_file(project, store, name, source).resolve()
         if not path.exists():
             raise DataError(f"source {name!r}: {path} does not exist; fix sources.{name}.path")
-        load_file(con, name, path, source.resolved_format, f"source {name!r}", source.model_dump())
-    sandbox(con)
-    apply_transforms(con, transforms)
-    table = fetch_arrow(con, f'SELECT * FROM "{labeling.from_}"')
+        con = connect()
+        where = f"source {name!r} ({source.described})"
+        load_file(con, name, path, source.resolved_format, where, source.model_dump())
+        tables[name] = fetch_arrow(con, f'SELECT * FROM "{name}"')
+        con.close()
+    names = list(spec.transforms)
+    upto = names[: names.index(labeling.from_) + 1] if labeling.from_ in names else []
+    transforms = {n: spec.transforms[n] for n in upto}
+    table = compute(tables, transforms, labeling.from_, project)
     _check_columns(table, labeling)
     return table
 

@@ -68,7 +68,9 @@ def table_features(
 
     table = read_table(spec, project, labeling, store)
     try:
-        matrix, _ = item_features(table, labeling, exclude=(spec.target,), project=project)
+        matrix, _ = item_features(
+            table, labeling, exclude=(spec.target,) if spec.target else (), project=project
+        )
     except DataError:
         return {}
     keys = [str(plain(raw)) for raw in table.column(labeling.id).to_pylist()]

@@ -259,7 +259,9 @@ def refresh(store: Store, spec: Spec, project: Path, *, actor: str) -> RefreshRe
             started.add(key)
             known[key] = consensus(by_task[task_id], classes)
     features = (
-        item_features(table, labeling, exclude=(spec.target,), project=project)[0]
+        item_features(
+            table, labeling, exclude=(spec.target,) if spec.target else (), project=project
+        )[0]
         if learns
         else None
     )

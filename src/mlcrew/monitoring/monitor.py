@@ -45,7 +45,7 @@ def _prepare(
     """New data as model rows. New data usually arrives in the raw format of the spec's single
     source, so it goes through the spec's transforms; a file that is already in the model's
     columns is used as is when `as_given` (or when the transforms do not apply to it)."""
-    from mlcrew.data.ingest import apply_transforms, sandbox
+    from mlcrew.data.transforms import compute
 
     con = connect()
     # New data arrives like the source did: read it with the source's CSV options.
@@ -62,13 +62,12 @@ def _prepare(
             )
         return fetch_arrow(con, 'SELECT * FROM "__new"'), "as given"
     source = next(iter(spec.sources))
-    con.execute(f'ALTER TABLE "__new" RENAME TO "{source}"')
-    sandbox(con)
+    new = fetch_arrow(con, 'SELECT * FROM "__new"')
     try:
-        apply_transforms(con, spec.transforms)
+        table = compute({source: new}, dict(spec.transforms), spec.modeled_dataset.from_, project)
     except DataError:
         if has_features:
-            return fetch_arrow(con, f'SELECT * FROM "{source}"'), "as given"
+            return new, "as given"
         expected = _source_columns(spec, project)
         lacking = [c for c in expected if c not in columns]
         detail = (
@@ -81,7 +80,7 @@ def _prepare(
             f"{path}: {detail}, and it lacks model features {missing}; give new data in the "
             "source's raw format, or in the model's columns with --as-given"
         ) from None
-    return fetch_arrow(con, f'SELECT * FROM "{spec.dataset.from_}"'), "through the transforms"
+    return table, "through the transforms"
 
 
 def _logged_inputs(store: Store, name: str) -> tuple[Any, dict[str, Any]]:

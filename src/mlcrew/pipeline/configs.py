@@ -11,7 +11,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mlcrew.spec import Budget, Check, Features, Objective, Search, Spec, Value
+from mlcrew.spec import Budget, Check, Features, Objective, Search, Spec, Transform, Value
 
 
 class StageConfig(BaseModel):
@@ -50,15 +50,23 @@ class IngestSource(StageConfig):
 class IngestConfig(StageConfig):
     spec_keys: ClassVar[dict[str, str]] = {"dataset": "dataset.from"}
     sources: dict[str, IngestSource]
-    transforms: dict[str, str]
-    dataset: str = Field(description="the table that becomes the dataset")
+    transforms: dict[str, Transform]
+    # The table that becomes the dataset; None in a data-only project (no target).
+    dataset: str | None = Field(None, description="the table that becomes the dataset")
 
 
 class CheckConfig(StageConfig):
-    spec_keys: ClassVar[dict[str, str]] = {"missing_target": "dataset.missing_target"}
+    spec_keys: ClassVar[dict[str, str]] = {
+        "missing_target": "dataset.missing_target",
+        "dataset": "dataset.from",
+    }
     checks: list[Check]
-    target: str
+    target: str | None
     missing_target: Literal["error", "drop"] = "error"
+    # The table a check without `table:` is about (the dataset's), None in a data-only project.
+    dataset: str | None = None
+    # The hour freshness checks are judged at (only when there are some): a new hour re-runs.
+    as_of: str | None = None
 
 
 class SplitConfig(StageConfig):
@@ -135,31 +143,45 @@ def ingest_config(spec: Spec) -> IngestConfig:
             for name, src in spec.sources.items()
         },
         transforms=dict(spec.transforms),
-        dataset=spec.dataset.from_,
+        dataset=spec.dataset.from_ if spec.dataset is not None else None,
     )
+
+
+def split_missing(spec: Spec) -> str:
+    return spec.modeled_dataset.missing_target
 
 
 def check_config(spec: Spec) -> CheckConfig:
     return CheckConfig(
-        checks=list(spec.checks), target=spec.target, missing_target=spec.dataset.missing_target
+        checks=list(spec.checks),
+        target=spec.target,
+        missing_target=spec.dataset.missing_target if spec.dataset else "error",
+        dataset=spec.dataset.from_ if spec.dataset else None,
+        as_of=_hour_now() if any(c.fresh_hours is not None for c in spec.checks) else None,
     )
 
 
+def _hour_now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
+
+
 def split_config(spec: Spec) -> SplitConfig:
-    split = spec.dataset.split
+    split = spec.modeled_dataset.split
     return SplitConfig(
         by=split.by,
         order=list(split.order),
         test=split.test,
         seed=spec.split_seed if split.by == "random" else None,
-        drop_missing=spec.target if spec.dataset.missing_target == "drop" else None,
+        drop_missing=spec.model_target if split_missing(spec) == "drop" else None,
     )
 
 
 def train_config(spec: Spec) -> TrainConfig:
     t = spec.training
     return TrainConfig(
-        target=spec.target,
+        target=spec.model_target,
         task=spec.task,
         features=spec.features,
         metric=spec.objective.metric,
@@ -170,12 +192,12 @@ def train_config(spec: Spec) -> TrainConfig:
         search=t.search,
         calibration=t.calibration,
         value=spec.objective.value,
-        time_ordered=spec.dataset.split.by == "time",
+        time_ordered=spec.modeled_dataset.split.by == "time",
     )
 
 
 def evaluate_config(spec: Spec) -> EvaluateConfig:
-    return EvaluateConfig(target=spec.target, objective=spec.objective)
+    return EvaluateConfig(target=spec.model_target, objective=spec.objective)
 
 
 def register_config(spec: Spec) -> RegisterConfig:

@@ -29,6 +29,7 @@ def execute_stage(
     *,
     dry_run: bool,
     executor: Executor | None = None,
+    fresh: bool = False,
 ) -> tuple[dict[str, str], dict[str, Any]]:
     """Run one stage function in a scratch folder and store its outputs by digest.
 
@@ -45,6 +46,7 @@ def execute_stage(
             store=store,
             run_id=run_id,
             dry_run=dry_run,
+            fresh=fresh,
             executor=executor or LocalExecutor(),
             stage=stage.name,
             libraries=stage.libraries,

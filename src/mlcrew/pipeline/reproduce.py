@@ -12,7 +12,7 @@ from mlcrew.pipeline.execute import execute_stage
 from mlcrew.pipeline.keys import library_versions
 from mlcrew.pipeline.runner import Progress
 from mlcrew.pipeline.stage import StageDef
-from mlcrew.pipeline.stages import STAGES
+from mlcrew.pipeline.stages import stages_for
 from mlcrew.pipeline.status import library_changes
 from mlcrew.spec import parse_spec
 from mlcrew.store import Store
@@ -23,7 +23,7 @@ def reproduce(
     store: Store,
     run_id: str,
     progress: Progress | None = None,
-    stages: tuple[StageDef, ...] = STAGES,
+    stages: tuple[StageDef, ...] | None = None,
 ) -> dict[str, Any]:
     """Re-execute every stage of a run from its recorded config and inputs, cache bypassed,
     and compare each output digest with the recorded one. Every input read is verified against
@@ -50,8 +50,10 @@ def reproduce(
     if not executions:
         raise NotFoundError(f"run {run_id!r} has no stage executions to reproduce")
     # The recorded spec must still parse (and its bytes match their digest).
-    parse_spec(store.artifacts.read_bytes(run.spec_digest).decode(), f"run {run_id} spec")
-    by_name = {st.name: st for st in stages}
+    recorded = parse_spec(
+        store.artifacts.read_bytes(run.spec_digest).decode(), f"run {run_id} spec"
+    )
+    by_name = {st.name: st for st in (stages if stages is not None else stages_for(recorded))}
     differences: list[dict[str, Any]] = []
     results: list[dict[str, Any]] = []
     available: dict[str, str] = {}

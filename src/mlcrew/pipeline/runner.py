@@ -32,9 +32,9 @@ from mlcrew.pipeline.runs import (
     new_run_id,
     run_lock_name,
 )
-from mlcrew.pipeline.sources import digest_cache, source_digest
+from mlcrew.pipeline.sources import snapshot_inputs
 from mlcrew.pipeline.stage import StageDef, dump_config
-from mlcrew.pipeline.stages import STAGES
+from mlcrew.pipeline.stages import stages_for
 from mlcrew.registry.promotion import default_actor
 from mlcrew.registry.versions import CHAMPION, alias_holder
 from mlcrew.spec import Spec
@@ -62,16 +62,10 @@ def find_execution(session: Any, key: str) -> StageExecution | None:
 def snapshot_sources(
     project: Path, spec: Spec, store: Store, verify: bool = False
 ) -> dict[str, str]:
-    """Each source's digest, with its data kept in the store, so any run can be reproduced.
-    File digests come from the project's digest cache unless `verify` re-hashes them."""
-    cache = digest_cache(project, verify)
-    try:
-        return {
-            f"source.{name}": source_digest(project, store, name, src, cache, keep=True)
-            for name, src in spec.sources.items()
-        }
-    finally:
-        cache.save()
+    """Each source's digest (and each Python transform's code), with the bytes kept in the
+    store, so any run can be reproduced. File digests come from the project's digest cache
+    unless `verify` re-hashes them."""
+    return snapshot_inputs(project, spec, store, keep=True, verify=verify)
 
 
 class Runner:
@@ -87,7 +81,7 @@ class Runner:
         spec: Spec,
         spec_text: str,
         progress: Progress | None = None,
-        stages: tuple[StageDef, ...] = STAGES,
+        stages: tuple[StageDef, ...] | None = None,
         actor: str | None = None,
         executor: Executor | None = None,
         verify: bool = False,
@@ -98,7 +92,7 @@ class Runner:
         self.spec = spec
         self.spec_text = spec_text
         self.progress = progress or (lambda *_: None)
-        self.stages = stages
+        self.stages = stages if stages is not None else stages_for(spec)
         self.actor = actor or default_actor()
         self.executor = executor
         self._champion_before: dict[str, Any] | None = None
@@ -302,7 +296,14 @@ class Runner:
         started = time.perf_counter()
         try:
             outputs, rec = execute_stage(
-                stage, config_model, inputs, self.store, run_id, dry_run=False, executor=executor
+                stage,
+                config_model,
+                inputs,
+                self.store,
+                run_id,
+                dry_run=False,
+                executor=executor,
+                fresh=force,
             )
         except BaseException as exc:
             # Any failure is recorded as a failed execution, whatever raised it.

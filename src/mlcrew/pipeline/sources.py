@@ -18,7 +18,7 @@ from typing import Any
 
 from mlcrew.data.digests import DigestCache
 from mlcrew.errors import DataError, SpecError
-from mlcrew.spec import Source
+from mlcrew.spec import Source, Spec, Transform
 from mlcrew.store import Store, file_digest
 
 LABELS_DIR = Path(".mlcrew") / "labels"
@@ -111,6 +111,48 @@ def source_digest(
         with store.session() as s:
             store.put_artifact(path, "source", s)
     return digest
+
+
+def code_digest(
+    project: Path, store: Store, name: str, transform: Transform, cache: DigestCache, *, keep: bool
+) -> str:
+    """A Python transform's code (its module and the project modules it imports) as a manifest
+    of relative names and digests; with `keep`, the files go into the store."""
+    from mlcrew.data.pycode import module_files
+
+    files = module_files(project, str(transform.python))
+    pairs = [(rel, path, cache.digest(path)) for rel, path in files]
+    data = manifest_bytes([(rel, d) for rel, _, d in pairs])
+    if not keep:
+        return hashlib.sha256(data).hexdigest()
+    with store.session() as s:
+        for _, path, digest in pairs:
+            if not store.artifacts.exists(digest):
+                store.put_artifact(path, "code", s)
+        digest = store.artifacts.put_bytes(data)
+        store.record_artifact(digest, len(data), "code", s)
+    return digest
+
+
+def snapshot_inputs(
+    project: Path, spec: Spec, store: Store, *, keep: bool, verify: bool = False
+) -> dict[str, str]:
+    """Every source's digest and every Python transform's code digest (`source.NAME`,
+    `code.NAME`). With `keep`, what they digest is kept in the store."""
+    cache = digest_cache(project, verify)
+    try:
+        found = {
+            f"source.{name}": source_digest(project, store, name, src, cache, keep=keep)
+            for name, src in spec.sources.items()
+        }
+        for name, transform in spec.transforms.items():
+            if transform.python is not None:
+                found[f"code.{name}"] = code_digest(
+                    project, store, name, transform, cache, keep=keep
+                )
+        return found
+    finally:
+        cache.save()
 
 
 def _sql_digest(project: Path, store: Store, name: str, src: Source, *, keep: bool) -> str:

@@ -89,6 +89,31 @@ class InputView:
             out.append((entry["name"], target))
         return out
 
+    def tree(self, ref: str) -> Path:
+        """A manifest input (a Python transform's code) laid out as a folder: each file at its
+        relative name, checked against its digest."""
+        from mlcrew.pipeline.sources import read_manifest
+
+        root = self._scratch / f"tree-{self.digest(ref)[:16]}"
+        for entry in read_manifest(self.bytes(ref), ref):
+            rel = Path(entry["name"])
+            if rel.is_absolute() or ".." in rel.parts:
+                raise NotFoundError(f"{ref}: {entry['name']!r} is not a relative path")
+            target = root / rel
+            if not target.exists():
+                self._store.artifacts.copy_to(entry["digest"], target)
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+
+    def artifact(self, ref: str, digest: str) -> Path:
+        """A private copy of an artifact listed by a catalog input (`ref`), by its digest."""
+        if digest not in self.bytes(ref).decode():
+            raise NotFoundError(f"{digest[:12]} is not listed by input {ref!r}")
+        target = self._scratch / digest
+        if not target.exists():
+            self._store.artifacts.copy_to(digest, target)
+        return target
+
     def path(self, ref: str) -> Path:
         """A private copy of the input as a file, for readers that need a path (DuckDB)."""
         digest = self.digest(ref)
@@ -108,6 +133,7 @@ class StageContext(Generic[ConfigT]):
     store: Store
     run_id: str
     dry_run: bool = False  # reproduce: compute outputs, change nothing in the registry
+    fresh: bool = False  # run --force: recompute what the stage caches inside (data nodes)
     executor: Executor = field(default_factory=LocalExecutor)
     stage: str = ""
     libraries: tuple[str, ...] = ()  # the stage's declared libraries: units check them
@@ -158,11 +184,17 @@ class StageDef:
         return self.config_model.model_validate(recorded)
 
     def input_refs(self, spec: Spec) -> tuple[str, ...]:
-        if "sources" in self.inputs:
-            return tuple(f"source.{n}" for n in spec.sources) + tuple(
-                i for i in self.inputs if i != "sources"
-            )
-        return self.inputs
+        """The declared inputs, with `sources` standing for every `source.NAME` and `code`
+        for every Python transform's `code.NAME`."""
+        refs: list[str] = []
+        for ref in self.inputs:
+            if ref == "sources":
+                refs += [f"source.{n}" for n in spec.sources]
+            elif ref == "code":
+                refs += [f"code.{n}" for n, t in spec.transforms.items() if t.python is not None]
+            else:
+                refs.append(ref)
+        return tuple(refs)
 
     def function(self) -> StageFn:
         fn: StageFn = self.hook(self.impl)
@@ -192,7 +224,7 @@ def check_stage(stage: StageDef, spec: Spec | None = None) -> None:
     if not (isinstance(stage.config_model, type) and issubclass(stage.config_model, BaseModel)):
         problems.append("config_model must be a pydantic model class")
     for ref in stage.inputs:
-        if ref != "sources" and ref.count(".") != 1:
+        if ref not in ("sources", "code") and ref.count(".") != 1:
             problems.append(f"input {ref!r} must read 'stage.output'")
     for lib in stage.libraries:
         from mlcrew.pipeline.keys import library_versions

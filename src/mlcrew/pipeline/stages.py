@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from mlcrew.pipeline import configs as c
 from mlcrew.pipeline.stage import StageDef
+from mlcrew.spec import Spec
 
 TRAIN_LIBRARIES = (
     "lightgbm",
@@ -17,26 +20,27 @@ TRAIN_LIBRARIES = (
 )
 
 STAGES: tuple[StageDef, ...] = (
-    StageDef(
+    INGEST := StageDef(
         name="ingest",
-        version="3",
+        version="4",
         config_model=c.IngestConfig,
         build_config=c.ingest_config,
-        inputs=("sources",),
-        outputs=("dataset",),
+        inputs=("sources", "code"),
+        outputs=("dataset", "catalog"),
         impl="mlcrew.data.ingest:run",
         libraries=("duckdb", "pyarrow"),
-        description="sources -> SQL transforms in DuckDB -> the dataset as Parquet",
+        description="sources and transforms (SQL in DuckDB, Python in a child) as cached, "
+        "versioned datasets -> the catalog and the dataset as Parquet",
     ),
-    StageDef(
+    CHECK := StageDef(
         name="check",
-        version="3",
+        version="4",
         config_model=c.CheckConfig,
         build_config=c.check_config,
-        inputs=("ingest.dataset",),
+        inputs=("ingest.catalog",),
         outputs=("report",),
         impl="mlcrew.checks.data:run",
-        libraries=("duckdb",),
+        libraries=("duckdb", "scipy"),
         description="data checks in DuckDB; error-level failures stop the pipeline",
     ),
     StageDef(
@@ -86,6 +90,14 @@ STAGES: tuple[StageDef, ...] = (
         description="a model version with lineage (aliases move only through promotion)",
     ),
 )
+
+
+# A data-only project (no target): sources, transforms and checks, nothing after them.
+DATA_STAGES: tuple[StageDef, ...] = (replace(INGEST, outputs=("catalog",)), CHECK)
+
+
+def stages_for(spec: Spec) -> tuple[StageDef, ...]:
+    return STAGES if spec.modeled else DATA_STAGES
 
 
 def stage_by_name(name: str) -> StageDef:

@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 from mlcrew.errors import DataError, SpecError
 from mlcrew.pipeline.keys import cache_key, library_versions
 from mlcrew.pipeline.runner import find_execution
-from mlcrew.pipeline.sources import digest_cache, source_digest
+from mlcrew.pipeline.sources import code_digest, digest_cache, source_digest
 from mlcrew.pipeline.stage import StageDef, dump_config
-from mlcrew.pipeline.stages import STAGES
+from mlcrew.pipeline.stages import stages_for
 from mlcrew.spec import Spec
 from mlcrew.store import Store
 from mlcrew.store.models import StageExecution
@@ -74,12 +74,13 @@ def status(
     project: Path | None,
     store: Store,
     spec: Spec,
-    stages: tuple[StageDef, ...] = STAGES,
+    stages: tuple[StageDef, ...] | None = None,
     verify: bool = False,
 ) -> list[dict[str, Any]]:
     """Each stage as fresh, stale (with why) or never run, against the current spec and files.
     Without a project folder (a server holding only the store) the source files are taken as
     the latest run read them."""
+    stages = stages if stages is not None else stages_for(spec)
     available: dict[str, str] = {}
     order = [st.name for st in stages]
     rows: list[dict[str, Any]] = []
@@ -94,6 +95,13 @@ def status(
                 except (SpecError, DataError):
                     digest = "missing"
                 available[f"source.{name}"] = digest
+            for name, transform in spec.transforms.items():
+                if transform.python is not None:
+                    try:
+                        digest = code_digest(project, store, name, transform, cache, keep=False)
+                    except (SpecError, DataError):
+                        digest = "missing"
+                    available[f"code.{name}"] = digest
             cache.save()
         for stage in stages:
             config = dump_config(stage.config(spec))

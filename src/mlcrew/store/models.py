@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -168,4 +169,38 @@ class MonitorReport(ProjectOwned, Base):
     data_digest: Mapped[str] = mapped_column(String(64))
     report_digest: Mapped[str] = mapped_column(String(64))
     summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DatasetVersion(ProjectOwned, Base):
+    """One distinct content of a source or a transform's output: the same bytes are the same
+    version, whichever run made them. `parents` name the versions it was made from."""
+
+    __tablename__ = "dataset_versions"
+    __table_args__ = (
+        UniqueConstraint("project", "name", "version"),
+        UniqueConstraint("project", "name", "digest"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(16))  # source | sql | python
+    rows: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    parents: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    run_id: Mapped[str | None] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class DatasetNode(ProjectOwned, Base):
+    """The node cache: a node's key (its code, config and input digests) -> the version it
+    made. A known key is not executed again."""
+
+    __tablename__ = "dataset_nodes"
+    project: Mapped[str] = mapped_column(String(64), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

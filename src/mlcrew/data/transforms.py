@@ -1,0 +1,231 @@
+"""Transforms, one at a time: which tables each reads, and running it on its inputs alone.
+
+A SQL transform runs in a fresh DuckDB connection that sees only its input tables (views over
+their Parquet files, the only paths it may open) with external access, extensions and settings
+locked, a memory limit, and a time limit enforced by interrupting the query. A Python
+transform runs in a child process (pyrun.py). Either way a transform reads nothing but its
+declared inputs, so its output is a function of them and its code: what its cache key says.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from mlcrew.data.tables import connect, fetch_arrow, write_parquet
+from mlcrew.errors import DataError
+from mlcrew.spec import Transform
+from mlcrew.wording import plural
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+WHERE = "mlcrew.yaml"
+
+
+def sql_tables(sql: str) -> set[str] | None:
+    """The table names a SELECT reads (CTE names excluded), from DuckDB's own parser: its
+    syntax tree as JSON (no binding, so no table needs to exist), or for statements it cannot
+    serialise its table-name finder. None when neither can tell (a PIVOT statement): the
+    caller then takes every table it may read."""
+    import json
+
+    import duckdb
+
+    con = duckdb.connect(":memory:")
+    try:
+        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+        if not tree.get("error"):
+            tables: set[str] = set()
+            ctes: set[str] = set()
+            _walk(tree, tables, ctes)
+            return tables - ctes
+        if tree.get("error_type") == "parser":
+            raise DataError(str(tree.get("error_message", "syntax error")).splitlines()[0])
+        try:
+            return set(con.get_table_names(sql))
+        except duckdb.Error:
+            return None
+    except duckdb.Error as exc:
+        raise DataError(str(exc).splitlines()[0]) from None
+    finally:
+        con.close()
+
+
+def _walk(node: object, tables: set[str], ctes: set[str]) -> None:
+    if isinstance(node, dict):
+        if node.get("type") == "BASE_TABLE" and node.get("table_name"):
+            tables.add(str(node["table_name"]))
+        cte_map = node.get("cte_map")
+        if isinstance(cte_map, dict):
+            ctes.update(str(m.get("key")) for m in cte_map.get("map", []))
+        for value in node.values():
+            _walk(value, tables, ctes)
+    elif isinstance(node, list):
+        for value in node:
+            _walk(value, tables, ctes)
+
+
+def inputs_of(name: str, transform: Transform, known: list[str], project: Path | None) -> list[str]:
+    """The tables a transform reads, each a source or a transform above it."""
+    if transform.sql is not None:
+        try:
+            read = sql_tables(transform.sql)
+        except DataError as exc:
+            raise DataError(
+                f"transform {name!r} is not valid SQL: {exc}; fix transforms.{name} in {WHERE}"
+            ) from None
+        if read is None:
+            return list(known)
+        # Case as DuckDB resolves names: a table written `Trips` is the source `trips`.
+        by_lower = {k.lower(): k for k in known}
+        unknown = sorted(t for t in read if t.lower() not in by_lower)
+        found = {by_lower[t.lower()] for t in read if t.lower() in by_lower}
+        if unknown:
+            raise DataError(
+                f"transform {name!r} reads {', '.join(map(repr, unknown))}, which "
+                f"{'is' if len(unknown) == 1 else 'are'} neither a source nor a transform above "
+                f"it; tables it may read: {', '.join(known) or 'none'}"
+            )
+        return [k for k in known if k in found]
+    if transform.inputs is not None:
+        names = list(transform.inputs)
+    else:
+        if project is None:
+            raise DataError(f"transform {name!r} is Python code: it needs the project folder")
+        from mlcrew.data.pycode import locate
+
+        _, names = locate(project, str(transform.python), f"transforms.{name}")
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise DataError(
+            f"transform {name!r} ({transform.python}) takes {', '.join(map(repr, unknown))}, "
+            f"which {'is' if len(unknown) == 1 else 'are'} neither a source nor a transform "
+            f"above it; name its parameters after tables it may read: {', '.join(known)}"
+        )
+    return names
+
+
+def run_sql(name: str, transform: Transform, inputs: dict[str, Path], out: Path) -> int:
+    """Run one SQL transform over its inputs' Parquet files; write its table to `out`."""
+    import duckdb
+
+    sql = str(transform.sql)
+    con = connect()
+    try:
+        con.execute(f"SET memory_limit='{transform.memory_mb}MB'")
+        paths = [str(p) for p in inputs.values()]
+        con.execute("SET allowed_paths=$paths", {"paths": paths})
+        for table, path in inputs.items():
+            quoted = "'" + str(path).replace("'", "''") + "'"
+            con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM read_parquet({quoted})')
+        con.execute("SET enable_external_access=false")
+        con.execute("SET lock_configuration=true")
+        statements = con.extract_statements(sql)
+        query_types = (duckdb.StatementType.SELECT, duckdb.StatementType.MULTI)
+        if len(statements) != 1 or statements[0].type not in query_types:
+            raise DataError(
+                f"transform {name!r} must be exactly one SELECT statement (found "
+                f"{plural(len(statements), 'statement')}); fix transforms.{name} in {WHERE}"
+            )
+        timer = threading.Timer(transform.timeout_seconds, con.interrupt)
+        timer.start()
+        try:
+            table = fetch_arrow(con, sql)
+        except duckdb.InterruptException:
+            raise DataError(
+                f"transform {name!r} ran past its time limit of {transform.timeout_seconds:g} s "
+                f"and was stopped; make it cheaper, or raise transforms.{name}.timeout_seconds"
+            ) from None
+        finally:
+            timer.cancel()
+    except duckdb.OutOfMemoryException:
+        raise DataError(
+            f"transform {name!r} ran out of its memory limit of {transform.memory_mb} MB; make it "
+            f"lighter, or raise transforms.{name}.memory_mb"
+        ) from None
+    except duckdb.Error as exc:
+        raise DataError(
+            f"transform {name!r} failed: {str(exc).splitlines()[0]}; fix transforms.{name} in "
+            f"{WHERE}"
+        ) from None
+    finally:
+        con.close()
+    write_parquet(table, out)
+    return int(table.num_rows)
+
+
+def run_transform(
+    name: str,
+    transform: Transform,
+    inputs: dict[str, Path],
+    out: Path,
+    project: Path | None,
+) -> int:
+    """Run one transform of either kind; return its row count."""
+    if transform.sql is not None:
+        return run_sql(name, transform, inputs, out)
+    if project is None:
+        raise DataError(f"transform {name!r} is Python code: it needs the project folder")
+    from mlcrew.data.pyrun import run_python
+
+    run_python(
+        name,
+        str(transform.python),
+        project,
+        inputs,
+        out,
+        timeout=transform.timeout_seconds,
+        memory_mb=transform.memory_mb,
+    )
+    import pyarrow.parquet as pq
+
+    return int(pq.read_metadata(out).num_rows)
+
+
+def needed(
+    transforms: dict[str, Transform], sources: list[str], want: str, project: Path | None
+) -> list[str]:
+    """The transforms that `want` is made from (itself included), in spec order."""
+    known = list(sources)
+    parents: dict[str, list[str]] = {}
+    for name, transform in transforms.items():
+        parents[name] = inputs_of(name, transform, known, project)
+        known.append(name)
+    keep: set[str] = set()
+    todo = [want]
+    while todo:
+        name = todo.pop()
+        if name in transforms and name not in keep:
+            keep.add(name)
+            todo += parents[name]
+    return [n for n in transforms if n in keep]
+
+
+def compute(
+    tables: dict[str, pa.Table],
+    transforms: dict[str, Transform],
+    want: str,
+    project: Path | None,
+) -> pa.Table:
+    """Table `want`, made from the given source tables through the transforms it needs, with
+    nothing cached (new data for monitoring, items to label)."""
+    import tempfile
+
+    import pyarrow.parquet as pq
+
+    if want in tables:
+        return tables[want]
+    with tempfile.TemporaryDirectory(prefix="mlcrew-transforms-") as tmp:
+        paths: dict[str, Path] = {}
+        for name, table in tables.items():
+            paths[name] = Path(tmp) / f"{name}.parquet"
+            write_parquet(table, paths[name])
+        known = list(tables)
+        for name in needed(transforms, known, want, project):
+            inputs = inputs_of(name, transforms[name], list(paths), project)
+            out = Path(tmp) / f"{name}.parquet"
+            run_transform(name, transforms[name], {i: paths[i] for i in inputs}, out, project)
+            paths[name] = out
+        return pq.read_table(paths[want])
