@@ -97,3 +97,12 @@ class RateLimited(MlcrewError):
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class QueryError(MlcrewError):
+    """A data query that cannot run as written: not one SELECT, not valid SQL, or reaching
+    for what the sandbox forbids (HTTP 400)."""
+
+
+class QueryTimeout(MlcrewError):
+    """A data query that ran past its time limit and was stopped (HTTP 408)."""

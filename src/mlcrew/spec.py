@@ -557,6 +557,14 @@ class Training(_Model):
     params: dict[str, int | float | str | bool] = Field(default_factory=dict)
 
 
+class QueryLimits(_Model):
+    """What one query of `POST /v1/query` (and `mlcrew data query`) may cost."""
+
+    seconds: Float = Field(30.0, gt=0)
+    rows: Int = Field(1_000_000, ge=1)
+    memory_mb: Int = Field(2048, ge=64)
+
+
 class Serving(_Model):
     host: str = "127.0.0.1"
     port: Int = Field(8000, ge=0, le=65535)
@@ -577,6 +585,7 @@ class Serving(_Model):
     consumers: list[str] = Field(default_factory=list)
     # true: predictions only for a declared consumer's token (403 for anyone else).
     require_consumer: bool = False
+    query: QueryLimits = Field(default_factory=QueryLimits)
 
 
 class Drift(_Model):

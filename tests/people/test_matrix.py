@@ -29,6 +29,7 @@ SAMPLES = {
     "token_id": "tok_none",
     "task_id": "999999",
     "fmt": "md",
+    "ref": "nosuchdataset",
 }
 OUTER = [("POST", PREDICT_ROUTE), ("GET", "/healthz"), ("GET", "/readyz"), ("GET", "/metrics")]
 

@@ -158,6 +158,7 @@ def build_api(app: ServiceApp) -> FastAPI:
     from mlcrew.api.deps import AppState, authorize
     from mlcrew.api.routers import (
         audit,
+        datasets,
         evaluation_pages,
         experiment_pages,
         experiments,
@@ -216,6 +217,7 @@ def build_api(app: ServiceApp) -> FastAPI:
         experiments,
         experiment_pages,
         evaluation_pages,
+        datasets,
     )
     for module in modules:
         api.include_router(module.router)

@@ -28,6 +28,8 @@ from mlcrew.errors import (
     LimitExceeded,
     ModelInputError,
     NotFoundError,
+    QueryError,
+    QueryTimeout,
     StoreError,
     TrackingError,
 )
@@ -59,6 +61,8 @@ _JSON = b"application/json"
 # FastAPI application's handlers, api/errors.py, both read this table).
 ERROR_STATUS: tuple[tuple[type[Exception], int], ...] = (
     (NotFoundError, 404),
+    (QueryError, 400),
+    (QueryTimeout, 408),
     (LimitExceeded, 413),
     (StoreError, 503),
     (Forbidden, 403),

@@ -11,6 +11,7 @@ from rich.markup import escape
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from mlcrew.cli import (
+    data,
     experiments,
     export,
     features,
@@ -74,7 +75,7 @@ for group in (project, pipeline, registry, monitor, serve, score, export, people
     app.registered_commands.extend(group.app.registered_commands)
 # Command groups with sub-commands: `mlcrew models [history]`, `mlcrew store verify`,
 # `mlcrew user add|list|remove`, `mlcrew token create|list|revoke`, `mlcrew label ...`,
-# `mlcrew experiments list|show|compare`.
+# `mlcrew experiments list|show|compare`, `mlcrew data list|show|diff|profile|query`.
 for sub in (
     models.app,
     store.app,
@@ -83,6 +84,7 @@ for sub in (
     label.app,
     experiments.app,
     features.app,
+    data.app,
 ):
     sub.info.cls = _Group
     for command in sub.registered_commands:

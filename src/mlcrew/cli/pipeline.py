@@ -46,7 +46,17 @@ def print_run(result: RunResult) -> None:
         console.print(f"[{style}]verdict: {'passed' if verdict['passed'] else 'FAILED'}[/]")
         for reason in verdict["reasons"]:
             console.print(f"  {escape(reason)}")
-    console.print(escape(result.champion_story()))
+    ingest = next((o for o in result.stages if o.name == "ingest"), None)
+    if ingest is not None and not any(o.name == "train" for o in result.stages):
+        # A data-only project: what the run made is its tables.
+        for name, table in ingest.record.get("tables", {}).items():
+            version = f"@{table['version']}" if "version" in table else ""
+            console.print(
+                f"  {escape(name)}{version}: {table['rows']:,} rows ({table['kind']}, "
+                f"{'cached' if ingest.state == 'cached' else table['state']})"
+            )
+    else:
+        console.print(escape(result.champion_story()))
     console.print(f"run: {result.run_id}", style="dim")
 
 

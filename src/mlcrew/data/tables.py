@@ -19,6 +19,7 @@ def connect() -> duckdb.DuckDBPyConnection:
     # One thread keeps row order and floating-point sums identical from run to run.
     con.execute("SET threads=1")
     con.execute("SET preserve_insertion_order=true")
+    con.execute("SET enable_progress_bar=false")  # DuckDB would draw it on our stderr
     return con
 
 

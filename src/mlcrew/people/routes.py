@@ -42,6 +42,12 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/v1/status"): "read_models",
     ("GET", "/v1/monitor/reports"): "read_models",
     ("GET", "/v1/monitor/reports/{report_id}"): "read_models",
+    # datasets and read-only SQL over them
+    ("GET", "/v1/datasets"): "read_data",
+    ("GET", "/v1/datasets/{ref}"): "read_data",
+    ("GET", "/v1/datasets/{ref}/profile"): "read_data",
+    ("GET", "/v1/datasets/{ref}/diff"): "read_data",
+    ("POST", "/v1/query"): "read_data",
     # experiments (tracked runs)
     ("GET", "/v1/experiments/runs"): "read_models",
     ("GET", "/v1/experiments/runs/{run_id}"): "read_models",

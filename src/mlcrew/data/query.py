@@ -1,0 +1,239 @@
+"""Read-only SQL over the project's datasets, for people and programs (`mlcrew data query`,
+`POST /v1/query`).
+
+Each dataset is a table by name (its latest version) or `NAME@VERSION`. A query runs in a
+fresh in-memory DuckDB connection that sees only the Parquet files of the tables it names,
+with external access, extensions and settings locked (no files, network, ATTACH, COPY,
+INSTALL, SET or PRAGMA), one SELECT only, a memory limit, a time limit and a row limit.
+Results stream out in batches as JSON, CSV, Arrow IPC or Parquet.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mlcrew.checks.rules import jsonable, q
+from mlcrew.data.tables import connect
+from mlcrew.errors import (
+    DataError,
+    LimitExceeded,
+    MlcrewError,
+    NotFoundError,
+    QueryError,
+    QueryTimeout,
+)
+from mlcrew.store import Store
+
+Format = Literal["json", "csv", "arrow", "parquet"]
+FORMATS: tuple[Format, ...] = ("json", "csv", "arrow", "parquet")
+MEDIA = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "arrow": "application/vnd.apache.arrow.stream",
+    "parquet": "application/vnd.apache.parquet",
+}
+BATCH_ROWS = 8192
+_VERSIONED = re.compile(r'(?<![\w"@])([A-Za-z_][A-Za-z0-9_]*)@(\d+)\b')
+
+
+@dataclass(frozen=True)
+class Limits:
+    seconds: float = 30.0
+    rows: int = 100_000
+    memory_mb: int = 2048
+
+
+@dataclass
+class QueryResult:
+    columns: list[str]
+    batches: Iterator[Any]  # pyarrow.RecordBatch, at most `limit` rows in all
+    limit: int
+    schema: Any = None  # pyarrow.Schema of the batches
+    tables: dict[str, int] = field(default_factory=dict)  # dataset -> version read
+    _con: Any = None
+    _timer: Any = None
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+
+
+def _quote_versions(sql: str) -> str:
+    """`trips@3` -> `"trips@3"`, so a version reads as one table name."""
+    return _VERSIONED.sub(lambda m: f'"{m.group(1)}@{m.group(2)}"', sql)
+
+
+def run_query(
+    store: Store, sql: str, limit: int | None = None, limits: Limits = Limits()
+) -> QueryResult:
+    """Start a query; its batches stream from the result (close it when done)."""
+    import duckdb
+
+    from mlcrew.data.catalog import data_path, resolve
+    from mlcrew.data.transforms import sql_tables
+
+    cap = limits.rows if limit is None else limit
+    if cap < 0 or cap > limits.rows:
+        raise LimitExceeded(f"limit {cap} is more than this server allows ({limits.rows} rows)")
+    text = _quote_versions(sql.strip().rstrip(";"))
+    try:
+        named = sql_tables(text)
+    except DataError as exc:
+        raise QueryError(f"not valid SQL: {exc}") from None
+    if named is None:
+        raise QueryError("forbidden statement: a query is one SELECT (or WITH ... SELECT)")
+    versions = {name: resolve(store, name) for name in sorted(named)}
+    con = connect()
+    timer: threading.Timer | None = None
+    try:
+        con.execute(f"SET memory_limit='{limits.memory_mb}MB'")
+        paths = {n: str(data_path(store, v)) for n, v in versions.items()}
+        con.execute("SET allowed_paths=$paths", {"paths": list(paths.values())})
+        for name, path in paths.items():
+            quoted = "'" + path.replace("'", "''") + "'"
+            con.execute(f"CREATE VIEW {q(name)} AS SELECT * FROM read_parquet({quoted})")
+        con.execute("SET enable_external_access=false")
+        con.execute("SET lock_configuration=true")
+        statements = con.extract_statements(text)
+        if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+            raise QueryError("forbidden statement: a query is one SELECT (or WITH ... SELECT)")
+        timer = threading.Timer(limits.seconds, con.interrupt)
+        timer.start()
+        relation = con.sql(f"SELECT * FROM ({text}) LIMIT {int(cap)}")
+        columns = list(relation.columns)
+        # DuckDB 2 renamed fetch_record_batch to to_arrow_reader.
+        to_reader = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
+        reader = to_reader(BATCH_ROWS)
+    except BaseException as exc:
+        if timer is not None:
+            timer.cancel()
+        con.close()
+        if isinstance(exc, duckdb.InterruptException):
+            raise QueryTimeout(_timeout(limits)) from None
+        if isinstance(exc, duckdb.Error):
+            raise _translate(exc, limits) from None
+        raise
+    result = QueryResult(columns, iter(()), cap, tables={n: v.version for n, v in versions.items()})
+    result._con, result._timer, result.schema = con, timer, reader.schema
+    result.batches = _guarded(reader, result, limits)
+    return result
+
+
+def _guarded(reader: Any, result: QueryResult, limits: Limits) -> Iterator[Any]:
+    import duckdb
+
+    try:
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except duckdb.InterruptException:
+                raise QueryTimeout(_timeout(limits)) from None
+            except duckdb.Error as exc:
+                raise _translate(exc, limits) from None
+            yield batch
+    finally:
+        result.close()
+
+
+def _timeout(limits: Limits) -> str:
+    return (
+        f"the query ran past the time limit of {limits.seconds:g} s and was stopped; "
+        "aggregate more, select fewer rows or columns, or run it in a transform"
+    )
+
+
+def _translate(exc: Exception, limits: Limits) -> MlcrewError:
+    import duckdb
+
+    first = str(exc).strip().splitlines()[0]
+    if isinstance(exc, duckdb.OutOfMemoryException):
+        return LimitExceeded(
+            f"the query needs more than the memory limit of {limits.memory_mb} MB: {first}"
+        )
+    if isinstance(exc, duckdb.PermissionException):
+        return QueryError(f"forbidden: {first}; a query reads the project's datasets only")
+    if isinstance(exc, duckdb.CatalogException):
+        return NotFoundError(first)
+    return QueryError(first)
+
+
+def encode(result: QueryResult, fmt: Format) -> Iterator[bytes]:
+    """The result as bytes, batch by batch: JSON {"columns", "rows"}, CSV with a header,
+    an Arrow IPC stream or a Parquet file."""
+    import pyarrow as pa
+
+    if fmt == "json":
+        yield b'{"columns": ' + json.dumps(result.columns).encode() + b', "rows": ['
+        first = True
+        for batch in result.batches:
+            cols = [batch.column(i).to_pylist() for i in range(batch.num_columns)]
+            rows = [[jsonable(v) for v in row] for row in zip(*cols, strict=True)]
+            if not rows:
+                continue
+            body = ", ".join(json.dumps(r, default=str) for r in rows)
+            yield (b"" if first else b", ") + body.encode()
+            first = False
+        yield b"]}"
+        return
+    if fmt == "csv":
+        import pyarrow.csv as pcsv
+
+        header = True
+        for batch in result.batches:
+            out = io.BytesIO()
+            pcsv.write_csv(
+                pa.Table.from_batches([batch]), out, pcsv.WriteOptions(include_header=header)
+            )
+            header = False
+            yield out.getvalue()
+        if header:  # no rows: still the header
+            yield (",".join(json.dumps(c) for c in result.columns) + "\n").encode()
+        return
+    batches = list(result.batches) if fmt == "parquet" else result.batches
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        out = io.BytesIO()
+        table = pa.Table.from_batches(batches) if batches else _empty(result)
+        pq.write_table(table, out, compression="zstd")
+        yield out.getvalue()
+        return
+    sink = io.BytesIO()
+    writer = None
+    for batch in batches:
+        if writer is None:
+            writer = pa.ipc.new_stream(sink, batch.schema)
+        writer.write_batch(batch)
+        yield sink.getvalue()
+        sink.seek(0)
+        sink.truncate()
+    if writer is None:
+        writer = pa.ipc.new_stream(sink, _empty(result).schema)
+    writer.close()
+    yield sink.getvalue()
+
+
+def _empty(result: QueryResult) -> Any:
+    import pyarrow as pa
+
+    if result.schema is not None:
+        return result.schema.empty_table()
+    return pa.table({c: pa.array([], pa.null()) for c in result.columns})
+
+
+def query_json(store: Store, sql: str, limit: int | None = None) -> dict[str, Any]:
+    """The whole result as {"columns": [...], "rows": [[...], ...]} (for small results)."""
+    result = run_query(store, sql, limit)
+    doc: dict[str, Any] = json.loads(b"".join(encode(result, "json")))
+    return doc
