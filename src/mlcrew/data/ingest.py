@@ -17,7 +17,7 @@ import duckdb
 
 from mlcrew.data.nodes import Node, NodeStore, node_key
 from mlcrew.data.tables import connect, fetch_arrow, load_table, write_parquet
-from mlcrew.data.transforms import inputs_of, run_transform
+from mlcrew.data.transforms import embedding_model, inputs_of, run_transform
 from mlcrew.errors import DataError
 from mlcrew.pipeline.configs import IngestConfig, IngestSource
 from mlcrew.pipeline.stage import InputView, StageContext, StageResult
@@ -101,14 +101,16 @@ def run(ctx: StageContext[IngestConfig]) -> StageResult:
         digests = {p: made[p].digest for p in reads}
         if code is not None:
             digests["code"] = ctx.inputs.digest(f"code.{name}")
+        if transform.embed is not None:
+            digests["model"] = embedding_model()  # a new model version re-embeds
         key = node_key(name, transform.kind, transform.model_dump(mode="json"), digests)
         hit = nodes.cached(key, name, transform.kind, parents)
         if hit is not None:
             made[name] = hit
             continue
         out = ctx.workdir / f"{name}.parquet"
-        run_transform(name, transform, {p: path_of(p) for p in reads}, out, code)
-        made[name] = nodes.save(name, transform.kind, key, out, parents, {})
+        _, detail = run_transform(name, transform, {p: path_of(p) for p in reads}, out, code)
+        made[name] = nodes.save(name, transform.kind, key, out, parents, detail)
     catalog = ctx.workdir / "catalog.json"
     doc = {"format": CATALOG, "tables": {n: node.digest for n, node in made.items()}}
     catalog.write_text(canonical_json(doc))

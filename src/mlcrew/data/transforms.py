@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mlcrew.data.tables import connect, fetch_arrow, write_parquet
 from mlcrew.errors import DataError
@@ -89,6 +89,13 @@ def inputs_of(name: str, transform: Transform, known: list[str], project: Path |
                 f"it; tables it may read: {', '.join(known) or 'none'}"
             )
         return [k for k in known if k in found]
+    if transform.embed is not None:
+        if transform.embed.table not in known:
+            raise DataError(
+                f"transform {name!r} embeds {transform.embed.table!r}, which is neither a source "
+                f"nor a transform above it; tables it may read: {', '.join(known)}"
+            )
+        return [transform.embed.table]
     if transform.inputs is not None:
         names = list(transform.inputs)
     else:
@@ -162,10 +169,12 @@ def run_transform(
     inputs: dict[str, Path],
     out: Path,
     project: Path | None,
-) -> int:
-    """Run one transform of either kind; return its row count."""
+) -> tuple[int, dict[str, Any]]:
+    """Run one transform of any kind; return its row count and what to record about it."""
     if transform.sql is not None:
-        return run_sql(name, transform, inputs, out)
+        return run_sql(name, transform, inputs, out), {}
+    if transform.embed is not None:
+        return run_embed(name, transform, inputs, out)
     if project is None:
         raise DataError(f"transform {name!r} is Python code: it needs the project folder")
     from mlcrew.data.pyrun import run_python
@@ -181,7 +190,7 @@ def run_transform(
     )
     import pyarrow.parquet as pq
 
-    return int(pq.read_metadata(out).num_rows)
+    return int(pq.read_metadata(out).num_rows), {}
 
 
 def needed(
@@ -229,3 +238,64 @@ def compute(
             run_transform(name, transforms[name], {i: paths[i] for i in inputs}, out, project)
             paths[name] = out
         return pq.read_table(paths[want])
+
+
+def embedding_model() -> str:
+    """name@version of the packaged embedding model, without loading it (for cache keys)."""
+    import importlib.metadata
+
+    from mlcrew.data.embeddings import MODEL_DISTRIBUTION, MODEL_NAME
+
+    try:
+        return f"{MODEL_NAME}@{importlib.metadata.version(MODEL_DISTRIBUTION)}"
+    except importlib.metadata.PackageNotFoundError:
+        return f"{MODEL_NAME}@not installed"
+
+
+def run_embed(
+    name: str, transform: Transform, inputs: dict[str, Path], out: Path
+) -> tuple[int, dict[str, Any]]:
+    """The table with the text column's embeddings added as float32 columns; the row count
+    and what was embedded (texts, embedded now, found in the cache)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlcrew.data.embeddings import TextEmbedder
+
+    spec = transform.embed
+    assert spec is not None
+    table = pq.read_table(inputs[spec.table])
+    if spec.column not in table.column_names:
+        raise DataError(
+            f"transform {name!r}: {spec.table!r} has no column {spec.column!r}; columns: "
+            f"{', '.join(table.column_names)}"
+        )
+    column = table.column(spec.column)
+    if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        column = column.cast(pa.string())
+    embedder = TextEmbedder()
+    vectors = embedder.embed(column.to_pylist())
+    if spec.dimensions is not None and spec.dimensions < vectors.shape[1]:
+        # A fixed Gaussian projection (seed 0): distances are kept approximately, and the
+        # same text always gets the same reduced vector, whatever else is in the table.
+        rng = np.random.default_rng(0)
+        basis = rng.standard_normal((vectors.shape[1], spec.dimensions)) / np.sqrt(spec.dimensions)
+        vectors = (vectors.astype(np.float64) @ basis).astype(np.float32)
+    prefix = spec.prefix if spec.prefix is not None else f"{spec.column}_emb_"
+    clash = [c for c in table.column_names if c.startswith(prefix)]
+    if clash:
+        raise DataError(
+            f"transform {name!r}: {spec.table!r} already has columns starting with {prefix!r} "
+            f"({', '.join(clash[:3])}); set embed.prefix to another name"
+        )
+    for i in range(vectors.shape[1]):
+        table = table.append_column(f"{prefix}{i}", pa.array(vectors[:, i], pa.float32()))
+    write_parquet(table, out)
+    counts = embedder.counts
+    return int(table.num_rows), {
+        "model": embedder.model_key,
+        "texts": counts.texts,
+        "embedded": counts.embedded,
+        "cached": counts.cached,
+    }
