@@ -158,6 +158,7 @@ def build_api(app: ServiceApp) -> FastAPI:
     from mlcrew.api.deps import AppState, authorize
     from mlcrew.api.routers import (
         audit,
+        data_pages,
         datasets,
         evaluation_pages,
         experiment_pages,
@@ -218,6 +219,7 @@ def build_api(app: ServiceApp) -> FastAPI:
         experiment_pages,
         evaluation_pages,
         datasets,
+        data_pages,
     )
     for module in modules:
         api.include_router(module.router)

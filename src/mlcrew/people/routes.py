@@ -29,6 +29,9 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/experiments/runs/{run_id}"): "read_models",
     ("GET", "/experiments/compare"): "read_models",
     ("GET", "/models/{name}/evaluation"): "read_models",
+    ("GET", "/data"): "read_data",
+    ("GET", "/data/{ref}"): "read_data",
+    ("GET", "/query"): "read_data",
     ("GET", "/models/{name}/evaluation/report.{fmt}"): "read_models",
     # models, registry, runs, monitoring
     ("GET", "/v1/models"): "read_models",
