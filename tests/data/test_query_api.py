@@ -43,6 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
 
 
 def test_json_answers_columns_and_rows(server: httpx.Client) -> None:
+    ready = server.get("/readyz")  # a data-only project has no model to wait for
+    assert ready.status_code == 200 and ready.json()["reason"].startswith("data-only project")
     r = server.post("/v1/query", json={"sql": "SELECT day, n FROM daily WHERE day < 3"})
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     assert r.json() == {"columns": ["day", "n"], "rows": [[0, 143], [1, 143], [2, 143]]}

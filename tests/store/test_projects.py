@@ -193,11 +193,11 @@ def test_a_foundation_store_upgrades_with_every_record_under_its_project(
     assert [e["action"] for e in moves["events"]] == ["rollback", "promote", "promote"]
     status = {s["name"]: s for s in cli(shared_env, "status", "-p", str(project))["stages"]}
     # Its first run used the example's spec as it is: every stage's record is found under the
-    # project, so a stage is fresh unless its code changed since (or a stage upstream did).
-    assert [s["state"] for s in status.values()][:3] == ["fresh"] * 3
+    # project (none says "never run"), so a stage is fresh unless its code changed since, or
+    # its config, or a stage upstream did.
+    assert {s["state"] for s in status.values()} <= {"fresh", "stale"}, status
     for stage in status.values():
-        if stage["state"] != "fresh":
-            assert stage["state"] == "stale", stage
+        if stage["state"] == "stale":
             assert all(
                 w.startswith(("code version", "upstream", "config", "library"))
                 for w in stage["why"].split("; ")

@@ -67,6 +67,7 @@ class ServiceApp:
             project=spec.name,
             gate=self.gate,
             labeling=self.labeling,
+            modeled=spec.modeled,
         )
         self._api: FastAPI | None = None
         self._api_lock = threading.Lock()

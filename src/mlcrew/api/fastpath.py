@@ -108,6 +108,7 @@ class ServiceMiddleware:
         project: str,
         gate: Gate | None = None,
         labeling: LabelingFastPath | None = None,
+        modeled: bool = True,
     ) -> None:
         self.app = app
         self.gate = gate
@@ -120,7 +121,7 @@ class ServiceMiddleware:
         # framework, which a worker loads after it is ready (api/app.py).
         self.probes: dict[str, Callable[[], tuple[int, bytes, bytes]]] = {
             "/healthz": lambda: (200, orjson.dumps(liveness(project)), _JSON),
-            "/readyz": lambda: _json_reply(*readiness(service, project)),
+            "/readyz": lambda: _json_reply(*readiness(service, project, modeled)),
             "/metrics": lambda: (200, *_text(*exposition(service, metrics))),
         }
 

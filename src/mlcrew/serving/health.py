@@ -17,9 +17,15 @@ def liveness(project: str) -> dict[str, Any]:
     return {"status": "ok", "project": project}
 
 
-def readiness(service: PredictionService, model: str) -> tuple[int, dict[str, Any]]:
+def readiness(
+    service: PredictionService, model: str, modeled: bool = True
+) -> tuple[int, dict[str, Any]]:
     """(200, ready document) when the model's champion is loaded and can answer, else (503,
-    the reason), e.g. before the first version passes its gates."""
+    the reason), e.g. before the first version passes its gates. A data-only project has no
+    model to wait for: it is ready (its datasets and queries are served)."""
+    if not modeled:
+        reason = "data-only project: no model to serve; datasets and queries are"
+        return 200, {"status": "ready", "model": model, "version": None, "reason": reason}
     try:
         loaded = service.ready(model)
     except MlcrewError as exc:

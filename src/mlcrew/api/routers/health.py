@@ -41,7 +41,7 @@ def healthz(state: AppState = Depends(get_state)) -> dict[str, Any]:
 def readyz(state: AppState = Depends(get_state)) -> Any:
     """Ready when the project's champion is loaded and can answer; 503 (with the reason)
     otherwise, e.g. before the first version passes its gates."""
-    status, doc = readiness(state.service, state.spec.name)
+    status, doc = readiness(state.service, state.spec.name, state.spec.modeled)
     return doc if status == 200 else JSONResponse(doc, status_code=status)
 
 
