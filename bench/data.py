@@ -259,6 +259,7 @@ def bench_query(data: Path, tmp: Path, requests: int) -> list[dict[str, Any]]:
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # stop() ends its process group
     )
     rows = []
     try:

@@ -582,6 +582,9 @@ class QueryLimits(_Model):
     seconds: Float = Field(30.0, gt=0)
     rows: Int = Field(1_000_000, ge=1)
     memory_mb: Int = Field(2048, ge=64)
+    # DuckDB threads per query (default: every core). Pipeline stages use one, for repeatable
+    # sums; a query is read, not recorded, so it may use the machine.
+    threads: Int | None = Field(None, ge=1, le=256)
 
 
 class Serving(_Model):

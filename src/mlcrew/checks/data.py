@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from mlcrew.checks.rules import SAMPLE_ROWS, evaluate, jsonable, q
+from mlcrew.checks.rules import SAMPLE_ROWS, evaluate_all, jsonable, q
 from mlcrew.data.ingest import read_catalog
 from mlcrew.data.tables import connect, scalar
 from mlcrew.data.transforms import sql_tables
@@ -27,7 +27,7 @@ def evaluate_checks(
     con: Any, table: str, checks: list[Check], as_of: str | None = None
 ) -> list[dict[str, Any]]:
     """Every check on one table (checks that name another table read that one)."""
-    return [evaluate(con, i, c, c.table or table, as_of) for i, c in enumerate(checks)]
+    return evaluate_all(con, [(i, c, c.table or table) for i, c in enumerate(checks)], as_of)
 
 
 def tables_read(i: int, check: Check, default: str | None) -> set[str]:
@@ -79,10 +79,8 @@ def run(ctx: StageContext[CheckConfig]) -> StageResult:
     missing: dict[str, Any] = {"count": 0, "samples": []}
     if cfg.target is not None and cfg.dataset is not None:
         missing = _target(con, cfg, rows[cfg.dataset])
-    results = [
-        evaluate(con, i, c, c.table or str(cfg.dataset), cfg.as_of)
-        for i, c in enumerate(cfg.checks)
-    ]
+    items = [(i, c, c.table or str(cfg.dataset)) for i, c in enumerate(cfg.checks)]
+    results = evaluate_all(con, items, cfg.as_of)
     report: dict[str, Any] = {
         "rows": rows.get(cfg.dataset or ""),
         "tables": rows,

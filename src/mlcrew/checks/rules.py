@@ -102,21 +102,9 @@ def evaluate(
     as_of: str | None = None,
 ) -> dict[str, Any]:
     """One check's result: {check, rule, table, column, level, failing, samples, passed, ...}."""
-    result: dict[str, Any] = {
-        "check": i,
-        "rule": describe(check),
-        "table": table,
-        "column": check.column,
-        "level": check.level,
-        "failing": 0,
-        "samples": [],
-    }
+    result = _start(i, check, table)
     columns = columns_of(con, table)
-    if check.column is not None and check.column not in columns:
-        raise DataError(
-            f"checks[{i}] names column {check.column!r}, which table {table!r} does not have; "
-            f"columns: {', '.join(columns)}"
-        )
+    _known_column(i, check, table, columns)
     try:
         if isinstance(check.unique, list):
             _unique(con, i, table, check.unique, columns, result)
@@ -133,25 +121,47 @@ def evaluate(
         else:
             _row_rules(con, i, table, check, columns, result)
     except duckdb.Error as exc:
-        raise DataError(
-            f"checks[{i}] ({result['rule']}) cannot be evaluated: {str(exc).splitlines()[0]}"
-        ) from None
+        raise DataError(_cannot(i, result, exc)) from None
     result["passed"] = result["failing"] == 0
     return result
+
+
+def _start(i: int, check: Check, table: str) -> dict[str, Any]:
+    return {
+        "check": i,
+        "rule": describe(check),
+        "table": table,
+        "column": check.column,
+        "level": check.level,
+        "failing": 0,
+        "samples": [],
+    }
+
+
+def _known_column(i: int, check: Check, table: str, columns: dict[str, str]) -> None:
+    if check.column is not None and check.column not in columns:
+        raise DataError(
+            f"checks[{i}] names column {check.column!r}, which table {table!r} does not have; "
+            f"columns: {', '.join(columns)}"
+        )
+
+
+def _cannot(i: int, result: dict[str, Any], exc: Exception) -> str:
+    return f"checks[{i}] ({result['rule']}) cannot be evaluated: {str(exc).splitlines()[0]}"
 
 
 def _numbered(table: str) -> str:
     return f'(SELECT row_number() OVER () AS "__row", * FROM {q(table)})'
 
 
-def _row_rules(
+def _row_condition(
     con: duckdb.DuckDBPyConnection,
     i: int,
-    table: str,
     check: Check,
     columns: dict[str, str],
     result: dict[str, Any],
-) -> None:
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its parameters) that a failing row of a column-rule check meets."""
     col = str(check.column)
     quoted = q(col)
     kind = columns[col].split("(")[0]
@@ -203,17 +213,84 @@ def _row_rules(
             f"({quoted} IS NOT NULL AND {quoted} NOT IN "
             f"(SELECT {q(ref_col)} FROM {q(ref.table)} WHERE {q(ref_col)} IS NOT NULL))"
         )
-    where = " OR ".join(conditions) or "false"
+    return " OR ".join(conditions) or "false", params
+
+
+def _samples(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    col: str,
+    where: str,
+    params: list[Any],
+    result: dict[str, Any],
+) -> None:
     numbered = _numbered(table)
-    failing = con.execute(f"SELECT count(*) FROM {numbered} WHERE {where}", params).fetchall()
+    rows = con.execute(
+        f'SELECT "__row", {q(col)} FROM {numbered} WHERE {where} ORDER BY "__row" '
+        f"LIMIT {SAMPLE_ROWS}",
+        params,
+    ).fetchall()
+    result["samples"] = [{"row": int(r[0]), col: jsonable(r[1])} for r in rows]
+
+
+def _row_rules(
+    con: duckdb.DuckDBPyConnection,
+    i: int,
+    table: str,
+    check: Check,
+    columns: dict[str, str],
+    result: dict[str, Any],
+) -> None:
+    where, params = _row_condition(con, i, check, columns, result)
+    failing = con.execute(f"SELECT count(*) FROM {q(table)} WHERE {where}", params).fetchall()
     result["failing"] = int(failing[0][0])
     if result["failing"]:  # a passing check needs no second scan
-        rows = con.execute(
-            f'SELECT "__row", {quoted} FROM {numbered} WHERE {where} ORDER BY "__row" '
-            f"LIMIT {SAMPLE_ROWS}",
-            params,
-        ).fetchall()
-        result["samples"] = [{"row": int(r[0]), col: jsonable(r[1])} for r in rows]
+        _samples(con, table, str(check.column), where, params, result)
+
+
+def is_row_rule(check: Check) -> bool:
+    """A check judged row by row (one WHERE clause): these share one scan per table."""
+    return check.column is not None and not (
+        check.unique is not None or check.fresh_hours is not None or check.distribution is not None
+    )
+
+
+def evaluate_all(
+    con: duckdb.DuckDBPyConnection,
+    items: list[tuple[int, Check, str]],
+    as_of: str | None = None,
+) -> list[dict[str, Any]]:
+    """Every check's result, in order. The row-by-row checks of a table are counted in one
+    scan (one `count(*) FILTER (WHERE ...)` per check); only failing ones are read again for
+    sample rows. The others run one query each."""
+    results: dict[int, dict[str, Any]] = {}
+    by_table: dict[str, list[tuple[int, Check, str, list[Any], dict[str, Any]]]] = {}
+    for i, check, table in items:
+        if not is_row_rule(check):
+            results[i] = evaluate(con, i, check, table, as_of)
+            continue
+        result = _start(i, check, table)
+        columns = columns_of(con, table)
+        _known_column(i, check, table, columns)
+        try:
+            where, params = _row_condition(con, i, check, columns, result)
+        except duckdb.Error as exc:
+            raise DataError(_cannot(i, result, exc)) from None
+        by_table.setdefault(table, []).append((i, check, where, params, result))
+    for table, group in by_table.items():
+        counts = ", ".join(f"count(*) FILTER (WHERE {where})" for _, _, where, _, _ in group)
+        params = [p for *_, ps, _ in group for p in ps]
+        try:
+            row = con.execute(f"SELECT {counts} FROM {q(table)}", params).fetchall()[0]
+            for (i, check, where, ps, result), failing in zip(group, row, strict=True):
+                result["failing"] = int(failing)
+                if result["failing"]:
+                    _samples(con, table, str(check.column), where, ps, result)
+                result["passed"] = result["failing"] == 0
+                results[i] = result
+        except duckdb.Error as exc:
+            raise DataError(_cannot(group[0][0], group[0][4], exc)) from None
+    return [results[i] for i, _, _ in items]
 
 
 def _unique(

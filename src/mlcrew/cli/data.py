@@ -217,8 +217,7 @@ def query_cmd(
         raise typer.BadParameter(f"use one of table, {', '.join(FORMATS)}", param_hint="--format")
     proj = _store(project)
     try:
-        q = proj.spec.serving.query
-        limits = Limits(seconds=q.seconds, rows=max(limit, 1), memory_mb=q.memory_mb)
+        limits = Limits.of(proj.spec.serving.query, rows=max(limit, 1))
         result = run_query(proj.store, sql, limit, limits)
         if fmt == "table":
             _print_rows(result)

@@ -88,9 +88,18 @@ def run(ctx: StageContext[IngestConfig]) -> StageResult:
     paths: dict[str, Path] = {}
 
     def path_of(table: str) -> Path:
+        """A local Parquet file of a table: the store's own blob for DuckDB, which only reads
+        it (a local store), else a verified download."""
         if table not in paths:
             paths[table] = ctx.store.artifacts.local_path(made[table].digest, scratch)
         return paths[table]
+
+    def private(table: str) -> Path:
+        """A private copy, for project code (a Python transform) that could write to it."""
+        target = scratch / "private" / made[table].digest
+        if not target.exists():
+            ctx.store.artifacts.copy_to(made[table].digest, target)
+        return target
 
     for name, source in cfg.sources.items():
         made[name] = _source_node(ctx, nodes, name, source)
@@ -109,7 +118,8 @@ def run(ctx: StageContext[IngestConfig]) -> StageResult:
             made[name] = hit
             continue
         out = ctx.workdir / f"{name}.parquet"
-        _, detail = run_transform(name, transform, {p: path_of(p) for p in reads}, out, code)
+        locate = private if transform.python is not None else path_of
+        _, detail = run_transform(name, transform, {p: locate(p) for p in reads}, out, code)
         made[name] = nodes.save(name, transform.kind, key, out, parents, detail)
     catalog = ctx.workdir / "catalog.json"
     doc = {"format": CATALOG, "tables": {n: node.digest for n, node in made.items()}}

@@ -33,7 +33,7 @@ def sql_tables(sql: str) -> set[str] | None:
 
     import duckdb
 
-    con = duckdb.connect(":memory:")
+    con = _parser()
     try:
         tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
         if not tree.get("error"):
@@ -51,6 +51,21 @@ def sql_tables(sql: str) -> set[str] | None:
         raise DataError(str(exc).splitlines()[0]) from None
     finally:
         con.close()
+
+
+_PARSER: list[Any] = []
+_PARSER_LOCK = threading.Lock()
+
+
+def _parser() -> Any:
+    """A connection for parsing only: one database per process (opening one costs ~20 ms),
+    a fresh connection to it per call (those cost microseconds and are not shared)."""
+    import duckdb
+
+    with _PARSER_LOCK:
+        if not _PARSER:
+            _PARSER.append(duckdb.connect(":memory:"))
+        return _PARSER[0].cursor()
 
 
 def _walk(node: object, tables: set[str], ctes: set[str]) -> None:

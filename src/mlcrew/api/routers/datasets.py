@@ -94,8 +94,7 @@ def get_diff(
 async def post_query(body: QueryRequest, state: AppState = Depends(get_state)) -> StreamingResponse:
     """Read-only SQL over the project's datasets (each a table by name, or NAME@VERSION).
     JSON answers {"columns": [...], "rows": [[...], ...]}; results stream in batches."""
-    q = state.spec.serving.query
-    limits = Limits(seconds=q.seconds, rows=q.rows, memory_mb=q.memory_mb)
+    limits = Limits.of(state.spec.serving.query)
     result = await run_in_threadpool(run_query, state.store, body.sql, body.limit, limits)
     headers = {
         "x-mlcrew-row-limit": str(body.limit),
