@@ -248,49 +248,16 @@ def _row_rules(
         _samples(con, table, str(check.column), where, params, result)
 
 
-def is_row_rule(check: Check) -> bool:
-    """A check judged row by row (one WHERE clause): these share one scan per table."""
-    return check.column is not None and not (
-        check.unique is not None or check.fresh_hours is not None or check.distribution is not None
-    )
-
-
 def evaluate_all(
     con: duckdb.DuckDBPyConnection,
     items: list[tuple[int, Check, str]],
     as_of: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Every check's result, in order. The row-by-row checks of a table are counted in one
-    scan (one `count(*) FILTER (WHERE ...)` per check); only failing ones are read again for
-    sample rows. The others run one query each."""
-    results: dict[int, dict[str, Any]] = {}
-    by_table: dict[str, list[tuple[int, Check, str, list[Any], dict[str, Any]]]] = {}
-    for i, check, table in items:
-        if not is_row_rule(check):
-            results[i] = evaluate(con, i, check, table, as_of)
-            continue
-        result = _start(i, check, table)
-        columns = columns_of(con, table)
-        _known_column(i, check, table, columns)
-        try:
-            where, params = _row_condition(con, i, check, columns, result)
-        except duckdb.Error as exc:
-            raise DataError(_cannot(i, result, exc)) from None
-        by_table.setdefault(table, []).append((i, check, where, params, result))
-    for table, group in by_table.items():
-        counts = ", ".join(f"count(*) FILTER (WHERE {where})" for _, _, where, _, _ in group)
-        params = [p for *_, ps, _ in group for p in ps]
-        try:
-            row = con.execute(f"SELECT {counts} FROM {q(table)}", params).fetchall()[0]
-            for (i, check, where, ps, result), failing in zip(group, row, strict=True):
-                result["failing"] = int(failing)
-                if result["failing"]:
-                    _samples(con, table, str(check.column), where, ps, result)
-                result["passed"] = result["failing"] == 0
-                results[i] = result
-        except duckdb.Error as exc:
-            raise DataError(_cannot(group[0][0], group[0][4], exc)) from None
-    return [results[i] for i, _, _ in items]
+    """Every check's result, in order, one query each. Not one scan with a `count(*) FILTER
+    (WHERE ...)` per check: a WHERE clause reaches DuckDB's Parquet reader, which answers
+    from column statistics and dictionaries (`id IS NULL` on 2M rows: 1 ms as a WHERE,
+    40 ms as a FILTER; an `in` list: 28 ms against 380 ms)."""
+    return [evaluate(con, i, check, table, as_of) for i, check, table in items]
 
 
 def _unique(
