@@ -163,3 +163,23 @@ def test_the_data_commands_print_the_documented_json(project: Project) -> None:
     assert parsed["checks"][0]["table"] == "adults"
     diff = json.loads(_cli(project.root, "data", "diff", "adults@1", "adults@2", "--json").stdout)
     assert diff["by_key"]["added"] == 2  # Bob (now 18) and Fay
+
+
+def test_a_profile_and_a_diff_survive_nan_and_a_changed_type(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root = tmp_path / "p"
+    root.mkdir()
+    (root / "mlcrew.yaml").write_text("name: odd\nsources:\n  t: {path: t.parquet}\n")
+    pq.write_table(pa.table({"id": [1, 2, 3], "x": [1.0, float("nan"), 2.0]}), root / "t.parquet")
+    _run(root)
+    pq.write_table(pa.table({"id": [1, 2, 3], "x": ["1", "b", "2"]}), root / "t.parquet")
+    _run(root)
+    proj = Project.open(root, db_url=f"sqlite:///{root / 'meta.db'}")
+    x = next(c for c in profile_dataset(proj.store, "t@1")["columns"] if c["name"] == "x")
+    assert (x["min"], x["max"], sum(x["histogram"])) == (1.0, 2.0, 2)  # the finite values
+    doc = diff_datasets(proj.store, "t@1", "t@2")
+    assert doc["schema"]["retyped"] == [{"name": "x", "from": "double", "to": "string"}]
+    assert doc["by_key"]["changed"] == 3  # '1.0' -> '1' is a change of text too
+    proj.close()

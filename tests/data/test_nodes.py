@@ -123,6 +123,30 @@ def test_each_distinct_output_is_a_version_with_its_parents(tmp_path: Path) -> N
     proj.close()
 
 
+def test_a_transform_cannot_write_files_even_inside_a_pivot(tmp_path: Path) -> None:
+    sneaky = (
+        "COPY (PIVOT (SELECT 666 AS a, 'evil' AS e) ON e USING sum(a)) "
+        "TO '/tmp/mlcrew-pivot-leak.parquet' (FORMAT parquet)"
+    )
+    proj = _project(tmp_path / "p", SPEC.replace('"SELECT * FROM orders WHERE amount >= 10"',
+                                                 f'"{sneaky}"'))  # fmt: skip
+    with pytest.raises(DataError, match=r"'big_orders' must be exactly one SELECT statement"):
+        _run(proj)
+    assert not Path("/tmp/mlcrew-pivot-leak.parquet").exists()
+    proj.close()
+
+
+def test_a_packages_own_imports_are_part_of_a_python_transforms_code(tmp_path: Path) -> None:
+    from mlcrew.data.pycode import module_files
+
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("from .helpers import K\n")
+    (tmp_path / "pkg" / "helpers.py").write_text("K = 2\n")
+    (tmp_path / "pkg" / "score.py").write_text("def score(t):\n    return t\n")
+    names = [n for n, _ in module_files(tmp_path, "pkg.score:score")]
+    assert names == ["pkg/__init__.py", "pkg/helpers.py", "pkg/score.py"]
+
+
 def test_a_transform_reading_an_unknown_table_is_named(tmp_path: Path) -> None:
     proj = _project(tmp_path / "p", SPEC.replace("FROM customers", "FROM customer"))
     with pytest.raises(DataError, match=r"'regions' reads 'customer', which is neither a source"):

@@ -115,3 +115,36 @@ def test_large_results_stream_and_the_row_limit_holds(server: httpx.Client) -> N
     assert over.status_code == 413 and "3000000 rows" in over.json()["detail"]
     bad = server.post("/v1/query", json={"sql": sql, "format": "xml"})
     assert bad.status_code == 422
+
+
+def test_text_comments_and_errors_while_reading(server: httpx.Client) -> None:
+    # `x@1` inside quotes is text, not a table version; a trailing comment is fine.
+    r = server.post("/v1/query", json={"sql": "SELECT 'orders@1' AS t -- a note"})
+    assert r.json() == {"columns": ["t"], "rows": [["orders@1"]]}
+    # An error that only shows up while rows are read is still a 4xx, not a 200 cut short.
+    bad = server.post("/v1/query", json={"sql": "SELECT CAST('x' || id AS INTEGER) FROM orders"})
+    assert bad.status_code == 400 and "Could not convert" in bad.json()["detail"]
+    nested = server.post(
+        "/v1/query", json={"sql": "SELECT [1, 2] AS l, {'a': 1} AS s", "format": "csv"}
+    )
+    assert nested.text.splitlines()[1] == '"[1, 2]","{""a"": 1}"'
+
+
+def test_a_sandbox_in_use_is_not_closed_under_a_running_query(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlcrew.data.query import Limits, Sandboxes
+
+    for name in ("a", "b"):
+        pq.write_table(pa.table({"x": [1, 2, 3]}), tmp_path / f"{name}.parquet")
+    boxes = Sandboxes(keep=1)
+    db_a, cur_a = boxes.cursor({"a": str(tmp_path / "a.parquet")}, Limits())
+    db_b, cur_b = boxes.cursor({"b": str(tmp_path / "b.parquet")}, Limits())  # evicts a's
+    assert cur_a.execute("SELECT sum(x) FROM a").fetchall() == [(6,)]  # still open
+    cur_a.close()
+    boxes.release(db_a)  # the last user of an evicted database closes it
+    assert cur_b.execute("SELECT count(*) FROM b").fetchall() == [(3,)]
+    cur_b.close()
+    boxes.release(db_b)
+    boxes.close()

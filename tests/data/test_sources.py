@@ -165,6 +165,12 @@ def test_missing_markers_are_null_and_non_finite_numbers_are_refused(
     assert table.column("x").to_pylist() == ["1", "2"]  # types: keeps text as text
 
 
+def test_codes_with_leading_zeros_stay_text(store: Store, tmp_path: Path) -> None:
+    write(tmp_path, "zip.csv", "zip,y\n02134,1\n10001,2\n00501,3\n")
+    table, _ = read(store, tmp_path, "zip.csv")
+    assert table.column("zip").to_pylist() == ["02134", "10001", "00501"]
+
+
 def test_a_bad_value_past_the_type_sample_is_named_by_line(store: Store, tmp_path: Path) -> None:
     rows = ["x,y", *(f"{i},{i % 2}" for i in range(30_000)), "oops,1"]
     write(tmp_path, "big.csv", "\n".join(rows) + "\n")

@@ -80,7 +80,10 @@ def run(ctx: StageContext[CheckConfig]) -> StageResult:
     if cfg.target is not None and cfg.dataset is not None:
         missing = _target(con, cfg, rows[cfg.dataset])
     items = [(i, c, c.table or str(cfg.dataset)) for i, c in enumerate(cfg.checks)]
-    results = evaluate_all(con, items, cfg.as_of)
+    try:
+        results = evaluate_all(con, items, cfg.as_of)
+    finally:
+        con.close()
     report: dict[str, Any] = {
         "rows": rows.get(cfg.dataset or ""),
         "tables": rows,

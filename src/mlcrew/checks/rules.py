@@ -300,15 +300,14 @@ def _rows(con: duckdb.DuckDBPyConnection, table: str, check: Check, result: dict
 
 
 def _sql(con: duckdb.DuckDBPyConnection, i: int, sql: str, result: dict[str, Any]) -> None:
-    statements = con.extract_statements(sql)
-    query_types = (duckdb.StatementType.SELECT, duckdb.StatementType.MULTI)
-    if len(statements) != 1 or statements[0].type not in query_types:
-        raise DataError(f"checks[{i}]: sql must be one SELECT that returns the failing rows")
-    relation = con.sql(sql)
+    from mlcrew.data.transforms import one_query
+
+    wrapped = one_query(con, sql, f"checks[{i}]: sql", "it: it returns the failing rows")
+    relation = con.sql(wrapped)
     names = relation.columns
-    result["failing"] = int(con.execute(f"SELECT count(*) FROM ({sql})").fetchall()[0][0])
+    result["failing"] = int(con.execute(f"SELECT count(*) FROM ({wrapped})").fetchall()[0][0])
     if result["failing"]:
-        rows = con.execute(f"SELECT * FROM ({sql}) LIMIT {SAMPLE_ROWS}").fetchall()
+        rows = con.execute(f"{wrapped} LIMIT {SAMPLE_ROWS}").fetchall()
         result["samples"] = [{c: jsonable(v) for c, v in zip(names, r, strict=True)} for r in rows]
 
 
@@ -328,7 +327,13 @@ def _fresh(
             f"checks[{i}]: fresh_hours needs a date or timestamp column, and {col!r} is {kind}; "
             "convert it in a transform (CAST(... AS TIMESTAMP))"
         )
-    newest = con.execute(f"SELECT max(CAST({q(col)} AS TIMESTAMP)) FROM {q(table)}").fetchall()
+    # A time zone-aware column is read in UTC, never in this machine's zone.
+    value_sql = (
+        f"timezone('UTC', {q(col)})"
+        if "TIME ZONE" in kind.upper()
+        else f"CAST({q(col)} AS TIMESTAMP)"
+    )
+    newest = con.execute(f"SELECT max({value_sql}) FROM {q(table)}").fetchall()
     value = newest[0][0]
     now = datetime.fromisoformat(as_of) if as_of else datetime.now(UTC)
     result["as_of"] = now.isoformat()

@@ -212,6 +212,8 @@ def _json(store: Store, digest: str) -> dict[str, Any]:
 def profile_dataset(store: Store, v: DatasetVersion | str) -> dict[str, Any]:
     """Per-column statistics, computed in DuckDB: type, count, missing, distinct, min, max,
     mean, std, quartiles (numbers), lengths (text) and the most frequent values."""
+    import duckdb
+
     version = resolve(store, v) if isinstance(v, str) else v
     con = connect()
     try:
@@ -222,6 +224,10 @@ def profile_dataset(store: Store, v: DatasetVersion | str) -> dict[str, Any]:
             "rows": version.rows,
             "columns": profile_table(con, "t"),
         }
+    except duckdb.Error as exc:
+        raise DataError(
+            f"cannot profile {version.name}@{version.version}: {str(exc).splitlines()[0]}"
+        ) from None
     finally:
         con.close()
 
@@ -242,9 +248,11 @@ def profile_table(con: Any, table: str) -> list[dict[str, Any]]:
         ).fetchall()[0]
         stats.update({"count": int(n), "missing": int(nulls), "distinct": int(distinct)})
         if base in NUMERIC:
+            # Statistics of the finite values: one NaN or infinity would make them all NaN.
+            finite = f"WHERE isfinite(CAST({col} AS DOUBLE))"
             row = con.execute(
                 f"SELECT min({col}), max({col}), avg({col}), stddev_samp({col}), "
-                f"quantile_cont({col}, [0.25, 0.5, 0.75]) FROM {q(table)}"
+                f"quantile_cont({col}, [0.25, 0.5, 0.75]) FROM {q(table)} {finite}"
             ).fetchall()[0]
             stats.update(
                 {
@@ -283,7 +291,7 @@ def _histogram(con: Any, table: str, col: str, low: Any, high: Any, bins: int = 
     width = (high - low) / bins
     rows = con.execute(
         f"SELECT least(floor((CAST({col} AS DOUBLE) - ?) / ?)::BIGINT, {bins - 1}) AS b, "
-        f"count(*) FROM {q(table)} WHERE {col} IS NOT NULL GROUP BY 1",
+        f"count(*) FROM {q(table)} WHERE isfinite(CAST({col} AS DOUBLE)) GROUP BY 1",
         [low, width],
     ).fetchall()
     counts = [0] * bins
@@ -367,6 +375,8 @@ def diff_datasets(store: Store, a: str, b: str, key: list[str] | None = None) ->
     """Two versions side by side: schema changes, row counts, per-column statistic deltas and,
     with a key (or a column both call unique, such as an id), the rows added, removed and
     changed."""
+    import duckdb
+
     va, vb = resolve(store, a), resolve(store, b)
     con = connect()
     try:
@@ -406,6 +416,8 @@ def diff_datasets(store: Store, a: str, b: str, key: list[str] | None = None) ->
         if key:
             doc["by_key"] = _row_changes(con, key, [c for c in cols_a if c in cols_b])
         return doc
+    except duckdb.Error as exc:
+        raise DataError(f"cannot diff {a} and {b}: {str(exc).splitlines()[0]}") from None
     finally:
         con.close()
 
@@ -437,9 +449,17 @@ def _row_changes(con: Any, key: list[str], shared: list[str]) -> dict[str, Any]:
     missing = [k for k in key if k not in shared]
     if missing:
         raise DataError(f"diff key {missing} is not a column of both versions; columns: {shared}")
-    on = " AND ".join(f"a.{q(k)} IS NOT DISTINCT FROM b.{q(k)}" for k in key)
+    on = " AND ".join(
+        f"CAST(a.{q(k)} AS VARCHAR) IS NOT DISTINCT FROM CAST(b.{q(k)} AS VARCHAR)" for k in key
+    )
     values = [c for c in shared if c not in key]
-    differs = " OR ".join(f"a.{q(c)} IS DISTINCT FROM b.{q(c)}" for c in values) or "false"
+    # Compared as text, so a column whose type changed (BIGINT -> VARCHAR) compares at all.
+    differs = (
+        " OR ".join(
+            f"CAST(a.{q(c)} AS VARCHAR) IS DISTINCT FROM CAST(b.{q(c)} AS VARCHAR)" for c in values
+        )
+        or "false"
+    )
     first = q(key[0])
     joined = f"FROM a FULL OUTER JOIN b ON {on}"
     added, removed, changed = con.execute(

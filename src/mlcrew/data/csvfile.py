@@ -173,7 +173,13 @@ def _to_utf8(path: Path, encoding: str, scratch: Path, where: str) -> Path:
                 ) from None
             line += text.count("\n")
             dst.write(text)
-        dst.write(decoder.decode(b"", final=True))
+        try:
+            dst.write(decoder.decode(b"", final=True))
+        except UnicodeDecodeError:
+            raise DataError(
+                f"{where}: the file ends in the middle of a character (line {line}); it is cut "
+                f"short, or not {encoding}"
+            ) from None
     return out
 
 
@@ -343,7 +349,12 @@ def _check_values(
                     f"(line {line}: {value!r}); add decimal: ',' to the source (and delimiter: "
                     "';' if fields are separated by semicolons)"
                 )
-            if n and numbers >= NUMERIC_SHARE * n:
+            zeros = con.execute(
+                f'SELECT count(*) FROM "{table}" WHERE regexp_full_match(trim({col}), '
+                "'[+-]?0[0-9]+')"
+            ).fetchall()[0][0]
+            # Codes with leading zeros (zip codes, account numbers) stay text, as written.
+            if n and numbers >= NUMERIC_SHARE * n and not zeros:
                 _numbers_as_text(con, table, name, col, path, opts, delimiter, where, rejected)
         elif kind in ("DOUBLE", "FLOAT"):
             bad = f"NOT isfinite({col})"

@@ -44,6 +44,12 @@ def load_source(
         record["rows"] += read["rows"]
         record["files"].append({"name": file, **read})
         if source.filename:
+            have = [r[0] for r in con.execute(f'DESCRIBE "{part}"').fetchall()]
+            if source.filename in have:
+                raise DataError(
+                    f"source {name!r} ({file}) already has a column {source.filename!r}; give "
+                    f"sources.{name}.filename another name"
+                )
             con.execute(f'ALTER TABLE "{part}" ADD COLUMN "{source.filename}" VARCHAR')
             con.execute(f'UPDATE "{part}" SET "{source.filename}" = ?', [file])
         parts.append(f'SELECT * FROM "{part}"')

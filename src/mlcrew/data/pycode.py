@@ -64,10 +64,8 @@ def module_files(project: Path, ref: str) -> list[tuple[str, Path]]:
         if name in seen:
             continue
         parts = name.split(".")
-        for i in range(1, len(parts)):  # the packages a dotted module sits in
-            init = project.joinpath(*parts[:i]) / "__init__.py"
-            if init.is_file():
-                seen.setdefault(".".join(parts[:i]), init)
+        # The packages a dotted module sits in: run on import, so their imports count too.
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]
         path = module_file(project, name)
         if path is None:
             continue

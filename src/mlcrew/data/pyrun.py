@@ -53,7 +53,8 @@ def run_python(
         # One thread per math library: a thread pool reserves memory per thread (OpenBLAS
         # alone can use up a small limit at import), and one thread keeps sums repeatable.
         threads = {v: "1" for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-        env = {**os.environ, **threads, "PYTHONDONTWRITEBYTECODE": "1"}
+        # A fixed hash seed: a function that iterates a set of strings writes the same bytes.
+        env = {**os.environ, **threads, "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "mlcrew.data.pyrun", str(job)],

@@ -67,12 +67,16 @@ class QueryResult:
     _con: Any = None
     _timer: Any = None
 
+    _release: Any = None
+
     def close(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
         if self._con is not None:
             self._con.close()
             self._con = None
+            if self._release is not None:
+                self._release()
 
 
 class Sandboxes:
@@ -87,8 +91,11 @@ class Sandboxes:
         self.keep = keep
         self._lock = threading.Lock()
         self._open: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._users: dict[int, int] = {}  # id(database) -> cursors not yet released
+        self._evicted: dict[int, Any] = {}  # evicted databases, closed when their last goes
 
-    def cursor(self, paths: dict[str, str], limits: Limits) -> Any:
+    def cursor(self, paths: dict[str, str], limits: Limits) -> tuple[Any, Any]:
+        """(database, cursor); give the database back with `release` when the query ends."""
         key = (tuple(sorted(paths.items())), limits.memory_mb, limits.threads)
         with self._lock:
             db = self._open.get(key)
@@ -96,9 +103,25 @@ class Sandboxes:
                 db = self._build(paths, limits)
                 self._open[key] = db
                 while len(self._open) > self.keep:
-                    self._open.popitem(last=False)[1].close()
+                    old = self._open.popitem(last=False)[1]
+                    if self._users.get(id(old), 0):
+                        self._evicted[id(old)] = old  # in use: closed by its last release
+                    else:
+                        old.close()
             self._open.move_to_end(key)
-            return db.cursor()
+            self._users[id(db)] = self._users.get(id(db), 0) + 1
+            return db, db.cursor()
+
+    def release(self, db: Any) -> None:
+        with self._lock:
+            left = self._users.get(id(db), 1) - 1
+            if left:
+                self._users[id(db)] = left
+                return
+            self._users.pop(id(db), None)
+            evicted = self._evicted.pop(id(db), None)
+        if evicted is not None:
+            evicted.close()
 
     @staticmethod
     def _build(paths: dict[str, str], limits: Limits) -> Any:
@@ -122,9 +145,23 @@ class Sandboxes:
 SANDBOXES = Sandboxes()
 
 
+_LITERALS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|/\*.*?\*/", re.DOTALL)
+
+
 def _quote_versions(sql: str) -> str:
-    """`trips@3` -> `"trips@3"`, so a version reads as one table name."""
-    return _VERSIONED.sub(lambda m: f'"{m.group(1)}@{m.group(2)}"', sql)
+    """`trips@3` -> `"trips@3"`, so a version reads as one table name; text in quotes and
+    comments is left as it is."""
+    out, at = [], 0
+    for literal in _LITERALS.finditer(sql):
+        out.append(_VERSIONED.sub(_quoted, sql[at : literal.start()]))
+        out.append(literal.group(0))
+        at = literal.end()
+    out.append(_VERSIONED.sub(_quoted, sql[at:]))
+    return "".join(out)
+
+
+def _quoted(m: re.Match[str]) -> str:
+    return f'"{m.group(1)}@{m.group(2)}"'
 
 
 def run_query(
@@ -148,7 +185,7 @@ def run_query(
         raise QueryError("forbidden statement: a query is one SELECT (or WITH ... SELECT)")
     versions = {name: resolve(store, name) for name in sorted(named)}
     paths = {n: str(data_path(store, v)) for n, v in versions.items()}
-    con = SANDBOXES.cursor(paths, limits)  # a connection of a sandboxed database
+    db, con = SANDBOXES.cursor(paths, limits)  # a connection of a sandboxed database
     timer: threading.Timer | None = None
     try:
         statements = con.extract_statements(text)
@@ -156,15 +193,20 @@ def run_query(
             raise QueryError("forbidden statement: a query is one SELECT (or WITH ... SELECT)")
         timer = threading.Timer(limits.seconds, con.interrupt)
         timer.start()
-        relation = con.sql(f"SELECT * FROM ({text}) LIMIT {int(cap)}")
+        # On its own lines: a trailing `-- comment` must not swallow the parenthesis.
+        relation = con.sql(f"SELECT * FROM (\n{text}\n) LIMIT {int(cap)}")
         columns = list(relation.columns)
         # DuckDB 2 renamed fetch_record_batch to to_arrow_reader.
         to_reader = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
         reader = to_reader(BATCH_ROWS)
+        # The first batch here: most errors (a bad cast, the time limit) show up by then and
+        # become a 4xx, instead of a body cut short after a 200.
+        first = _next(reader, limits)
     except BaseException as exc:
         if timer is not None:
             timer.cancel()
         con.close()
+        SANDBOXES.release(db)
         if isinstance(exc, duckdb.InterruptException):
             raise QueryTimeout(_timeout(limits)) from None
         if isinstance(exc, duckdb.Error):
@@ -172,24 +214,37 @@ def run_query(
         raise
     result = QueryResult(columns, iter(()), cap, tables={n: v.version for n, v in versions.items()})
     result._con, result._timer, result.schema = con, timer, reader.schema
-    result.batches = _guarded(reader, result, limits)
+    result._release = lambda: SANDBOXES.release(db)
+    result.batches = _guarded(reader, first, result, limits)
     return result
 
 
-def _guarded(reader: Any, result: QueryResult, limits: Limits) -> Iterator[Any]:
+def _next(reader: Any, limits: Limits) -> Any:
+    """The reader's next batch (None at the end), its errors said as the library's: DuckDB's
+    errors reach the Arrow reader as OSError or ArrowException."""
     import duckdb
+    import pyarrow as pa
 
     try:
-        while True:
-            try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
-            except duckdb.InterruptException:
-                raise QueryTimeout(_timeout(limits)) from None
-            except duckdb.Error as exc:
-                raise _translate(exc, limits) from None
+        return reader.read_next_batch()
+    except StopIteration:
+        return None
+    except duckdb.InterruptException:
+        raise QueryTimeout(_timeout(limits)) from None
+    except duckdb.Error as exc:
+        raise _translate(exc, limits) from None
+    except (OSError, pa.ArrowException) as exc:
+        if "INTERRUPT" in str(exc).upper():
+            raise QueryTimeout(_timeout(limits)) from None
+        raise QueryError(str(exc).strip().splitlines()[0]) from None
+
+
+def _guarded(reader: Any, first: Any, result: QueryResult, limits: Limits) -> Iterator[Any]:
+    try:
+        batch = first
+        while batch is not None:
             yield batch
+            batch = _next(reader, limits)
     finally:
         result.close()
 
@@ -241,25 +296,34 @@ def encode(result: QueryResult, fmt: Format) -> Iterator[bytes]:
         for batch in result.batches:
             out = io.BytesIO()
             pcsv.write_csv(
-                pa.Table.from_batches([batch]), out, pcsv.WriteOptions(include_header=header)
+                _flat(pa.Table.from_batches([batch])),
+                out,
+                pcsv.WriteOptions(include_header=header),
             )
             header = False
             yield out.getvalue()
         if header:  # no rows: still the header
             yield (",".join(json.dumps(c) for c in result.columns) + "\n").encode()
         return
-    batches = list(result.batches) if fmt == "parquet" else result.batches
     if fmt == "parquet":
+        # Spooled to a temporary file batch by batch (a Parquet footer comes last), then sent
+        # in chunks: a large result never sits in memory whole.
+        import tempfile
+
         import pyarrow.parquet as pq
 
-        out = io.BytesIO()
-        table = pa.Table.from_batches(batches) if batches else _empty(result)
-        pq.write_table(table, out, compression="zstd")
-        yield out.getvalue()
+        with tempfile.TemporaryFile() as spool:
+            schema = result.schema if result.schema is not None else _empty(result).schema
+            with pq.ParquetWriter(spool, schema, compression="zstd") as parquet:
+                for batch in result.batches:
+                    parquet.write_batch(batch)
+            spool.seek(0)
+            while chunk := spool.read(1 << 20):
+                yield chunk
         return
     sink = io.BytesIO()
     writer = None
-    for batch in batches:
+    for batch in result.batches:
         if writer is None:
             writer = pa.ipc.new_stream(sink, batch.schema)
         writer.write_batch(batch)
@@ -270,6 +334,20 @@ def encode(result: QueryResult, fmt: Format) -> Iterator[bytes]:
         writer = pa.ipc.new_stream(sink, _empty(result).schema)
     writer.close()
     yield sink.getvalue()
+
+
+def _flat(table: Any) -> Any:
+    """Lists, structs and maps as JSON text: CSV has no nested values."""
+    import pyarrow as pa
+
+    for i, column in enumerate(table.schema):
+        if pa.types.is_nested(column.type):
+            values = [
+                None if v is None else json.dumps(v, default=str)
+                for v in table.column(i).to_pylist()
+            ]
+            table = table.set_column(i, column.name, pa.array(values, pa.string()))
+    return table
 
 
 def _empty(result: QueryResult) -> Any:

@@ -35,7 +35,11 @@ def sql_tables(sql: str) -> set[str] | None:
 
     con = _parser()
     try:
-        tree = json.loads(con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0])
+        text = con.execute("SELECT json_serialize_sql(?)", [sql]).fetchall()[0][0]
+        try:
+            tree = json.loads(text)
+        except RecursionError:
+            raise DataError("the statement is nested too deeply to read") from None
         if not tree.get("error"):
             tables: set[str] = set()
             ctes: set[str] = set()
@@ -69,6 +73,7 @@ def _parser() -> Any:
 
 
 def _walk(node: object, tables: set[str], ctes: set[str]) -> None:
+    # Iterative would avoid the limit; json.loads above refuses deeper trees than this reaches.
     if isinstance(node, dict):
         if node.get("type") == "BASE_TABLE" and node.get("table_name"):
             tables.add(str(node["table_name"]))
@@ -129,6 +134,27 @@ def inputs_of(name: str, transform: Transform, known: list[str], project: Path |
     return names
 
 
+def one_query(con: Any, sql: str, what: str, fix: str) -> str:
+    """`sql` as a subquery, `SELECT * FROM (sql)`, if it is exactly one query. Only a query
+    parses inside FROM (...): a PIVOT statement has the type MULTI, and so has a COPY or a
+    CREATE that contains one, so the statement's type alone cannot tell them apart."""
+    import duckdb
+
+    wrapped = f"SELECT * FROM (\n{sql}\n)"
+    try:
+        if len(con.extract_statements(wrapped)) == 1:
+            return wrapped
+    except duckdb.Error:
+        pass
+    statements = con.extract_statements(sql)  # a syntax error is said by the caller
+    found = (
+        f"a {statements[0].type.name} statement"
+        if len(statements) == 1
+        else plural(len(statements), "statement")
+    )
+    raise DataError(f"{what} must be exactly one SELECT statement (found {found}); fix {fix}")
+
+
 def run_sql(name: str, transform: Transform, inputs: dict[str, Path], out: Path) -> int:
     """Run one SQL transform over its inputs' Parquet files; write its table to `out`."""
     import duckdb
@@ -144,17 +170,11 @@ def run_sql(name: str, transform: Transform, inputs: dict[str, Path], out: Path)
             con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM read_parquet({quoted})')
         con.execute("SET enable_external_access=false")
         con.execute("SET lock_configuration=true")
-        statements = con.extract_statements(sql)
-        query_types = (duckdb.StatementType.SELECT, duckdb.StatementType.MULTI)
-        if len(statements) != 1 or statements[0].type not in query_types:
-            raise DataError(
-                f"transform {name!r} must be exactly one SELECT statement (found "
-                f"{plural(len(statements), 'statement')}); fix transforms.{name} in {WHERE}"
-            )
+        wrapped = one_query(con, sql, f"transform {name!r}", f"transforms.{name} in {WHERE}")
         timer = threading.Timer(transform.timeout_seconds, con.interrupt)
         timer.start()
         try:
-            table = fetch_arrow(con, sql)
+            table = fetch_arrow(con, wrapped)
         except duckdb.InterruptException:
             raise DataError(
                 f"transform {name!r} ran past its time limit of {transform.timeout_seconds:g} s "

@@ -46,9 +46,12 @@ def digest_cache(project: Path | None, verify: bool = False) -> DigestCache:
 def glob_files(project: Path, name: str, src: Source) -> list[tuple[str, Path]]:
     """(name as the spec sees it, path) of each file a glob matches, in sorted order."""
     pattern = src.file
-    base = "" if Path(pattern).is_absolute() else str(project) + "/"
-    found = sorted(glob.glob(base + pattern, recursive=True))
-    files = [(f[len(base) :], Path(f)) for f in found if Path(f).is_file()]
+    if Path(pattern).is_absolute():
+        found = sorted(glob.glob(pattern, recursive=True))
+        files = [(f, Path(f)) for f in found if Path(f).is_file()]
+    else:  # matched from the project folder, whose own name may hold [, * or ?
+        found = sorted(glob.glob(pattern, root_dir=project, recursive=True))
+        files = [(f, project / f) for f in found if (project / f).is_file()]
     if not files:
         raise SpecError(
             f"source {name!r}: {pattern} matches no file (relative to {project}); fix "
