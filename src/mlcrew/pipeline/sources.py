@@ -88,16 +88,7 @@ def source_digest(
         return _remote_digest(store, name, src, cache, keep=keep)
     if src.is_glob:
         pairs = [(n, p, cache.digest(p)) for n, p in glob_files(project, name, src)]
-        data = manifest_bytes([(n, d) for n, _, d in pairs])
-        if not keep:
-            return hashlib.sha256(data).hexdigest()
-        with store.session() as s:
-            for _, path, digest in pairs:
-                if not store.artifacts.exists(digest):
-                    store.put_artifact(path, "source", s)
-            digest = store.artifacts.put_bytes(data)
-            store.record_artifact(digest, len(data), "source", s)
-        return digest
+        return _manifest_digest(store, pairs, "source", keep=keep)
     path = source_file(project, store, name, src)
     if src.labels is not None and keep and _no_rows(path):
         raise DataError(
@@ -125,15 +116,23 @@ def code_digest(
 
     files = module_files(project, str(transform.python))
     pairs = [(rel, path, cache.digest(path)) for rel, path in files]
-    data = manifest_bytes([(rel, d) for rel, _, d in pairs])
+    return _manifest_digest(store, pairs, "code", keep=keep)
+
+
+def _manifest_digest(
+    store: Store, pairs: list[tuple[str, Path, str]], kind: str, *, keep: bool
+) -> str:
+    """The digest of the manifest of (name, digest) pairs; with `keep`, the files and the
+    manifest go into the store."""
+    data = manifest_bytes([(n, d) for n, _, d in pairs])
     if not keep:
         return hashlib.sha256(data).hexdigest()
     with store.session() as s:
         for _, path, digest in pairs:
             if not store.artifacts.exists(digest):
-                store.put_artifact(path, "code", s)
+                store.put_artifact(path, kind, s)
         digest = store.artifacts.put_bytes(data)
-        store.record_artifact(digest, len(data), "code", s)
+        store.record_artifact(digest, len(data), kind, s)
     return digest
 
 
