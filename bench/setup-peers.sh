@@ -21,7 +21,7 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # The same LightGBM major as mlcrew's, so both sides run the same booster code.
 # One resolve for all peers: Label Studio's pins (Django, pytz, ...) and MLflow's do not clash.
-.venv/bin/python -m pip install --quiet "mlflow>=3,<4" "lightgbm>=4.3" pandas pyarrow "label-studio>=1.20"
+.venv/bin/python -m pip install --quiet "mlflow>=3,<4" "lightgbm>=4.3" pandas pyarrow "label-studio>=1.20" "pandera>=0.35"
 .venv/bin/python -c "import mlflow, lightgbm; print('bench/.venv: mlflow', mlflow.__version__, '| lightgbm', lightgbm.__version__)"
 .venv/bin/python -c "import importlib.metadata as m; print('bench/.venv: label-studio', m.version('label-studio'))"
 echo "wrk: $(wrk --version 2>&1 | head -1)"
