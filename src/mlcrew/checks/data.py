@@ -14,7 +14,7 @@ from typing import Any
 
 from mlcrew.checks.rules import SAMPLE_ROWS, evaluate_all, jsonable, q
 from mlcrew.data.ingest import read_catalog
-from mlcrew.data.tables import connect, scalar
+from mlcrew.data.tables import connect, sandbox_views, scalar
 from mlcrew.data.transforms import sql_tables
 from mlcrew.errors import CheckFailed, DataError
 from mlcrew.pipeline.configs import CheckConfig
@@ -69,12 +69,7 @@ def run(ctx: StageContext[CheckConfig]) -> StageResult:
             needed.add(table)
     con = connect()
     paths = {t: str(ctx.inputs.artifact("ingest.catalog", catalog[t])) for t in sorted(needed)}
-    con.execute("SET allowed_paths=$paths", {"paths": list(paths.values())})
-    for table, path in paths.items():
-        quoted = "'" + path.replace("'", "''") + "'"
-        con.execute(f"CREATE VIEW {q(table)} AS SELECT * FROM read_parquet({quoted})")
-    con.execute("SET enable_external_access=false")
-    con.execute("SET lock_configuration=true")
+    sandbox_views(con, paths)
     rows = {t: int(scalar(con, f"SELECT count(*) FROM {q(t)}")) for t in paths}
     missing: dict[str, Any] = {"count": 0, "samples": []}
     if cfg.target is not None and cfg.dataset is not None:

@@ -20,8 +20,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mlcrew.checks.rules import jsonable, q
-from mlcrew.data.tables import connect
+from mlcrew.checks.rules import jsonable
+from mlcrew.data.tables import connect, sandbox_views
 from mlcrew.errors import (
     DataError,
     LimitExceeded,
@@ -128,12 +128,7 @@ class Sandboxes:
         con = connect()
         con.execute(f"SET memory_limit='{limits.memory_mb}MB'")
         con.execute(f"SET threads={limits.threads or os.cpu_count() or 1}")
-        con.execute("SET allowed_paths=$paths", {"paths": list(paths.values())})
-        for name, path in paths.items():
-            quoted = "'" + path.replace("'", "''") + "'"
-            con.execute(f"CREATE VIEW {q(name)} AS SELECT * FROM read_parquet({quoted})")
-        con.execute("SET enable_external_access=false")
-        con.execute("SET lock_configuration=true")
+        sandbox_views(con, paths)
         return con
 
     def close(self) -> None:

@@ -23,6 +23,19 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
+def sandbox_views(con: duckdb.DuckDBPyConnection, paths: dict[str, str] | dict[str, Path]) -> None:
+    """A view per table over its Parquet file (the only paths DuckDB may then open), then
+    external access and every setting locked: what runs after reads these tables, nothing
+    else. Transforms, checks and queries all run in this sandbox."""
+    con.execute("SET allowed_paths=$paths", {"paths": [str(p) for p in paths.values()]})
+    for table, path in paths.items():
+        quoted = "'" + str(path).replace("'", "''") + "'"
+        name = '"' + table.replace('"', '""') + '"'
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({quoted})")
+    con.execute("SET enable_external_access=false")
+    con.execute("SET lock_configuration=true")
+
+
 def reader_sql(path: Path, fmt: str, options: dict[str, Any] | None = None) -> str:
     """A DuckDB table function reading a Parquet or JSON file (or a glob of them)."""
     options = options or {}

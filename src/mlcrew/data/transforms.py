@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlcrew.data.tables import connect, fetch_arrow, write_parquet
+from mlcrew.data.tables import connect, fetch_arrow, sandbox_views, write_parquet
 from mlcrew.errors import DataError
 from mlcrew.spec import Transform
 from mlcrew.wording import plural
@@ -163,13 +163,7 @@ def run_sql(name: str, transform: Transform, inputs: dict[str, Path], out: Path)
     con = connect()
     try:
         con.execute(f"SET memory_limit='{transform.memory_mb}MB'")
-        paths = [str(p) for p in inputs.values()]
-        con.execute("SET allowed_paths=$paths", {"paths": paths})
-        for table, path in inputs.items():
-            quoted = "'" + str(path).replace("'", "''") + "'"
-            con.execute(f'CREATE VIEW "{table}" AS SELECT * FROM read_parquet({quoted})')
-        con.execute("SET enable_external_access=false")
-        con.execute("SET lock_configuration=true")
+        sandbox_views(con, inputs)
         wrapped = one_query(con, sql, f"transform {name!r}", f"transforms.{name} in {WHERE}")
         timer = threading.Timer(transform.timeout_seconds, con.interrupt)
         timer.start()
