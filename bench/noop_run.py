@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Benchmark: a cached no-op `mlcrew run` of the bikeshare example, whole process included.
 
-Goal (from the issue): a cached no-op `mlcrew run` takes under one second of wall time,
-process start included. This script measures it next to two floors, in one process and
-interleaved round-robin, so machine noise hits every command equally and the ratios hold
+Goal (issue 9): a cached no-op `mlcrew run` takes at most 300 ms of wall time (median),
+process start included (the first goal, issue 1, was one second). This script measures it
+next to two floors, in one process and interleaved round-robin, so machine noise hits every
+command equally and the ratios hold
 on a noisy machine:
 
   * `python -c pass`                       interpreter start, nothing else
@@ -12,7 +13,10 @@ on a noisy machine:
   * `python -c "import mlcrew.cli.main"` interpreter start + importing the CLI, no work
   * `mlcrew --version`                     the same through the console script
   * `mlcrew status -p DIR --json`          hash the sources, query the store
-  * `mlcrew run -p DIR --json`             the cached no-op (every stage must say "cached")
+  * `mlcrew run -p DIR --json`             the cached no-op (every stage must say "cached"),
+                                           replayed from the fingerprint (pipeline/noop.py)
+  * the same with MLCREW_NO_FASTPATH=1     the cached no-op through the full CLI and store
+  * the same on the penguins example       Python and embedding transforms, more checks
   * `mlcrew run -p DIR --json --force`     full re-execution, warm OS cache (3 runs only,
                                            after the round-robin, reported separately)
 
@@ -21,7 +25,7 @@ Usage: .venv/bin/python bench/noop_run.py [--repeat N]   (or `make bench`)
 Stdlib only. Everything runs with this interpreter (sys.executable), and mlcrew through its
 console script next to it, so the measurement includes the real entry point. Prints a
 Markdown table and writes it, with the machine facts and the command, to
-bench/results/noop_run.md (git-ignored). Exits 1 if the cached no-op median is >= 1000 ms,
+bench/results/noop_run.md (git-ignored). Exits 1 if the cached no-op median is > 300 ms,
 2 if a command misbehaves.
 """
 
@@ -45,7 +49,7 @@ from pathlib import Path
 
 from _common import cpu_model
 
-BUDGET_MS = 1000.0
+BUDGET_MS = 300.0
 FORCE_RUNS = 3
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "bench" / "results" / "noop_run.md"
@@ -69,6 +73,7 @@ class Case:
     # that are only there for the breakdown are timed even when they fail, and flagged.
     must_succeed: bool = True
     check: str | None = None  # "noop", "force", "status", "version"
+    env: dict[str, str] = field(default_factory=dict)  # set for this command only
     times_ms: list[float] = field(default_factory=list)
     failures: dict[int, str] = field(default_factory=dict)  # exit code -> first stderr line
 
@@ -89,9 +94,12 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def run(argv: list[str]) -> tuple[float, subprocess.CompletedProcess[str]]:
+def run(
+    argv: list[str], env: dict[str, str] | None = None
+) -> tuple[float, subprocess.CompletedProcess[str]]:
+    full_env = {**child_env(), **(env or {})}
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, capture_output=True, text=True, env=child_env(), check=False)
+    proc = subprocess.run(argv, capture_output=True, text=True, env=full_env, check=False)
     return (time.perf_counter() - t0) * 1000.0, proc
 
 
@@ -180,7 +188,7 @@ def invocation() -> str:
 def import_profile(project: Path) -> tuple[list[tuple[float, str]], list[tuple[float, str]]]:
     """One `-X importtime` run of the no-op: top cumulative entries, self time per package."""
     proc = subprocess.run(
-        [PY, "-X", "importtime", "-m", "mlcrew.cli.main", "run", "-p", str(project), "--json"],
+        [PY, "-X", "importtime", "-m", "mlcrew.cli.entry", "run", "-p", str(project), "--json"],
         capture_output=True,
         text=True,
         env=child_env(),
@@ -230,18 +238,18 @@ def build_report(
         f"| {cold_ms / floor_eager:.2f} |"
     )
     noop = med["noop"]
-    verdict = "PASS" if noop < BUDGET_MS else "FAIL"
+    verdict = "PASS" if noop <= BUDGET_MS else "FAIL"
     summary = (
-        f"Cached no-op `mlcrew run`: median **{noop:.0f} ms** ({verdict}, budget < "
-        f"{BUDGET_MS:.0f} ms) = {noop / floor_py:.1f}× interpreter start and "
-        f"{noop / floor_eager:.2f}× the eager-import floor. Start + importing the CLI "
-        f"(`import mlcrew.cli.main`) is {med['imp']:.0f} ms of it "
-        f"({100 * med['imp'] / noop:.0f}%); the remaining {noop - med['imp']:.0f} ms is parsing, "
-        "opening the project, hashing, querying the store and writing the JSON."
+        f"Cached no-op `mlcrew run`: median **{noop:.0f} ms** ({verdict}, budget <= "
+        f"{BUDGET_MS:.0f} ms; penguins {med['noop_penguins']:.0f} ms; through the full CLI "
+        f"{med['noop_full']:.0f} ms) = {noop / floor_py:.1f}× interpreter start and "
+        f"{noop / floor_eager:.2f}× the eager-import floor. The replay imports neither the "
+        f"CLI (`import mlcrew.cli.main` alone: {med['imp']:.0f} ms) nor the store: it stats "
+        "the fingerprint's files, looks the keys up with sqlite3 and writes the run's records."
     )
     cum, by_pkg = imports
     lines = [
-        "# Benchmark: cached no-op `mlcrew run` (bikeshare example)",
+        "# Benchmark: cached no-op `mlcrew run` (bikeshare and penguins examples)",
         "",
         f"- command: `{invocation()}` (or `make bench`)",
         f"- date: {facts['date']}",
@@ -258,7 +266,7 @@ def build_report(
         "",
         summary,
         "",
-        "Import profile of one no-op run (`python -X importtime -m mlcrew.cli.main run -p DIR "
+        "Import profile of one no-op run (`python -X importtime -m mlcrew.cli.entry run -p DIR "
         "--json`; one sample; it counts module execution only, not interpreter start and "
         "teardown, so it sums to less than the wall times above):",
         "",
@@ -304,6 +312,14 @@ def main() -> int:
         if any(state != "executed" for _, state in cold_states):
             raise BenchError(f"cold run was not cold: {cold_states}")
         print(f"full pipeline, cold cache: {cold_ms:.0f} ms", file=sys.stderr)
+        penguins = str(Path(tmp) / "penguins")
+        for argv in (
+            [MLCREW, "init", "--example", "penguins", penguins],
+            [MLCREW, "run", "-p", penguins, "--json"],
+        ):
+            _, proc = run(argv)
+            if proc.returncode != 0:
+                raise BenchError(f"{argv[1]} of penguins failed: {last_line(proc.stderr)}")
 
         cases = [
             Case("py", "floor: `python -c pass`", [PY, "-c", "pass"]),
@@ -327,6 +343,19 @@ def main() -> int:
                 check="status",
             ),
             Case(
+                "noop_full",
+                "`mlcrew run -p DIR --json` (cached no-op, full CLI: MLCREW_NO_FASTPATH=1)",
+                [MLCREW, "run", "-p", d, "--json"],
+                check="noop",
+                env={"MLCREW_NO_FASTPATH": "1"},
+            ),
+            Case(
+                "noop_penguins",
+                "`mlcrew run -p PENGUINS --json` (cached no-op, penguins example)",
+                [MLCREW, "run", "-p", penguins, "--json"],
+                check="noop",
+            ),
+            Case(
                 "noop",
                 "**`mlcrew run -p DIR --json` (cached no-op)**",
                 [MLCREW, "run", "-p", d, "--json"],
@@ -334,11 +363,11 @@ def main() -> int:
             ),
         ]
         for c in cases:  # warm-up round: page cache, .pyc files; not timed
-            verify(c, run(c.argv)[1])
+            verify(c, run(c.argv, c.env)[1])
         for rnd in range(args.repeat):
             k = rnd % len(cases)
             for c in cases[k:] + cases[:k]:
-                ms, proc = run(c.argv)
+                ms, proc = run(c.argv, c.env)
                 verify(c, proc)
                 c.times_ms.append(ms)
             print(
@@ -379,7 +408,7 @@ def main() -> int:
     for c in cases:
         for code, msg in c.failures.items():
             print(f"warning: {c.label.strip('*')} exited {code}: {msg}", file=sys.stderr)
-    if noop >= BUDGET_MS:
+    if noop > BUDGET_MS:
         print(
             f"FAIL: the cached no-op `mlcrew run` median is {noop:.0f} ms, budget is < "
             f"{BUDGET_MS:.0f} ms. See the import profile above for what dominates.",

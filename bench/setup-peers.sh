@@ -24,5 +24,11 @@ fi
 .venv/bin/python -m pip install --quiet "mlflow>=3,<4" "lightgbm>=4.3" pandas pyarrow "label-studio>=1.20" "pandera>=0.35"
 .venv/bin/python -c "import mlflow, lightgbm; print('bench/.venv: mlflow', mlflow.__version__, '| lightgbm', lightgbm.__version__)"
 .venv/bin/python -c "import importlib.metadata as m; print('bench/.venv: label-studio', m.version('label-studio'))"
+# Evidently 0.7 needs pandas < 3, which the other peers have left behind: a venv of its own.
+if [ ! -x .venv-evidently/bin/python ]; then
+    "$PYTHON" -m venv .venv-evidently
+fi
+.venv-evidently/bin/python -m pip install --quiet "evidently>=0.7,<0.8" "pandas<3" pyarrow
+.venv-evidently/bin/python -c "import evidently; print('bench/.venv-evidently: evidently', evidently.__version__)"
 echo "wrk: $(wrk --version 2>&1 | head -1)"
 echo "put the peers on PATH with: export PATH=\"$PWD/.venv/bin:\$PATH\""

@@ -229,6 +229,10 @@ class Transform(_Model):
     timeout_seconds: Float = Field(600.0, gt=0)
     # SQL: DuckDB's memory limit; Python: the child's address space (libraries count too).
     memory_mb: Int = Field(4096, ge=512)
+    # SQL: DuckDB threads. Unset: every core for row-level queries (scans, filters,
+    # projections: the same bytes on any thread count), one for the rest. A number is used as
+    # given: above 1, a group-by's row order and float sums may differ from run to run.
+    threads: Int | None = Field(None, ge=1, le=256)
 
     @model_validator(mode="after")
     def _one_kind(self) -> Transform:
@@ -237,6 +241,8 @@ class Transform(_Model):
                 "a transform is one of sql: SELECT ..., python: module:function or embed: "
                 "{table: T, column: C}"
             )
+        if self.threads is not None and self.sql is None:
+            raise ValueError("threads: is for SQL transforms (DuckDB's thread count)")
         if self.python is not None:
             module, sep, function = self.python.partition(":")
             dotted = all(part.isidentifier() for part in module.split("."))
@@ -611,8 +617,15 @@ class Serving(_Model):
 
 
 class Drift(_Model):
-    psi_alert: Float = Field(0.2, gt=0)
-    p_value: Float = Field(0.01, gt=0, lt=1)
+    """How a window's drift is judged (monitoring/judge.py): an effect size on large windows,
+    a test (Bonferroni over the features) on small ones, nothing under `min_rows`."""
+
+    numeric: Float = Field(0.1, gt=0)  # Wasserstein distance / the reference's sd
+    categorical: Float = Field(0.1, gt=0, le=1)  # Jensen-Shannon distance, base 2
+    p_value: Float = Field(0.01, gt=0, lt=1)  # small windows: KS and chi-square
+    small_rows: Int = Field(1000, ge=1)  # at most this many values: a test
+    min_rows: Int = Field(30, ge=1)  # fewer: no verdict
+    psi_alert: Float = Field(0.2, gt=0)  # a drifted feature with this PSI is an alert
 
 
 class Monitoring(_Model):

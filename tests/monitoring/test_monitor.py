@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from mlcrew.errors import DataError
-from mlcrew.monitoring.drift import categorical_drift, numeric_drift
+from mlcrew.monitoring.judge import judge
 from mlcrew.monitoring.monitor import monitor
+from mlcrew.monitoring.profile import profile_table
 from mlcrew.project import Project
 
 
@@ -20,7 +21,8 @@ def test_summer_and_autumn_drift_from_spring(trained_project: Project) -> None:
     report = monitor(trained_project.store, trained_project.spec, data)
     by_feature = {f["feature"]: f for f in report["features"]}
     assert by_feature["temp"]["drifted"] and by_feature["temp"]["psi"] > 0.2
-    assert by_feature["temp"]["p_value"] < 1e-6
+    assert by_feature["temp"]["method"] == "wasserstein" and by_feature["temp"]["score"] > 0.5
+    assert report["judged"] and report["reference"]["profile"]
     assert not by_feature["hr"]["drifted"]  # hours of the day do not drift
     assert report["data"]["rows"] == 4395
     assert report["performance"]["current"]["mae"] > 0
@@ -47,16 +49,27 @@ def test_missing_file_is_a_clear_error(trained_project: Project, tmp_path: Path)
         monitor(trained_project.store, trained_project.spec, tmp_path / "nope.csv")
 
 
-def test_psi_and_tests_on_known_samples() -> None:
+def test_scores_and_tests_on_known_samples() -> None:
     import numpy as np
+    import pyarrow as pa
 
     rng = np.random.default_rng(0)
-    same = numeric_drift(rng.normal(size=5000), rng.normal(size=5000))
-    shifted = numeric_drift(rng.normal(size=5000), rng.normal(1.0, size=5000))
-    assert same["psi"] < 0.05 and same["p_value"] > 0.01
-    assert shifted["psi"] > 0.5 and shifted["p_value"] < 1e-10
-    cats = categorical_drift(["a"] * 90 + ["b"] * 10, ["a"] * 10 + ["b"] * 80 + ["c"] * 10)
-    assert cats["psi"] > 1 and cats["new_categories"] == ["c"]
+    reference = profile_table(pa.table({"x": rng.normal(size=5000)}))
+
+    def verdict(x: object) -> dict[str, object]:
+        window = pa.table({"x": x})
+        return judge(reference, profile_table(window, like=reference))["columns"][0]  # type: ignore[no-any-return]
+
+    same, shifted = verdict(rng.normal(size=5000)), verdict(rng.normal(1.0, size=5000))
+    assert same["method"] == "wasserstein" and not same["drifted"] and same["score"] < 0.05  # type: ignore[operator]
+    assert shifted["drifted"] and 0.9 < shifted["score"] < 1.1  # type: ignore[operator]
+    small = verdict(rng.normal(1.0, size=200))
+    assert small["method"] == "ks" and small["drifted"] and small["p_value"] < 1e-10  # type: ignore[operator]
+    cats = profile_table(pa.table({"c": ["a"] * 90 + ["b"] * 10}))
+    window = profile_table(pa.table({"c": ["a"] * 10 + ["b"] * 80 + ["c"] * 10}), like=cats)
+    (col,) = judge(cats, window)["columns"]
+    assert col["method"] == "chi2" and col["drifted"] and col["new_values"] == 10
+    assert col["psi"] > 1
 
 
 def test_raw_files_go_through_the_transforms(example_dir: Path) -> None:

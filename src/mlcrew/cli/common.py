@@ -2,29 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import typer
-from rich.console import Console
+
+from mlcrew.cli.render import console, emit_json, err_console
 
 if TYPE_CHECKING:
     from mlcrew.project import Project
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+__all__ = ["JsonOption", "ProjectOption", "console", "emit_json", "err_console", "short"]
 
 ProjectOption = typer.Option(
     Path("."), "--project", "-p", help="Project folder (holding mlcrew.yaml).", show_default=True
 )
 JsonOption = typer.Option(False, "--json", help="Print one JSON document on stdout, nothing else.")
-
-
-def emit_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, default=str) + "\n")
-    sys.stdout.flush()
 
 
 def short(digest: str | None) -> str:

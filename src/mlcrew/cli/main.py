@@ -128,7 +128,13 @@ def _root(
     """Options that apply to every command."""
 
 
-def main() -> None:
+def main(try_replay: bool = True) -> None:
+    if try_replay:  # `python -m mlcrew.cli.main run` replays a no-op too (see pipeline/noop.py)
+        from mlcrew.pipeline.noop import replay
+
+        replayed = replay(sys.argv[1:])
+        if replayed is not None:
+            sys.exit(replayed)
     try:
         # Without standalone mode click returns a command's exit code instead of exiting.
         code = app(standalone_mode=False)

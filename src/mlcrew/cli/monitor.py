@@ -18,19 +18,24 @@ app = typer.Typer()
 def drift_table(report: dict[str, Any], limit: int | None = None) -> Table:
     rows = plural(report["data"]["rows"], "new row")
     table = Table(title=f"drift vs training reference ({rows})")
-    for col in ("feature", "PSI", "test", "p-value", "drifted"):
+    for col in ("feature", "method", "score", "threshold", "PSI", "drifted"):
         table.add_column(col)
     for f in report["features"][:limit]:
-        psi = f.get("psi")
-        p = f.get("p_value")
         table.add_row(
             escape(f["feature"]),
-            "—" if psi is None else f"{psi:.3f}",
-            f.get("test", "—"),
-            "—" if p is None else f"{p:.2g}",
-            ("[red]ALERT[/]" if f.get("alert") else "[yellow]yes[/]") if f["drifted"] else "no",
+            "missing" if f.get("missing") else (f.get("method") or "—"),
+            _number(f.get("p_value") if f.get("method") in ("ks", "chi2") else f.get("score")),
+            _number(f.get("threshold")),
+            _number(f.get("psi")),
+            ("[red]ALERT[/]" if f.get("alert") else "[yellow]yes[/]")
+            if f["drifted"]
+            else ("no" if f["drifted"] is False else "[dim]too few rows[/]"),
         )
     return table
+
+
+def _number(x: float | None) -> str:
+    return "—" if x is None else f"{x:.3g}"
 
 
 @app.command("monitor")
@@ -65,6 +70,8 @@ def monitor_cmd(
         emit_json(report)
         return
     console.print(drift_table(report))
+    if not report.get("judged", True):
+        console.print(f"[yellow]{escape(report.get('note', 'too few rows to judge'))}[/]")
     perf = report.get("performance")
     if perf:
         from mlcrew.training.metrics import resolve_metric

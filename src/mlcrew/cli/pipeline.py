@@ -12,52 +12,15 @@ from rich.table import Table
 
 from mlcrew.cli.common import JsonOption, ProjectOption, console, emit_json, short
 from mlcrew.cli.progress import stage_progress
+from mlcrew.cli.render import print_run
 
 if TYPE_CHECKING:
-    from mlcrew.pipeline.runs import RunResult
+    pass
 
 app = typer.Typer()
 
 # `mlcrew run` exits with this code when the model failed a gate, so CI can stop on it.
 GATES_FAILED = 3
-
-
-def print_run(result: RunResult) -> None:
-    for warning in result.to_json()["warnings"]:
-        console.print(f"[yellow]warning:[/] {escape(warning)}")
-    training = result.training or {}
-    reason = training.get("task_reason", "")
-    if reason and not reason.startswith("task:"):  # task: auto decided: say what and why
-        console.print(f"task: {training['task']} ({escape(reason)})")
-    if training.get("model"):
-        kinds = [
-            f"{m['kind']} (trial {m['trial']}, weight {m['weight']:.2f})" for m in training["model"]
-        ]
-        where = ", ".join(f"{k} {v}" for k, v in (training.get("validation") or {}).items())
-        console.print(
-            f"model search: {training['trials']} trials, {training['metric']} "
-            f"{training['valid_score']:.4g} on {where}; chose "
-            + ("ensemble of " if len(kinds) > 1 else "")
-            + ", ".join(kinds)
-        )
-    verdict = result.verdict
-    if verdict:
-        style = "green" if verdict["passed"] else "red"
-        console.print(f"[{style}]verdict: {'passed' if verdict['passed'] else 'FAILED'}[/]")
-        for reason in verdict["reasons"]:
-            console.print(f"  {escape(reason)}")
-    ingest = next((o for o in result.stages if o.name == "ingest"), None)
-    if ingest is not None and not any(o.name == "train" for o in result.stages):
-        # A data-only project: what the run made is its tables.
-        for name, table in ingest.record.get("tables", {}).items():
-            version = f"@{table['version']}" if "version" in table else ""
-            console.print(
-                f"  {escape(name)}{version}: {table['rows']:,} rows ({table['kind']}, "
-                f"{'cached' if ingest.state == 'cached' else table['state']})"
-            )
-    else:
-        console.print(escape(result.champion_story()))
-    console.print(f"run: {result.run_id}", style="dim")
 
 
 VerifyOption = typer.Option(
@@ -105,6 +68,7 @@ def run_cmd(
                 progress,
                 executor=chosen,
                 verify=verify,
+                replayable=executor is None and address is None,
             )
             result = runner.run(force=force)
     except MlcrewError as exc:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-from mlcrew.cli.common import err_console
+from mlcrew.cli.render import err_console, stage_line
 
 if TYPE_CHECKING:
     from mlcrew.pipeline.runner import Progress as ProgressFn
@@ -39,13 +39,7 @@ def stage_progress(total: int, enabled: bool = True) -> Iterator[ProgressFn]:
         if event == "start":
             progress.update(task, description=f"{stage}: running")
         elif event in ("executed", "cached"):
-            seconds = detail.get("seconds")
-            note = f" in {seconds:.2f}s" if seconds else ""
-            progress.console.print(
-                f"  [green]✓[/] {stage:<9} [dim]{event}{note}[/]"
-                if event == "executed"
-                else f"  [cyan]↺[/] {stage:<9} [dim]cached[/]"
-            )
+            progress.console.print(stage_line(stage, event, detail.get("seconds")))
             progress.advance(task)
             progress.update(task, description="pipeline")
         elif event == "waiting":

@@ -96,8 +96,7 @@ def _summary(result: DemoResult) -> str:
         + (f"mae {perf['mae']:.1f} " if "mae" in perf else "")
         + f"({len(drifted)} of {plural(len(monitor['features']), 'feature')} drifted)"
     )
-    # Every drifted feature, so the count and the list agree: drift is a PSI alert or a
-    # significant test, and both numbers are shown.
+    # Every drifted feature, so the count and the list agree, with the score that judged it.
     lines += [f"            {escape(f['feature'])}: {_drift_text(f)}" for f in drifted]
     return "\n".join(lines)
 
@@ -105,9 +104,12 @@ def _summary(result: DemoResult) -> str:
 def _drift_text(feature: dict[str, Any]) -> str:
     if feature.get("missing"):
         return "missing from the new data"
-    parts = []
+    names = {"wasserstein": "Wasserstein/sd", "jensen_shannon": "Jensen-Shannon"}
+    method = feature.get("method")
+    if method in ("ks", "chi2"):
+        text = f"{method} p={feature['p_value']:.2g}"
+    else:
+        text = f"{names.get(str(method), method)} {feature['score']:.2f}"
     if feature.get("psi") is not None:
-        parts.append(f"PSI {feature['psi']:.2f}" + (" (alert)" if feature.get("alert") else ""))
-    if feature.get("p_value") is not None:
-        parts.append(f"{feature.get('test', 'test')} p={feature['p_value']:.2g}")
-    return ", ".join(parts)
+        text += f", PSI {feature['psi']:.2f}" + (" (alert)" if feature.get("alert") else "")
+    return text

@@ -78,6 +78,21 @@ def resolve(store: Store, ref: str) -> DatasetVersion:
     raise NotFoundError(f"no dataset {name!r}{hint}; datasets: {known}")
 
 
+def latest(store: Store, ref: str) -> tuple[int, str]:
+    """(version, digest) of what `ref` names, in one query: the query API's path (resolve
+    says what there is when nothing matches)."""
+    name, version = parse_ref(ref)
+    query = select(DatasetVersion.version, DatasetVersion.digest).where(DatasetVersion.name == name)
+    if version is not None:
+        query = query.where(DatasetVersion.version == version)
+    with store.session() as s:
+        row = s.execute(query.order_by(DatasetVersion.version.desc()).limit(1)).first()
+    if row is None:
+        found = resolve(store, ref)  # raises, naming the datasets or versions there are
+        return found.version, found.digest
+    return int(row[0]), str(row[1])
+
+
 def _get(s: Any, name: str, version: int) -> DatasetVersion | None:
     found: DatasetVersion | None = s.scalars(
         select(DatasetVersion).where(DatasetVersion.name == name, DatasetVersion.version == version)

@@ -23,6 +23,8 @@ class DigestCache:
         self.hashed = 0  # files read in full by this cache (tests and `--verify` read it)
         self._entries: dict[str, list[int | str]] = {}
         self._dirty = False
+        # Each file digested through this cache: resolved path -> (size, mtime_ns, inode, digest).
+        self.used: dict[str, list[int | str]] = {}
         if path is not None and path.is_file():
             try:
                 loaded = json.loads(path.read_text())
@@ -35,12 +37,12 @@ class DigestCache:
         key = str(file.resolve())
         stamp: list[int | str] = [st.st_size, st.st_mtime_ns, st.st_ino]
         known = self.lookup(key, stamp)
-        if known is not None:
-            return known
-        digest = file_digest(file)
-        self.hashed += 1
-        self.remember(key, stamp, digest)
-        return digest
+        if known is None:
+            known = file_digest(file)
+            self.hashed += 1
+            self.remember(key, stamp, known)
+        self.used[key] = [*stamp, known]
+        return known
 
     def lookup(self, key: str, stamp: list[int | str]) -> str | None:
         """The digest recorded for `key` with this exact stamp (None under --verify)."""

@@ -19,6 +19,7 @@ import math
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,7 @@ class EmbeddingCache:
         try:
             self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False)
             if self.path != ":memory:":
-                self._db.execute("PRAGMA journal_mode=WAL")
+                _wal(self._db)
             self._db.execute("PRAGMA synchronous=NORMAL")
             with self._db:
                 self._db.execute(
@@ -121,6 +122,20 @@ class EmbeddingCache:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _wal(db: sqlite3.Connection, patience: float = 60.0) -> None:
+    """Switch to WAL. SQLite answers "database is locked" at once, without waiting for its busy
+    timeout, when two processes switch a new file at the same moment: so retry for a while."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def default_cache_path() -> Path:

@@ -80,10 +80,19 @@ def _source_node(
         table = fetch_arrow(con, f'SELECT * FROM "{name}"')
     finally:
         con.close()
-    out = ctx.workdir / f"{name}.parquet"
-    write_parquet(table, out)
+    out = _output(ctx, name)
     detail = {"path": source.path, **{k: v for k, v in read.items() if k != "rows"}}
-    return nodes.save(name, "source", key, out, parents, detail)
+    try:
+        write_parquet(table, out)
+        return nodes.save(name, "source", key, out, parents, detail)
+    finally:
+        out.unlink(missing_ok=True)  # moved into the store, unless something failed
+
+
+def _output(ctx: StageContext[IngestConfig], name: str) -> Path:
+    """Where a node writes its table: beside the store's blobs when it can, so storing the
+    output is a rename, not a second write of every byte."""
+    return ctx.store.artifacts.scratch_file(".parquet") or ctx.workdir / f"{name}.parquet"
 
 
 def run(ctx: StageContext[IngestConfig]) -> StageResult:
@@ -123,10 +132,13 @@ def run(ctx: StageContext[IngestConfig]) -> StageResult:
         if hit is not None:
             made[name] = hit
             continue
-        out = ctx.workdir / f"{name}.parquet"
+        out = _output(ctx, name)
         locate = private if transform.python is not None else path_of
-        _, detail = run_transform(name, transform, {p: locate(p) for p in reads}, out, code)
-        made[name] = nodes.save(name, transform.kind, key, out, parents, detail)
+        try:
+            _, detail = run_transform(name, transform, {p: locate(p) for p in reads}, out, code)
+            made[name] = nodes.save(name, transform.kind, key, out, parents, detail)
+        finally:
+            out.unlink(missing_ok=True)  # moved into the store, unless the transform failed
     catalog = ctx.workdir / "catalog.json"
     doc = {"format": CATALOG, "tables": {n: node.digest for n, node in made.items()}}
     catalog.write_text(canonical_json(doc))

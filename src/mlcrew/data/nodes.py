@@ -21,7 +21,8 @@ from mlcrew.store import Store, now
 from mlcrew.store.models import DatasetNode, DatasetVersion
 
 # Bump when a node's output for the same key would change (how sources are read, ...).
-NODE_VERSION = "1"
+# 2: Parquet written from contiguous columns (bytes no longer follow the chunking).
+NODE_VERSION = "2"
 NODE_LIBRARIES = ("duckdb", "pyarrow", "python")
 
 
@@ -117,14 +118,15 @@ class NodeStore:
         parents: list[dict[str, Any]],
         detail: dict[str, Any],
     ) -> Node:
-        """Store the node's Parquet output; record it as a (new or known) version."""
+        """Store the node's Parquet output (the file is moved into the store: it is gone
+        afterwards); record it as a (new or known) version."""
         import pyarrow.parquet as pq
 
         schema = pq.read_schema(path)
         columns = [{"name": f.name, "type": str(f.type)} for f in schema]
         rows = int(pq.read_metadata(path).num_rows)
         with self.store.session() as s:
-            digest = self.store.put_artifact(path, "dataset", s)
+            digest = self.store.adopt_artifact(path, "dataset", s)
         node = Node(name, kind, key, digest, rows, columns, "executed", None, parents, detail)
         if not self.record:
             return node

@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 from mlcrew.checks.rules import jsonable
 from mlcrew.data.tables import connect, sandbox_views
+from mlcrew.data.watchdog import WATCHDOG
 from mlcrew.errors import (
     DataError,
     LimitExceeded,
@@ -65,13 +66,14 @@ class QueryResult:
     schema: Any = None  # pyarrow.Schema of the batches
     tables: dict[str, int] = field(default_factory=dict)  # dataset -> version read
     _con: Any = None
-    _timer: Any = None
+    _timer: int | None = None  # the watchdog's handle for the time limit
 
     _release: Any = None
 
     def close(self) -> None:
         if self._timer is not None:
-            self._timer.cancel()
+            WATCHDOG.cancel(self._timer)
+            self._timer = None
         if self._con is not None:
             self._con.close()
             self._con = None
@@ -165,7 +167,7 @@ def run_query(
     """Start a query; its batches stream from the result (close it when done)."""
     import duckdb
 
-    from mlcrew.data.catalog import data_path, resolve
+    from mlcrew.data.catalog import latest
     from mlcrew.data.transforms import sql_tables
 
     cap = limits.rows if limit is None else limit
@@ -178,16 +180,15 @@ def run_query(
         raise QueryError(f"not valid SQL: {exc}") from None
     if named is None:
         raise QueryError("forbidden statement: a query is one SELECT (or WITH ... SELECT)")
-    versions = {name: resolve(store, name) for name in sorted(named)}
-    paths = {n: str(data_path(store, v)) for n, v in versions.items()}
+    versions = {name: latest(store, name) for name in sorted(named)}
+    paths = {n: str(store.artifacts.local_path(digest)) for n, (_, digest) in versions.items()}
     db, con = SANDBOXES.cursor(paths, limits)  # a connection of a sandboxed database
-    timer: threading.Timer | None = None
+    timer: int | None = None
     try:
         statements = con.extract_statements(text)
         if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
             raise QueryError("forbidden statement: a query is one SELECT (or WITH ... SELECT)")
-        timer = threading.Timer(limits.seconds, con.interrupt)
-        timer.start()
+        timer = WATCHDOG.after(limits.seconds, con.interrupt)
         # On its own lines: a trailing `-- comment` must not swallow the parenthesis.
         relation = con.sql(f"SELECT * FROM (\n{text}\n) LIMIT {int(cap)}")
         columns = list(relation.columns)
@@ -199,7 +200,7 @@ def run_query(
         first = _next(reader, limits)
     except BaseException as exc:
         if timer is not None:
-            timer.cancel()
+            WATCHDOG.cancel(timer)
         con.close()
         SANDBOXES.release(db)
         if isinstance(exc, duckdb.InterruptException):
@@ -207,7 +208,7 @@ def run_query(
         if isinstance(exc, duckdb.Error):
             raise _translate(exc, limits) from None
         raise
-    result = QueryResult(columns, iter(()), cap, tables={n: v.version for n, v in versions.items()})
+    result = QueryResult(columns, iter(()), cap, tables={n: v for n, (v, _) in versions.items()})
     result._con, result._timer, result.schema = con, timer, reader.schema
     result._release = lambda: SANDBOXES.release(db)
     result.batches = _guarded(reader, first, result, limits)
@@ -264,6 +265,21 @@ def _translate(exc: Exception, limits: Limits) -> MlcrewError:
     if isinstance(exc, duckdb.CatalogException):
         return NotFoundError(first)
     return QueryError(first)
+
+
+def prefetch(
+    chunks: Iterator[bytes], size: int = 256 * 1024
+) -> tuple[bytes, Iterator[bytes] | None]:
+    """Up to `size` bytes of a response, and the rest (None when that was all): a small result
+    goes out in one piece, without a hop to a worker thread per chunk."""
+    head: list[bytes] = []
+    held = 0
+    for chunk in chunks:
+        head.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            return b"".join(head), chunks
+    return b"".join(head), None
 
 
 def encode(result: QueryResult, fmt: Format) -> Iterator[bytes]:

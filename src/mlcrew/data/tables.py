@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,17 +24,48 @@ def connect() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def sandbox_views(con: duckdb.DuckDBPyConnection, paths: dict[str, str] | dict[str, Path]) -> None:
+def sandbox_views(
+    con: duckdb.DuckDBPyConnection, paths: dict[str, str] | dict[str, Path], *, lock: bool = True
+) -> None:
     """A view per table over its Parquet file (the only paths DuckDB may then open), then
     external access and every setting locked: what runs after reads these tables, nothing
-    else. Transforms, checks and queries all run in this sandbox."""
+    else. Transforms, checks and queries all run in this sandbox. With `lock=False` the caller
+    may still change settings, and must call `lock_sandbox` before running anything it did
+    not write."""
     con.execute("SET allowed_paths=$paths", {"paths": [str(p) for p in paths.values()]})
     for table, path in paths.items():
         quoted = "'" + str(path).replace("'", "''") + "'"
         name = '"' + table.replace('"', '""') + '"'
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({quoted})")
+    if lock:
+        lock_sandbox(con)
+
+
+def lock_sandbox(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET enable_external_access=false")
     con.execute("SET lock_configuration=true")
+
+
+# Operators that keep their input's row order and compute each output row from one input row,
+# so a plan made only of them gives the same rows in the same order on any number of threads
+# (DuckDB's preserve_insertion_order): scans, filters, projections, limits.
+ROW_LEVEL = frozenset(
+    {"PROJECTION", "FILTER", "READ_PARQUET", "TABLE_SCAN", "SEQ_SCAN", "LIMIT", "STREAMING_LIMIT"}
+)
+
+
+def plan_operators(con: duckdb.DuckDBPyConnection, sql: str) -> set[str]:
+    """The physical operators of a query's plan (EXPLAIN, nothing is run)."""
+    import json
+
+    rows = con.execute(f"EXPLAIN (FORMAT JSON) {sql}").fetchall()
+    found: set[str] = set()
+    stack = [node for _, plan in rows for node in json.loads(plan)]
+    while stack:
+        node = stack.pop()
+        found.add(str(node.get("name", "")).strip())
+        stack.extend(node.get("children", []))
+    return found
 
 
 def reader_sql(path: Path, fmt: str, options: dict[str, Any] | None = None) -> str:
@@ -105,18 +137,60 @@ def format_of(path: Path) -> str:
     return fmt
 
 
+# Rows per Parquet row group: PyArrow's default, fixed here because the bytes depend on it.
+ROW_GROUP = 1024 * 1024
+
+
 def write_parquet(table: pa.Table, path: Path) -> None:
-    """Parquet with fixed settings, so equal tables give equal bytes."""
+    """Parquet with fixed settings, so equal tables give equal bytes (see write_batches)."""
+    write_batches(table.schema, table.to_batches(), path)
+
+
+def write_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: Path) -> int:
+    """Write a stream of batches as Parquet; return the row count. The rows are regrouped into
+    row groups of exactly ROW_GROUP rows (the last one smaller), each written from contiguous
+    columns, so the bytes depend only on the rows: not on how they arrived in batches, which
+    depends on the thread count that produced them. Streaming also overlaps the writing with
+    the query that makes the batches, and never holds the whole table in memory."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(
-        table,
-        path,
-        compression="zstd",
-        use_dictionary=True,
-        write_statistics=True,
-        store_schema=True,
-    )
+    rows = 0
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    from mlcrew.store.artifacts import HashingFile
+
+    # Hashed as it is written: storing the file afterwards need not read it back.
+    with (
+        HashingFile(path) as sink,
+        pq.ParquetWriter(
+            sink,
+            schema,
+            compression="zstd",
+            use_dictionary=True,
+            write_statistics=True,
+            store_schema=True,
+        ) as writer,
+    ):
+
+        def flush() -> None:
+            group = pa.Table.from_batches(pending, schema=schema).combine_chunks()
+            writer.write_table(group, row_group_size=ROW_GROUP)
+            pending.clear()
+
+        for batch in batches:
+            rows += batch.num_rows
+            while batch.num_rows:
+                take = min(ROW_GROUP - held, batch.num_rows)
+                pending.append(batch.slice(0, take))
+                held += take
+                batch = batch.slice(take)
+                if held == ROW_GROUP:
+                    flush()
+                    held = 0
+        if pending or rows == 0:
+            flush()
+    return rows
 
 
 def read_parquet(path: Path) -> pa.Table:

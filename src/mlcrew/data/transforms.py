@@ -9,14 +9,27 @@ declared inputs, so its output is a function of them and its code: what its cach
 
 from __future__ import annotations
 
+import os
 import threading
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlcrew.data.tables import connect, fetch_arrow, sandbox_views, write_parquet
+from mlcrew.data.tables import (
+    ROW_LEVEL,
+    connect,
+    lock_sandbox,
+    plan_operators,
+    sandbox_views,
+    write_batches,
+    write_parquet,
+)
 from mlcrew.errors import DataError
 from mlcrew.spec import Transform
 from mlcrew.wording import plural
+
+# Rows per batch DuckDB hands over while a SQL transform streams into its Parquet file.
+STREAM_BATCH = 122_880
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -28,7 +41,19 @@ def sql_tables(sql: str) -> set[str] | None:
     """The table names a SELECT reads (CTE names excluded), from DuckDB's own parser: its
     syntax tree as JSON (no binding, so no table needs to exist), or for statements it cannot
     serialise its table-name finder. None when neither can tell (a PIVOT statement): the
-    caller then takes every table it may read."""
+    caller then takes every table it may read. Remembered per text: dashboards and the query
+    API send the same statements again and again."""
+    found = _tables_of(sql)
+    return set(found) if found is not None else None
+
+
+@lru_cache(maxsize=512)
+def _tables_of(sql: str) -> frozenset[str] | None:
+    found = _parse_tables(sql)
+    return frozenset(found) if found is not None else None
+
+
+def _parse_tables(sql: str) -> set[str] | None:
     import json
 
     import duckdb
@@ -155,6 +180,21 @@ def one_query(con: Any, sql: str, what: str, fix: str) -> str:
     raise DataError(f"{what} must be exactly one SELECT statement (found {found}); fix {fix}")
 
 
+def sql_threads(con: Any, transform: Transform, sql: str) -> int:
+    """DuckDB threads for a SQL transform: the spec's `threads`, else every core for a
+    row-level query (same rows, same order, same bytes on any thread count) and one for the
+    rest (a parallel group-by orders its groups, and adds up floats, differently each run)."""
+    import duckdb
+
+    if transform.threads is not None:
+        return int(transform.threads)
+    try:
+        row_level = plan_operators(con, sql) <= ROW_LEVEL
+    except duckdb.Error:  # an invalid query is reported when it runs
+        row_level = False
+    return max(1, os.cpu_count() or 1) if row_level else 1
+
+
 def run_sql(name: str, transform: Transform, inputs: dict[str, Path], out: Path) -> int:
     """Run one SQL transform over its inputs' Parquet files; write its table to `out`."""
     import duckdb
@@ -163,12 +203,19 @@ def run_sql(name: str, transform: Transform, inputs: dict[str, Path], out: Path)
     con = connect()
     try:
         con.execute(f"SET memory_limit='{transform.memory_mb}MB'")
-        sandbox_views(con, inputs)
+        sandbox_views(con, inputs, lock=False)
         wrapped = one_query(con, sql, f"transform {name!r}", f"transforms.{name} in {WHERE}")
+        con.execute(f"SET threads={sql_threads(con, transform, wrapped)}")
+        lock_sandbox(con)
         timer = threading.Timer(transform.timeout_seconds, con.interrupt)
         timer.start()
         try:
-            table = fetch_arrow(con, wrapped)
+            # Streamed: PyArrow writes one row group while DuckDB's threads make the next.
+            relation = con.sql(wrapped)
+            # DuckDB 2 renamed fetch_record_batch to to_arrow_reader.
+            to_reader = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
+            reader = to_reader(STREAM_BATCH)
+            rows = write_batches(reader.schema, reader, out)
         except duckdb.InterruptException:
             raise DataError(
                 f"transform {name!r} ran past its time limit of {transform.timeout_seconds:g} s "
@@ -188,8 +235,7 @@ def run_sql(name: str, transform: Transform, inputs: dict[str, Path], out: Path)
         ) from None
     finally:
         con.close()
-    write_parquet(table, out)
-    return int(table.num_rows)
+    return rows
 
 
 def run_transform(

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from mlcrew.data.tables import connect, fetch_arrow, format_of, load_file, read_parquet
+from mlcrew.data.tables import connect, fetch_arrow, format_of, load_file
 from mlcrew.errors import DataError
-from mlcrew.monitoring.drift import drift_report
+from mlcrew.monitoring.judge import Thresholds, judge
+from mlcrew.monitoring.profile import TableProfile, profile_table
+from mlcrew.monitoring.reference import KEY as REFERENCE_KEY
+from mlcrew.monitoring.reference import feature_kinds, reference_profile
 from mlcrew.registry.versions import CHAMPION, get_version
 from mlcrew.spec import Spec
 from mlcrew.store import Store, now
@@ -109,6 +113,31 @@ def _logged_inputs(store: Store, name: str) -> tuple[Any, dict[str, Any]]:
     return table, info
 
 
+def judge_features(
+    reference: TableProfile, current: Any, thresholds: Thresholds, psi_alert: float
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The window's verdict and one entry per model feature, most drifted first. A feature
+    the new data lacks counts as drifted; `alert` is a drifted feature whose PSI is past
+    `psi_alert`."""
+    present = [n for n in reference.columns if n in current.column_names]
+    like = TableProfile(reference.rows, {n: reference.columns[n] for n in present})
+    verdict = judge(like, profile_table(current.select(present), like=like), thresholds)
+    features = []
+    for column in verdict["columns"]:
+        entry = {"feature": column["column"], **column}
+        del entry["column"]
+        psi = entry.get("psi")
+        entry["alert"] = bool(entry["drifted"] and psi is not None and psi >= psi_alert)
+        features.append(entry)
+    features += [
+        {"feature": n, "missing": True, "drifted": True, "alert": True, "psi": None}
+        for n in reference.columns
+        if n not in current.column_names
+    ]
+    features.sort(key=lambda f: (not f.get("missing"), -(f.get("psi") or 0.0)))
+    return verdict, features
+
+
 def monitor(
     store: Store,
     spec: Spec,
@@ -130,8 +159,8 @@ def monitor(
     version = get_version(store, spec.name, alias)
     model = TabularModel.from_json(store.artifacts.read_bytes(version.model_digest))
     reference_digest = version.data_digests["split.train"]
-    # From an object store, the reference is downloaded once into the shared cache.
-    reference = read_parquet(store.artifacts.local_path(reference_digest))
+    # Profiled once per version and stored: the training data is not read again.
+    reference = reference_profile(store, version, feature_kinds(model.schema_))
     if data is None:
         current, data_info = _logged_inputs(store, spec.name)
     else:
@@ -140,12 +169,21 @@ def monitor(
     if current.num_rows == 0:
         raise DataError(f"{data_info['file']}: no rows to monitor")
     drift = spec.monitoring.drift
-    features = drift_report(reference, current, model.schema_, drift.psi_alert, drift.p_value)
+    thresholds = Thresholds(
+        drift.numeric, drift.categorical, drift.p_value, drift.small_rows, drift.min_rows
+    )
+    verdict, features = judge_features(reference, current, thresholds, drift.psi_alert)
     report: dict[str, Any] = {
         "model": {"name": spec.name, "version": version.version},
         "data": {**data_info, "rows": current.num_rows},
-        "reference": {"digest": reference_digest, "rows": reference.num_rows},
-        "thresholds": {"psi_alert": drift.psi_alert, "p_value": drift.p_value},
+        "reference": {
+            "digest": reference_digest,
+            "rows": reference.rows,
+            "profile": version.data_digests.get(REFERENCE_KEY),
+        },
+        "thresholds": {"psi_alert": drift.psi_alert, **asdict(thresholds)},
+        "judged": verdict["judged"],
+        **({"note": verdict["note"]} if "note" in verdict else {}),
         "features": features,
         "drifted": [f["feature"] for f in features if f["drifted"]],
         "alerts": [f["feature"] for f in features if f.get("alert")],

@@ -9,6 +9,7 @@ to promotion, which the spec's `registry.promotion` allows (auto) or leaves to a
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import time
@@ -18,8 +19,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from mlcrew.data.digests import DigestCache
 from mlcrew.errors import CheckFailed, MlcrewError, PromotionRefused
 from mlcrew.people.audit import record_in
+from mlcrew.pipeline import noop
 from mlcrew.pipeline.execute import execute_stage
 from mlcrew.pipeline.executors import Executor, make_executor
 from mlcrew.pipeline.keys import cache_key, library_versions
@@ -32,12 +35,12 @@ from mlcrew.pipeline.runs import (
     new_run_id,
     run_lock_name,
 )
-from mlcrew.pipeline.sources import snapshot_inputs
+from mlcrew.pipeline.sources import digest_cache, snapshot_inputs
 from mlcrew.pipeline.stage import StageDef, dump_config
 from mlcrew.pipeline.stages import stages_for
 from mlcrew.registry.promotion import default_actor
 from mlcrew.registry.versions import CHAMPION, alias_holder
-from mlcrew.spec import Spec
+from mlcrew.spec import SPEC_FILE, Spec
 from mlcrew.store import Store, now
 from mlcrew.store.models import LineageEdge, Run, StageExecution
 
@@ -60,12 +63,16 @@ def find_execution(session: Any, key: str) -> StageExecution | None:
 
 
 def snapshot_sources(
-    project: Path, spec: Spec, store: Store, verify: bool = False
+    project: Path,
+    spec: Spec,
+    store: Store,
+    verify: bool = False,
+    cache: DigestCache | None = None,
 ) -> dict[str, str]:
     """Each source's digest (and each Python transform's code), with the bytes kept in the
     store, so any run can be reproduced. File digests come from the project's digest cache
     unless `verify` re-hashes them."""
-    return snapshot_inputs(project, spec, store, keep=True, verify=verify)
+    return snapshot_inputs(project, spec, store, keep=True, verify=verify, cache=cache)
 
 
 class Runner:
@@ -85,8 +92,13 @@ class Runner:
         actor: str | None = None,
         executor: Executor | None = None,
         verify: bool = False,
+        replayable: bool = True,
     ) -> None:
         self.verify = verify  # re-hash every source file instead of trusting the digest cache
+        # Leave a fingerprint for the no-op replay (pipeline/noop.py) after a successful run:
+        # only when the executor is the spec's own, as a plain `mlcrew run` would choose.
+        self.replayable = replayable and stages is None
+        self._keys: dict[str, str] = {}
         self.project = project
         self.store = store
         self.spec = spec
@@ -122,6 +134,7 @@ class Runner:
 
     def _run_locked(self, force: bool, executor: Executor) -> RunResult:
         spec = self.spec
+        noop.forget(self.project)  # whatever the last fingerprint vouched for may change now
         mark_interrupted(self.store, spec.name, holding_lock=True)
         self.store.artifacts.clean_tmp()
         self._champion_before = _holder(self.store, spec.name, CHAMPION)
@@ -149,8 +162,10 @@ class Runner:
             record_in(s, spec.name, self.actor, "run", run_id, {"force": force})
         outcomes: list[StageOutcome] = []
         promotion: Promotion | None = None
+        cache = digest_cache(self.project, self.verify)
         try:
-            available = snapshot_sources(self.project, spec, self.store, self.verify)
+            available = snapshot_sources(self.project, spec, self.store, self.verify, cache)
+            inputs = dict(available)
             for position, stage in enumerate(self.stages):
                 outcome = self._run_stage(stage, position, run_id, available, force, executor)
                 outcomes.append(outcome)
@@ -164,7 +179,70 @@ class Runner:
         except BaseException as exc:
             self._finish(run_id, outcomes, "failed", f"{exc.__class__.__name__}: {exc}", None)
             raise
-        return self._finish(run_id, outcomes, "ok", None, promotion)
+        result = self._finish(run_id, outcomes, "ok", None, promotion)
+        self._leave_fingerprint(result, spec_digest, inputs, cache, executor)
+        return result
+
+    def _leave_fingerprint(
+        self,
+        result: RunResult,
+        spec_digest: str,
+        inputs: dict[str, str],
+        cache: DigestCache,
+        executor: Executor,
+    ) -> None:
+        """What the no-op replay needs to answer the next identical `mlcrew run` (noop.py), if
+        this run's inputs can all be vouched for by file stamps."""
+        from mlcrew.store.db import HEAD_REVISION
+        from mlcrew.store.locks import lock_file
+
+        spec, store = self.spec, self.store
+        spec_file = self.project / SPEC_FILE
+        spec_bytes = spec_file.read_bytes() if spec_file.is_file() else None
+        database = store.engine.url.database
+        plain = all(
+            not (s.is_sql or s.is_remote or s.is_glob or s.labels is not None)
+            for s in spec.sources.values()
+        )
+        if not (
+            self.replayable
+            and plain
+            and store.engine.dialect.name == "sqlite"
+            and database not in (None, "", ":memory:")
+            and store.artifacts.is_local
+            and not any(c.fresh_hours is not None for c in spec.checks)  # keyed by the hour
+            and spec_bytes == self.spec_text.encode()  # the file on disk is what ran
+        ):
+            return
+        digests = {spec_digest, *inputs.values(), *(str(e[-1]) for e in cache.used.values())}
+        digests.update(d for o in result.stages for d in o.outputs.values())
+        noop.remember(
+            self.project,
+            {
+                "root": str(self.project.resolve()),
+                "spec_sha256": hashlib.sha256(spec_bytes).hexdigest(),
+                "spec_digest": spec_digest,
+                "files": {path: entry[:-1] for path, entry in sorted(cache.used.items())},
+                "blobs": sorted(str(store.artifacts.blob_path(d)) for d in digests),
+                "project": store.project_name,
+                "model": spec.name,
+                "db": str(database),
+                "lock": str(lock_file(store.engine, run_lock_name(spec.name))),
+                "revision": HEAD_REVISION,
+                "executor": executor.description,
+                "policy": spec.registry.promotion,
+                "last_run": result.run_id,
+                "stages": [
+                    {
+                        "name": o.name,
+                        "position": i,
+                        "key": self._keys[o.name],
+                        "outputs": o.outputs,
+                    }
+                    for i, o in enumerate(result.stages)
+                ],
+            },
+        )
 
     def _promote(self, run_id: str, outcomes: list[StageOutcome]) -> Promotion | None:
         """Offer a newly registered, passing version to promotion when the spec allows it."""
@@ -250,6 +328,7 @@ class Runner:
         libraries = library_versions(stage.libraries)
         inputs = {ref: available[ref] for ref in stage.input_refs(self.spec)}
         key = cache_key(stage.name, stage.version, config, inputs, libraries)
+        self._keys[stage.name] = key
 
         def record(
             state: StageState, outputs: dict[str, str], rec: dict[str, Any], secs: float

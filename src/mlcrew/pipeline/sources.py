@@ -137,11 +137,18 @@ def _manifest_digest(
 
 
 def snapshot_inputs(
-    project: Path, spec: Spec, store: Store, *, keep: bool, verify: bool = False
+    project: Path,
+    spec: Spec,
+    store: Store,
+    *,
+    keep: bool,
+    verify: bool = False,
+    cache: DigestCache | None = None,
 ) -> dict[str, str]:
     """Every source's digest and every Python transform's code digest (`source.NAME`,
-    `code.NAME`). With `keep`, what they digest is kept in the store."""
-    cache = digest_cache(project, verify)
+    `code.NAME`). With `keep`, what they digest is kept in the store. A caller that passes
+    `cache` can read which files were digested (`cache.used`)."""
+    cache = cache or digest_cache(project, verify)
     try:
         found = {
             f"source.{name}": source_digest(project, store, name, src, cache, keep=keep)

@@ -22,7 +22,7 @@ TRAIN_LIBRARIES = (
 STAGES: tuple[StageDef, ...] = (
     INGEST := StageDef(
         name="ingest",
-        version="4",
+        version="5",
         config_model=c.IngestConfig,
         build_config=c.ingest_config,
         inputs=("sources", "code"),
@@ -45,7 +45,7 @@ STAGES: tuple[StageDef, ...] = (
     ),
     StageDef(
         name="split",
-        version="2",
+        version="3",
         config_model=c.SplitConfig,
         build_config=c.split_config,
         inputs=("ingest.dataset",),

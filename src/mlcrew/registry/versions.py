@@ -119,6 +119,15 @@ def update_evaluation(
         row.metric = metric
 
 
+def record_data_digest(store: Store, version: VersionInfo, key: str, digest: str) -> None:
+    """Name something derived from a version's data (its reference profile) in its record."""
+    with store.session() as s:
+        row = find_version(s, version.name, version.version)
+        if row is not None:
+            row.data_digests = {**row.data_digests, key: digest}
+    version.data_digests[key] = digest
+
+
 def alias_holder(store: Store, name: str, alias: str) -> int | None:
     """The version an alias points to, or None."""
     with store.session() as s:

@@ -48,7 +48,10 @@ class ModelPackage:
             "lineage": {
                 "run_id": info.run_id,
                 "spec_digest": info.spec_digest,
-                "data": info.data_digests,
+                # The data the model was built from; the reference profile is derived from it
+                # by monitoring and travels beside it.
+                "data": {k: v for k, v in info.data_digests.items() if k != "reference_profile"},
+                "reference_profile": info.data_digests.get("reference_profile"),
             },
             "libraries": m.libraries_,
             "created_at": info.created_at,

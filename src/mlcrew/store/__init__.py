@@ -164,6 +164,13 @@ class Store:
         self.record_artifact(digest, path.stat().st_size, kind, session)
         return digest
 
+    def adopt_artifact(self, path: Path, kind: str, session: Session) -> str:
+        """Like put_artifact for a file the caller no longer needs: moved in, not copied."""
+        size = path.stat().st_size
+        digest = self.artifacts.adopt_file(path)
+        self.record_artifact(digest, size, kind, session)
+        return digest
+
     def record_artifact(self, digest: str, size: int, kind: str, session: Session) -> None:
         """Record a stored blob; safe when another process records the same digest at once."""
         values = {"digest": digest, "size": size, "kind": kind, "created_at": now()}

@@ -11,9 +11,11 @@ a local cache shared by every process of the machine (see `default_cache_dir`).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -72,6 +74,12 @@ class ArtifactStore:
         if self._remote is None:
             return (self._base / self._rel(digest)).exists()
         return self._remote.exists(self._rel(digest))
+
+    def blob_path(self, digest: str) -> Path:
+        """Where a local store keeps the blob (whether or not it is there)."""
+        if self._remote is not None:
+            raise StoreError(f"{self.root} is an object store: its blobs have no local path")
+        return self._base / self._rel(digest)
 
     def local_path(self, digest: str, cache_dir: Path | None = None) -> Path:
         """A local file holding the artifact: the blob itself in a local store; for an object
@@ -199,6 +207,41 @@ class ArtifactStore:
             return digest
         with open(path, "rb") as f:
             return self.put_stream(f)
+
+    def scratch_file(self, suffix: str = "") -> Path | None:
+        """A new file name beside a local store's blobs (None for an object store): a file
+        written there can be adopted by renaming it, never copied."""
+        if self._remote is not None:
+            return None
+        tmp_dir = self._base / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        return tmp_dir / f"{uuid.uuid4().hex}{suffix}"
+
+    def adopt_file(self, path: Path) -> str:
+        """Store a file its caller no longer needs and return its sha256: in a local store on
+        the same file system it is hashed where it lies and renamed into place (a large
+        dataset is written once, not twice); otherwise copied. The file is gone afterwards."""
+        if self._remote is not None:
+            digest = self.put_file(path)
+            path.unlink(missing_ok=True)
+            return digest
+        try:
+            digest = written_digest(path) or _hash_and_sync(path)
+            final = self._base / self._rel(digest)
+            if final.exists():
+                path.unlink()
+                return digest
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, final)
+            return digest
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:  # anything but "another file system"
+                raise StoreError(
+                    f"cannot write to the artifact store at {self.root}: {exc}"
+                ) from exc
+        digest = self.put_file(path)
+        path.unlink(missing_ok=True)
+        return digest
 
     def put_stream(self, stream: IO[bytes]) -> str:
         """Copy a stream into the store; return its sha256. Atomic: all or nothing is visible."""
@@ -336,6 +379,77 @@ class ArtifactStore:
             return (self._base / rel).read_bytes()
         except FileNotFoundError:
             raise missing() from None
+
+
+def _hash_and_sync(path: Path) -> str:
+    with open(path, "rb") as f:
+        h = hashlib.sha256()
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+        os.fsync(f.fileno())
+    return h.hexdigest()
+
+
+# Digests of files this process hashed while writing them (HashingFile), with each file's
+# stamp (size, mtime, inode) then: storing such a file need not read it again.
+_WRITTEN: dict[str, tuple[int, int, int, str]] = {}
+_WRITTEN_LOCK = threading.Lock()
+
+
+class HashingFile:
+    """A file opened for writing that hashes what goes into it, then fsyncs it on close, so
+    adopting it into the store (`ArtifactStore.adopt_file`) reads none of it back."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._f = open(path, "wb")  # noqa: SIM115 - closed by close() / the with block
+        self._h = hashlib.sha256()
+        self._n = 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        view = memoryview(data)
+        self._h.update(view)
+        self._f.write(view)
+        self._n += view.nbytes
+        return view.nbytes
+
+    def tell(self) -> int:
+        return self._n
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    @property
+    def closed(self) -> bool:
+        return self._f.closed
+
+    def close(self) -> None:
+        if self._f.closed:
+            return
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        st = os.stat(self.path)
+        with _WRITTEN_LOCK:
+            _WRITTEN[str(self.path)] = (st.st_size, st.st_mtime_ns, st.st_ino, self._h.hexdigest())
+            while len(_WRITTEN) > 256:  # files never adopted (stored by copy, or dropped)
+                del _WRITTEN[next(iter(_WRITTEN))]
+
+    def __enter__(self) -> HashingFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def written_digest(path: Path) -> str | None:
+    """The digest HashingFile took of this file, if the file is still as it left it."""
+    with _WRITTEN_LOCK:
+        known = _WRITTEN.pop(str(path), None)
+    if known is None:
+        return None
+    st = os.stat(path)
+    return known[3] if (st.st_size, st.st_mtime_ns, st.st_ino) == known[:3] else None
 
 
 def file_digest(path: Path | str) -> str:

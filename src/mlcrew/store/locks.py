@@ -25,7 +25,7 @@ def _key(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
-def _lock_file(engine: Engine, name: str) -> Path:
+def lock_file(engine: Engine, name: str) -> Path:
     db = engine.url.database
     if not db or db == ":memory:":
         import tempfile
@@ -51,7 +51,7 @@ class NamedLock:
         """Take the lock, waiting for it if another process holds it (`on_wait` is called once
         before waiting, so a caller can say why it pauses)."""
         if self._sqlite:
-            path = _lock_file(self.engine, self.name)
+            path = lock_file(self.engine, self.name)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 try:
@@ -85,7 +85,7 @@ class NamedLock:
     def is_held(self) -> bool:
         """True if some process (this one included) holds the lock right now."""
         if self._sqlite:
-            path = _lock_file(self.engine, self.name)
+            path = lock_file(self.engine, self.name)
             if not path.exists():
                 return False
             fd = os.open(path, os.O_RDWR)

@@ -4,11 +4,13 @@ CSV, Arrow or Parquet). Queries run in the data sandbox with time, row and memor
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from mlcrew.api.deps import AppState, get_state
@@ -20,7 +22,7 @@ from mlcrew.data.catalog import (
     show_dataset,
     suggest_checks,
 )
-from mlcrew.data.query import MEDIA, Limits, encode, run_query
+from mlcrew.data.query import MEDIA, Limits, QueryResult, encode, prefetch, run_query
 
 router = APIRouter(tags=["data"], responses=UNAVAILABLE)
 
@@ -91,17 +93,28 @@ def get_diff(
 
 
 @router.post("/v1/query", responses={**QUERY_ERRORS, **BAD_INPUT})
-async def post_query(body: QueryRequest, state: AppState = Depends(get_state)) -> StreamingResponse:
+async def post_query(body: QueryRequest, state: AppState = Depends(get_state)) -> Response:
     """Read-only SQL over the project's datasets (each a table by name, or NAME@VERSION).
     JSON answers {"columns": [...], "rows": [[...], ...]}; results stream in batches."""
     limits = Limits.of(state.spec.serving.query)
-    result = await run_in_threadpool(run_query, state.store, body.sql, body.limit, limits)
+
+    def start() -> tuple[QueryResult, bytes, Iterator[bytes] | None]:
+        result = run_query(state.store, body.sql, body.limit, limits)
+        try:
+            return result, *prefetch(encode(result, body.format))
+        except BaseException:
+            result.close()
+            raise
+
+    result, head, rest = await run_in_threadpool(start)
     headers = {
         "x-mlcrew-row-limit": str(body.limit),
         "x-mlcrew-tables": ", ".join(f"{n}@{v}" for n, v in sorted(result.tables.items())),
     }
     if body.format == "parquet":
         headers["content-disposition"] = 'attachment; filename="query.parquet"'
+    if rest is None:  # all of it is here: one response, no streaming
+        return Response(head, media_type=MEDIA[body.format], headers=headers)
     return StreamingResponse(
-        encode(result, body.format), media_type=MEDIA[body.format], headers=headers
+        itertools.chain([head], rest), media_type=MEDIA[body.format], headers=headers
     )
