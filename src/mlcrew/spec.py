@@ -626,11 +626,155 @@ class Drift(_Model):
     small_rows: Int = Field(1000, ge=1)  # at most this many values: a test
     min_rows: Int = Field(30, ge=1)  # fewer: no verdict
     psi_alert: Float = Field(0.2, gt=0)  # a drifted feature with this PSI is an alert
+    # Multivariate: a classifier told to separate reference rows from the window's; a
+    # cross-validated ROC AUC past this means the window differs as a whole.
+    domain_auc: Float = Field(0.7, gt=0.5, le=1)
+
+
+class Window(_Model):
+    """How the prediction log is cut into windows: every `rows` predictions (closed at a
+    request boundary), every `every` of time (like 1h, 1d, aligned to UTC), or (neither)
+    whatever arrived since the last round, once it holds `drift.min_rows`."""
+
+    rows: Int | None = Field(None, ge=1)
+    every: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> Window:
+        if self.rows is not None and self.every is not None:
+            raise ValueError("a window is cut by rows: N or by every: DURATION, not both")
+        if self.every is not None:
+            parse_duration(self.every)
+        return self
+
+    @property
+    def seconds(self) -> float | None:
+        return None if self.every is None else parse_duration(self.every)
+
+
+def parse_duration(text: str) -> float:
+    """`90s`, `15m`, `1h`, `1d`, `2w` in seconds."""
+    found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
+    if not found or float(found.group(1)) <= 0:
+        raise ValueError(f"expected a duration like 30m, 1h or 1d, got {text!r}")
+    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[found.group(2)]
+    return float(found.group(1)) * unit
+
+
+class AlertRule(_Model):
+    """When a window (or a round) fires an alert.
+
+    `when`: drift (a feature drifted with PSI past psi_alert; `feature:` narrows it),
+    prediction_drift, multivariate (the domain classifier), metric (a real metric, on the
+    labelled rows, or with `estimated: true` the confidence-based estimate, past `min` or
+    `max`), checks (a data check failed on the window) or log_lag (the newest logged
+    prediction is older than `seconds`)."""
+
+    name: str | None = Field(None, max_length=64)
+    when: Literal["drift", "prediction_drift", "multivariate", "metric", "checks", "log_lag"]
+    feature: str | None = None
+    metric: str | None = None
+    min: Float | None = None
+    max: Float | None = None
+    estimated: bool = False
+    seconds: Float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _shape(self) -> AlertRule:
+        if self.when == "metric":
+            if self.metric not in METRICS:
+                raise ValueError(
+                    f"@metric: a metric alert names one of {', '.join(METRICS)}, "
+                    f"got {self.metric!r}"
+                )
+            if (self.min is None) == (self.max is None):
+                raise ValueError("a metric alert gives exactly one bound: min: or max:")
+        elif self.metric is not None or self.min is not None or self.max is not None:
+            raise ValueError("metric:, min: and max: are for when: metric")
+        if self.when == "log_lag" and self.seconds is None:
+            raise ValueError("a log_lag alert gives seconds: (how old the newest log may be)")
+        if self.when != "log_lag" and self.seconds is not None:
+            raise ValueError("seconds: is for when: log_lag")
+        if self.feature is not None and self.when != "drift":
+            raise ValueError("feature: is for when: drift")
+        if self.estimated and self.when != "metric":
+            raise ValueError("estimated: is for when: metric")
+        if self.estimated and self.metric != "accuracy":
+            raise ValueError(
+                "estimated: true is for metric: accuracy (estimated from a classifier's "
+                "calibrated confidence before labels arrive)"
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        if self.name:
+            return self.name
+        if self.when == "metric":
+            bound = f">{self.max:g}" if self.max is not None else f"<{self.min:g}"
+            return f"{'estimated ' if self.estimated else ''}{self.metric}{bound}"
+        if self.when == "drift" and self.feature:
+            return f"drift:{self.feature}"
+        if self.when == "log_lag":
+            return f"log_lag>{self.seconds:g}s"
+        return self.when
+
+
+class Webhook(_Model):
+    """Where each alert is POSTed as JSON, retried with exponential backoff."""
+
+    url: str = Field(pattern=r"^https?://")
+    retries: Int = Field(4, ge=0, le=20)
+    backoff_seconds: Float = Field(0.5, gt=0, le=60)
+    timeout_seconds: Float = Field(5.0, gt=0, le=120)
+
+
+RetrainTrigger = Literal["drift", "performance", "schedule"]
+
+
+def _drift_and_performance() -> list[RetrainTrigger]:
+    return ["drift", "performance"]
+
+
+class Retrain(_Model):
+    """When the loop retrains, on what, and how the candidate is promoted."""
+
+    # drift: a drift alert fired; performance: a metric alert fired; schedule: every
+    # `every_windows` windows since the last retrain.
+    on: list[RetrainTrigger] = Field(default_factory=_drift_and_performance)
+    every_windows: Int | None = Field(None, ge=1)
+    # The latest labelled windows used: the newest is the fresh test both models are scored
+    # on, the others join the training data.
+    windows: Int = Field(3, ge=2, le=1000)
+    # Keep the version's own training rows in the new training data.
+    with_training_data: bool = True
+    # auto: the candidate takes the champion alias when it passes the gates; manual: it
+    # becomes the challenger and waits for `mlcrew models promote` by a person.
+    approval: Literal["auto", "manual"] = "auto"
+
+    @model_validator(mode="after")
+    def _schedule(self) -> Retrain:
+        if ("schedule" in self.on) != (self.every_windows is not None):
+            raise ValueError("on: [schedule] and every_windows: N go together")
+        return self
+
+
+class NewData(_Model):
+    """How a file of new data becomes model rows: read as `source`, then through the
+    transforms up to `table` (default: the single source and the dataset's table)."""
+
+    source: str
+    table: str
 
 
 class Monitoring(_Model):
     reference: Literal["train"] = "train"
     drift: Drift = Field(default_factory=Drift)
+    window: Window = Field(default_factory=Window)
+    alerts: list[AlertRule] = Field(default_factory=list)
+    webhook: Webhook | None = None
+    retrain: Retrain | None = None
+    new_data: NewData | None = None
 
 
 class Registry(_Model):
@@ -886,6 +1030,24 @@ class Spec(_Model):
         return self
 
     @model_validator(mode="after")
+    def _new_data_known(self) -> Spec:
+        found = self.monitoring.new_data
+        if found is None:
+            return self
+        if found.source not in self.sources:
+            raise ValueError(
+                f"@monitoring.new_data.source: {found.source!r} is not a source; valid: "
+                f"{', '.join(self.sources)}"
+            )
+        tables = list(self.sources) + list(self.transforms)
+        if found.table not in tables:
+            raise ValueError(
+                f"@monitoring.new_data.table: {found.table!r} is neither a source nor a "
+                f"transform; valid: {', '.join(tables)}"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _labeling_known(self) -> Spec:
         if self.labeling is None:
             return self
@@ -913,6 +1075,11 @@ class Spec(_Model):
             (f"objective.deal_breakers.{i}.metric", d.metric)
             for i, d in enumerate(self.objective.deal_breakers)
             if d.metric is not None
+        ]
+        named += [
+            (f"monitoring.alerts.{i}.metric", a.metric)
+            for i, a in enumerate(self.monitoring.alerts)
+            if a.metric is not None
         ]
         named = [(key, metric) for key, metric in named if metric in METRICS]
         if self.task != "auto":

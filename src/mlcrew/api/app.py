@@ -171,6 +171,7 @@ def build_api(app: ServiceApp) -> FastAPI:
         login,
         models,
         monitoring,
+        monitoring_pages,
         pages,
         people,
         registry,
@@ -219,6 +220,7 @@ def build_api(app: ServiceApp) -> FastAPI:
         experiments,
         experiment_pages,
         evaluation_pages,
+        monitoring_pages,
         datasets,
         data_pages,
     )

@@ -68,15 +68,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for group in (project, pipeline, registry, monitor, serve, score, export, people, report):
+for group in (project, pipeline, registry, serve, score, export, people, report):
     for command in group.app.registered_commands:
         if command.cls in (None, TyperCommand):
             command.cls = _Command
     app.registered_commands.extend(group.app.registered_commands)
 # Command groups with sub-commands: `mlcrew models [history]`, `mlcrew store verify`,
 # `mlcrew user add|list|remove`, `mlcrew token create|list|revoke`, `mlcrew label ...`,
-# `mlcrew experiments list|show|compare`, `mlcrew data list|show|diff|profile|query`.
+# `mlcrew experiments list|show|compare`, `mlcrew data list|show|diff|profile|query`,
+# `mlcrew monitor [labels|run|watch|alerts|report]`.
 for sub in (
+    monitor.app,
     models.app,
     store.app,
     people.user_app,

@@ -193,6 +193,16 @@ def write_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: Pa
     return rows
 
 
+def parquet_bytes(table: pa.Table) -> bytes:
+    """A table as Parquet bytes with the same fixed settings as write_parquet."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "t.parquet"
+        write_parquet(table, path)
+        return path.read_bytes()
+
+
 def read_parquet(path: Path) -> pa.Table:
     import pyarrow.parquet as pq
 

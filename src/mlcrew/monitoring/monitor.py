@@ -1,90 +1,127 @@
-"""`mlcrew monitor`: compare new data with the champion's training reference and write a report."""
+"""`mlcrew monitor --data FILE | --from-log`: one file (or the whole prediction log) judged
+against the champion, prepared by the transforms of the spec that trained it."""
 
 from __future__ import annotations
 
 import hashlib
-import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from mlcrew.data.tables import connect, fetch_arrow, format_of, load_file
 from mlcrew.errors import DataError
-from mlcrew.monitoring.judge import Thresholds, judge
-from mlcrew.monitoring.profile import TableProfile, profile_table
-from mlcrew.monitoring.reference import KEY as REFERENCE_KEY
-from mlcrew.monitoring.reference import feature_kinds, reference_profile
-from mlcrew.registry.versions import CHAMPION, get_version
+from mlcrew.monitoring.assess import assess, judge_features, save_report
+from mlcrew.registry.versions import CHAMPION, VersionInfo, get_version
 from mlcrew.spec import Spec
-from mlcrew.store import Store, now
-from mlcrew.store.models import MonitorReport
+from mlcrew.store import Store
 from mlcrew.training.model import TabularModel
 
+__all__ = ["judge_features", "monitor", "recorded_spec"]
 
-def _source_columns(spec: Spec, project: Path | None) -> list[str]:
-    """The columns of the spec's (single) source file, when it is at hand."""
-    if project is None:
-        return []
-    src = next(iter(spec.sources.values()))
-    if src.path is None:
+
+def _source_columns(spec: Spec, source: str, project: Path | None) -> list[str]:
+    """The columns of a source file of the spec, when it is at hand."""
+    src = spec.sources[source]
+    if project is None or src.path is None:
         return []
     file = project / src.path
     if not file.is_file():
         return []
     con = connect()
-    load_file(
-        con,
-        "__src",
-        file,
-        src.resolved_format,
-        str(file),
-        src.read_options(),
-    )
+    load_file(con, "__src", file, src.resolved_format, str(file), src.read_options())
     return [r[0] for r in con.execute('DESCRIBE "__src"').fetchall()]
+
+
+def recorded_spec(store: Store, version: VersionInfo) -> Spec:
+    """The spec of the run that trained `version`: how its data was made, whatever the spec
+    file says today."""
+    from mlcrew.spec import parse_spec
+
+    text = store.artifacts.read_bytes(version.spec_digest).decode()
+    return parse_spec(text, f"the spec that trained v{version.version}")
+
+
+def new_data_route(spec: Spec) -> tuple[str, str] | None:
+    """(source, table): how a file of new data becomes model rows under `spec`, or None
+    when the spec cannot say (several sources and no monitoring.new_data)."""
+    if spec.monitoring.new_data is not None:
+        return spec.monitoring.new_data.source, spec.monitoring.new_data.table
+    if len(spec.sources) != 1 or spec.dataset is None:
+        return None
+    return next(iter(spec.sources)), spec.dataset.from_
 
 
 def _prepare(
     spec: Spec, path: Path, features: list[str], as_given: bool, project: Path | None = None
 ) -> tuple[Any, str]:
-    """New data as model rows. New data usually arrives in the raw format of the spec's single
-    source, so it goes through the spec's transforms; a file that is already in the model's
-    columns is used as is when `as_given` (or when the transforms do not apply to it)."""
+    """New data as model rows. New data arrives in the raw format of a source of `spec` (the
+    version's recorded spec), so it goes through that spec's transforms; a file already in
+    the model's columns is used as is with `as_given`. A file that fits neither is an error
+    naming what it lacks, never a silent fallback."""
     from mlcrew.data.transforms import compute
 
     con = connect()
+    route = new_data_route(spec)
     # New data arrives like the source did: read it with the source's CSV options.
-    src = next(iter(spec.sources.values())) if len(spec.sources) == 1 else None
-    options = src.read_options() if src else {}
+    options = spec.sources[route[0]].read_options() if route else {}
     load_file(con, "__new", path, format_of(path), str(path), options)
     columns = [r[0] for r in con.execute('DESCRIBE "__new"').fetchall()]
-    has_features = all(f in columns for f in features)
-    if as_given or len(spec.sources) != 1 or not spec.transforms:
-        if not has_features:
-            missing = [f for f in features if f not in columns]
-            raise DataError(
-                f"{path}: missing model features {missing}; give rows with these columns"
-            )
-        return fetch_arrow(con, 'SELECT * FROM "__new"'), "as given"
-    source = next(iter(spec.sources))
+    missing = [f for f in features if f not in columns]
     new = fetch_arrow(con, 'SELECT * FROM "__new"')
+    if as_given or route is None or route[0] == route[1]:
+        if missing:
+            why = (
+                ""
+                if as_given or route is not None
+                else " (the spec has several sources; name one in monitoring.new_data)"
+            )
+            raise DataError(
+                f"{path}: missing model features {missing}; give rows with these columns{why}"
+            )
+        return new, "as given"
+    source, table_name = route
     try:
-        table = compute({source: new}, dict(spec.transforms), spec.modeled_dataset.from_, project)
-    except DataError:
-        if has_features:
-            return new, "as given"
-        expected = _source_columns(spec, project)
+        table = compute({source: new}, _transforms_for(spec, table_name), table_name, project)
+    except DataError as exc:
+        expected = _source_columns(spec, source, project)
         lacking = [c for c in expected if c not in columns]
         detail = (
             f"it lacks {lacking} of source {source!r}"
             if lacking
-            else (f"the spec's transforms do not run on it as source {source!r}")
+            else f"the transforms of the version's spec do not run on it as source {source!r} "
+            f"({exc})"
         )
-        missing = [f for f in features if f not in columns]
+        hint = (
+            "; it already has the model's columns: pass --as-given"
+            if not missing
+            else f", and it lacks model features {missing}"
+        )
         raise DataError(
-            f"{path}: {detail}, and it lacks model features {missing}; give new data in the "
-            "source's raw format, or in the model's columns with --as-given"
+            f"{path}: {detail}{hint}; give new data in the source's raw format, or in the "
+            "model's columns with --as-given"
         ) from None
     return table, "through the transforms"
+
+
+def _transforms_for(spec: Spec, table: str) -> dict[str, Any]:
+    """The transforms `table` is made from (a new-data file stands in for one source, so the
+    others' transforms are left out)."""
+    from mlcrew.data.transforms import sql_tables
+
+    wanted: dict[str, Any] = {}
+    todo = [table]
+    while todo:
+        name = todo.pop()
+        if name in wanted or name not in spec.transforms:
+            continue
+        t = spec.transforms[name]
+        wanted[name] = t
+        if t.sql is not None:
+            todo += sorted(sql_tables(t.sql) or ())
+        elif t.embed is not None:
+            todo.append(t.embed.table)
+        else:
+            todo += list(t.inputs or ())
+    return {n: spec.transforms[n] for n in spec.transforms if n in wanted}
 
 
 def _logged_inputs(store: Store, name: str) -> tuple[Any, dict[str, Any]]:
@@ -113,31 +150,6 @@ def _logged_inputs(store: Store, name: str) -> tuple[Any, dict[str, Any]]:
     return table, info
 
 
-def judge_features(
-    reference: TableProfile, current: Any, thresholds: Thresholds, psi_alert: float
-) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The window's verdict and one entry per model feature, most drifted first. A feature
-    the new data lacks counts as drifted; `alert` is a drifted feature whose PSI is past
-    `psi_alert`."""
-    present = [n for n in reference.columns if n in current.column_names]
-    like = TableProfile(reference.rows, {n: reference.columns[n] for n in present})
-    verdict = judge(like, profile_table(current.select(present), like=like), thresholds)
-    features = []
-    for column in verdict["columns"]:
-        entry = {"feature": column["column"], **column}
-        del entry["column"]
-        psi = entry.get("psi")
-        entry["alert"] = bool(entry["drifted"] and psi is not None and psi >= psi_alert)
-        features.append(entry)
-    features += [
-        {"feature": n, "missing": True, "drifted": True, "alert": True, "psi": None}
-        for n in reference.columns
-        if n not in current.column_names
-    ]
-    features.sort(key=lambda f: (not f.get("missing"), -(f.get("psi") or 0.0)))
-    return verdict, features
-
-
 def monitor(
     store: Store,
     spec: Spec,
@@ -150,7 +162,6 @@ def monitor(
     """Drift per feature (PSI and a two-sample test) and, when labels are present, performance.
     The new data is a file, or (`from_log`) the inputs of the predictions the service logged."""
     from mlcrew.store import file_digest
-    from mlcrew.training.evaluate import model_metrics
 
     if (data is None) == (not from_log):
         raise DataError("give new data with --data FILE, or use the prediction log with --from-log")
@@ -158,70 +169,13 @@ def monitor(
         raise DataError(f"{data}: no such file; pass new data with --data FILE (.csv or .parquet)")
     version = get_version(store, spec.name, alias)
     model = TabularModel.from_json(store.artifacts.read_bytes(version.model_digest))
-    reference_digest = version.data_digests["split.train"]
-    # Profiled once per version and stored: the training data is not read again.
-    reference = reference_profile(store, version, feature_kinds(model.schema_))
+    recorded = recorded_spec(store, version)
     if data is None:
         current, data_info = _logged_inputs(store, spec.name)
     else:
-        current, how = _prepare(spec, data, model.feature_names, as_given, store.project)
+        current, how = _prepare(recorded, data, model.feature_names, as_given, store.project)
         data_info = {"file": str(data), "digest": file_digest(data), "prepared": how}
     if current.num_rows == 0:
         raise DataError(f"{data_info['file']}: no rows to monitor")
-    drift = spec.monitoring.drift
-    thresholds = Thresholds(
-        drift.numeric, drift.categorical, drift.p_value, drift.small_rows, drift.min_rows
-    )
-    verdict, features = judge_features(reference, current, thresholds, drift.psi_alert)
-    report: dict[str, Any] = {
-        "model": {"name": spec.name, "version": version.version},
-        "data": {**data_info, "rows": current.num_rows},
-        "reference": {
-            "digest": reference_digest,
-            "rows": reference.rows,
-            "profile": version.data_digests.get(REFERENCE_KEY),
-        },
-        "thresholds": {"psi_alert": drift.psi_alert, **asdict(thresholds)},
-        "judged": verdict["judged"],
-        **({"note": verdict["note"]} if "note" in verdict else {}),
-        "features": features,
-        "drifted": [f["feature"] for f in features if f["drifted"]],
-        "alerts": [f["feature"] for f in features if f.get("alert")],
-    }
-    if model.target_ in current.column_names:
-        import pyarrow.compute as pc
-
-        # Labels arrive late: only rows that already have one count towards performance.
-        labelled = current.filter(pc.is_valid(current.column(model.target_)))
-        if labelled.num_rows:
-            current_metrics = model_metrics(model, labelled, model.target_)
-            report["performance"] = {
-                "current": {k: round(v, 6) for k, v in current_metrics.items()},
-                "at_training": version.metrics,
-                "labelled_rows": labelled.num_rows,
-                "unlabelled_rows": current.num_rows - labelled.num_rows,
-            }
-    text = json.dumps(report, indent=2, sort_keys=True)
-    digest = store.artifacts.put_bytes(text.encode())
-    summary = {"rows": current.num_rows, "drifted": report["drifted"], "alerts": report["alerts"]}
-    with store.session() as s:
-        row = MonitorReport(
-            name=spec.name,
-            version=version.version,
-            data_digest=report["data"]["digest"],
-            report_digest=digest,
-            summary=summary,
-            created_at=now(),
-        )
-        s.add(row)
-        s.flush()
-        report["report_id"] = row.id
-    report["report_digest"] = digest
-    if store.project is not None:
-        out = store.project / ".mlcrew" / "reports" / f"monitor-{report['report_id']}.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp_path = out.with_suffix(".tmp")
-        tmp_path.write_text(text)
-        tmp_path.replace(out)
-        report["report_file"] = str(out)
-    return report
+    report = assess(store, spec, version, model, current, data_info, checks=recorded.checks)
+    return save_report(store, report)

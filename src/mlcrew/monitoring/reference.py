@@ -5,11 +5,18 @@ every later window is judged without reading the training data again."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from mlcrew.monitoring.profile import TableProfile, profile_table
 from mlcrew.registry.versions import VersionInfo
 from mlcrew.store import Store
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from mlcrew.training.model import TabularModel
 
 KEY = "reference_profile"
 
@@ -38,3 +45,104 @@ def reference_profile(store: Store, version: VersionInfo, kinds: dict[str, str])
         store.record_artifact(digest, len(data), "profile", s)
     record_data_digest(store, version, KEY, digest)
     return profile
+
+
+EXTRAS_KEY = "reference_extras"
+EXTRAS_FORMAT = "mlcrew.reference-extras/1"
+# Reference rows kept for the domain classifier: enough for a stable AUC, cheap to fit.
+SAMPLE_ROWS = 5000
+
+
+@dataclass
+class Extras:
+    """What else a window is compared with, made once per version from its splits:
+    the profile of its predictions on the test split (prediction drift), a calibration of
+    its confidence on the test split (estimated accuracy, classifiers), and a sample of its
+    training rows (the domain classifier)."""
+
+    predictions: TableProfile
+    sample: pa.Table
+    # Confidence -> P(correct), as isotonic steps; None for a regression model.
+    calibration: dict[str, list[float]] | None
+
+    def estimated_accuracy(self, confidence: np.ndarray) -> float | None:
+        import numpy as np
+
+        if self.calibration is None or not len(confidence):
+            return None
+        steps = self.calibration
+        return float(np.interp(confidence, steps["x"], steps["y"]).mean())
+
+
+def prediction_column(model: TabularModel, table: pa.Table) -> tuple[pa.Table, np.ndarray]:
+    """The model's predictions on `table` as a one-column table ("prediction": numbers or
+    class labels), and each row's confidence (the predicted class's probability; empty for
+    regression)."""
+    import numpy as np
+    import pyarrow as pa
+
+    raw = model.predict_raw(table)
+    if model.task == "regression":
+        return pa.table({"prediction": pa.array(raw, pa.float64())}), np.empty(0)
+    indices = model.class_indices(raw)
+    labels = pa.array(np.asarray(model.classes_, dtype=object)[indices], pa.string())
+    confidence = model.probabilities(raw)[np.arange(len(indices)), indices]
+    return pa.table({"prediction": labels}), confidence
+
+
+def reference_extras(store: Store, version: VersionInfo, model: TabularModel) -> Extras:
+    """The version's stored extras, or (the first time) made from its splits and stored."""
+    import numpy as np
+    import pyarrow as pa
+
+    from mlcrew.data.tables import parquet_bytes, read_parquet, read_parquet_bytes
+    from mlcrew.registry.versions import record_data_digest
+
+    stored = version.data_digests.get(EXTRAS_KEY)
+    if stored and store.artifacts.exists(stored):
+        doc = json.loads(store.artifacts.read_bytes(stored))
+        if doc.get("format") == EXTRAS_FORMAT and store.artifacts.exists(doc["sample"]):
+            return Extras(
+                TableProfile.from_json(doc["predictions"]),
+                read_parquet_bytes(store.artifacts.read_bytes(doc["sample"])),
+                doc["calibration"],
+            )
+    features = model.feature_names
+    test = read_parquet(store.artifacts.local_path(version.data_digests["split.test"]))
+    predicted, confidence = prediction_column(model, test)
+    kinds = {"prediction": "numeric" if model.task == "regression" else "categorical"}
+    profile = profile_table(predicted, kinds=kinds)
+    calibration = None
+    if model.task != "regression" and len(confidence):
+        from sklearn.isotonic import IsotonicRegression
+
+        truth = np.asarray([str(v) for v in test.column(model.target_).to_pylist()], object)
+        correct = truth == np.asarray(predicted.column("prediction").to_pylist(), object)
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+        iso.fit(confidence, correct.astype(float))
+        calibration = {
+            "x": [float(v) for v in iso.X_thresholds_],
+            "y": [float(v) for v in iso.y_thresholds_],
+        }
+    train = read_parquet(store.artifacts.local_path(version.data_digests["split.train"]))
+    train = train.select(features)
+    if train.num_rows > SAMPLE_ROWS:
+        # Seeded by the version, so the same version always keeps the same rows.
+        rng = np.random.default_rng(version.version)
+        keep = np.sort(rng.choice(train.num_rows, SAMPLE_ROWS, replace=False))
+        train = train.take(pa.array(keep))
+    sample_bytes = parquet_bytes(train)
+    sample = store.artifacts.put_bytes(sample_bytes)
+    doc = {
+        "format": EXTRAS_FORMAT,
+        "predictions": profile.to_json(),
+        "calibration": calibration,
+        "sample": sample,
+    }
+    data = json.dumps(doc, sort_keys=True).encode()
+    digest = store.artifacts.put_bytes(data)
+    with store.session() as s:
+        store.record_artifact(sample, len(sample_bytes), "sample", s)
+        store.record_artifact(digest, len(data), "profile", s)
+    record_data_digest(store, version, EXTRAS_KEY, digest)
+    return Extras(profile, train, calibration)

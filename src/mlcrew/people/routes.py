@@ -33,6 +33,8 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/data/{ref}"): "read_data",
     ("GET", "/query"): "read_data",
     ("GET", "/models/{name}/evaluation/report.{fmt}"): "read_models",
+    ("GET", "/models/{name}/monitoring"): "read_models",
+    ("GET", "/models/{name}/monitoring/report.html"): "read_models",
     # models, registry, runs, monitoring
     ("GET", "/v1/models"): "read_models",
     ("GET", "/v1/models/{name}"): "read_models",
@@ -45,6 +47,7 @@ ROUTES: dict[Key, Action | None] = {
     ("GET", "/v1/status"): "read_models",
     ("GET", "/v1/monitor/reports"): "read_models",
     ("GET", "/v1/monitor/reports/{report_id}"): "read_models",
+    ("GET", "/v1/monitor/timeline"): "read_models",
     # datasets and read-only SQL over them
     ("GET", "/v1/datasets"): "read_data",
     ("GET", "/v1/datasets/{ref}"): "read_data",

@@ -93,11 +93,15 @@ class Runner:
         executor: Executor | None = None,
         verify: bool = False,
         replayable: bool = True,
+        project_spec: bool = True,
     ) -> None:
         self.verify = verify  # re-hash every source file instead of trusting the digest cache
         # Leave a fingerprint for the no-op replay (pipeline/noop.py) after a successful run:
         # only when the executor is the spec's own, as a plain `mlcrew run` would choose.
-        self.replayable = replayable and stages is None
+        self.replayable = replayable and stages is None and project_spec
+        # False: the run does not become the project's current spec (a retrain's spec, made
+        # for one run, must not replace what `mlcrew serve` and the next `mlcrew run` read).
+        self.project_spec = project_spec
         self._keys: dict[str, str] = {}
         self.project = project
         self.store = store
@@ -143,7 +147,8 @@ class Runner:
         spec_digest = self.store.artifacts.put_bytes(spec_bytes)
         with self.store.session() as s:
             self.store.record_artifact(spec_digest, len(spec_bytes), "spec", s)
-            self.store.set_spec(spec_digest, s)
+            if self.project_spec:
+                self.store.set_spec(spec_digest, s)
             s.add(
                 Run(
                     id=run_id,

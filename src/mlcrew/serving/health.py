@@ -39,4 +39,19 @@ def exposition(service: PredictionService, metrics: ServiceMetrics) -> tuple[byt
     content type."""
     if service.log is not None:
         metrics.log_pending.set(service.log.pending_rows)
+    _alert_state(service, metrics)
     return metrics.render()
+
+
+def _alert_state(service: PredictionService, metrics: ServiceMetrics) -> None:
+    """The monitoring loop's alerts as of now, read from the store at scrape time (the loop
+    runs in its own process: `mlcrew monitor run|watch`)."""
+    from mlcrew.monitoring.alerts import firing_now
+
+    for name in service.models.served_names():
+        try:
+            state = firing_now(service.store, name)
+        except Exception:  # a scrape must answer even while the store is unreachable
+            continue
+        for rule, value in state.items():
+            metrics.alerts.labels(name, rule).set(value)

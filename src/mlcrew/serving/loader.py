@@ -130,6 +130,13 @@ class ModelCache:
                 self._models.popitem(last=False)
             return loaded
 
+    def served_names(self) -> list[str]:
+        """The models this cache has loaded or been asked for."""
+        with self._lock:
+            names = {m.info.name for m in self._models.values()}
+            names |= {name for name, _ in self._refs}
+        return sorted(names)
+
     def loaded(self) -> list[LoadedModel]:
         with self._lock:
             return list(self._models.values())

@@ -85,6 +85,13 @@ class ServiceMetrics:
         self.log_errors = Counter(
             "mlcrew_prediction_log_errors", "Segments that failed to write (retried).", registry=r
         )
+        self.alerts = Gauge(
+            "mlcrew_monitor_alert",
+            "1 while an alert rule fires on the model's newest monitoring window, else 0.",
+            ["model", "rule"],
+            multiprocess_mode="livemax",
+            registry=r,
+        )
         self._children: dict[tuple[str, str, int], Any] = {}
         self._timers: dict[str, Any] = {}
         self._rows: dict[tuple[str, int], Any] = {}

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from mlcrew.errors import StoreError
 
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

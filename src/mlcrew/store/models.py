@@ -172,6 +172,39 @@ class MonitorReport(ProjectOwned, Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class MonitorWindow(ProjectOwned, Base):
+    """A closed window of the prediction log: its rows are those logged at `start_at` <= at <
+    `end_at` for model `name`; `report_id` holds its drift report. `performance` grows as
+    late labels arrive."""
+
+    __tablename__ = "monitor_windows"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    end_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rows: Mapped[int] = mapped_column(BigInteger)
+    report_id: Mapped[int | None] = mapped_column(Integer)
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    performance: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AlertEvent(ProjectOwned, Base):
+    """One firing of an alert rule, and how its webhook delivery went."""
+
+    __tablename__ = "alert_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), index=True)
+    rule: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32))
+    window_id: Mapped[int | None] = mapped_column(Integer)
+    value: Mapped[float | None] = mapped_column()
+    message: Mapped[str] = mapped_column(Text)
+    delivery: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class DatasetVersion(ProjectOwned, Base):
     """One distinct content of a source or a transform's output: the same bytes are the same
     version, whichever run made them. `parents` name the versions it was made from."""

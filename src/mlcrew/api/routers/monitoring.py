@@ -28,3 +28,15 @@ def report(
 ) -> dict[str, Any]:
     """One full report: drift per feature and performance on new data."""
     return get_report(state.store, report_id)
+
+
+@router.get("/timeline", responses=BAD_INPUT)
+def timeline_route(
+    limit: Annotated[int, Query(ge=1, le=1000, description="How many windows and events.")] = 200,
+    state: AppState = Depends(get_state),
+) -> dict[str, Any]:
+    """The loop's windows (oldest first: drift, real and estimated performance), alerts,
+    retrains and alias moves of the served model."""
+    from mlcrew.monitoring.pages import timeline
+
+    return timeline(state.store, state.spec.name, limit)

@@ -1,8 +1,8 @@
-// Draws the evaluation's charts from #evaluation-charts (Plotly figures: data + layout).
+// Draws a page's charts from #evaluation-charts or #charts-data (Plotly figures: data + layout).
 (function () {
   "use strict";
   function draw() {
-    var data = document.getElementById("evaluation-charts");
+    var data = document.getElementById("evaluation-charts") || document.getElementById("charts-data");
     if (!data || typeof Plotly === "undefined") return;
     var charts = JSON.parse(data.textContent);
     document.querySelectorAll(".chart[data-chart]").forEach(function (el) {

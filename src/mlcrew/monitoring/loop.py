@@ -1,0 +1,285 @@
+"""One round of the monitoring loop (`mlcrew monitor run`), and `watch`, which repeats it.
+
+A round: close the windows of the prediction log that are complete, judge each against the
+version that served it (drift, prediction drift, the domain classifier, data checks, estimated
+performance), refresh the real performance of recent windows as late labels arrive, fire the
+alert rules, and retrain when `monitoring.retrain` says so."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from mlcrew.errors import DataError
+from mlcrew.monitoring.alerts import Firing, fire, lag_firings, window_firings
+from mlcrew.monitoring.assess import assess, save_report
+from mlcrew.monitoring.windows import cut, log_rows, model_rows, served_by, watermark
+from mlcrew.registry.versions import get_version
+from mlcrew.store import now
+from mlcrew.store.models import MonitorWindow
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from mlcrew.spec import Spec
+    from mlcrew.store import Store
+
+# Rows logged in the last seconds may still be in a service's memory: a round leaves them to
+# the next one, so no window closes before all of its rows are written.
+SETTLE_SECONDS = 5.0
+# Windows whose real performance is refreshed each round (labels arrive for recent ones).
+RECENT_WINDOWS = 24
+
+Say = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+def run_round(
+    store: Store,
+    spec: Spec,
+    project: Path,
+    *,
+    until: datetime | None = None,
+    actor: str = "monitor",
+    say: Say = _quiet,
+    retrain_ok: bool = True,
+) -> dict[str, Any]:
+    """One round; returns {"windows", "alerts", "pending_rows", "refreshed", "retrain"}."""
+    name = spec.name
+    until = until or datetime.now(UTC) - timedelta(seconds=SETTLE_SECONDS)
+    after = watermark(store, name)
+    rows = log_rows(store, name, after, until)
+    cuts, pending = cut(rows, spec.monitoring.window, spec.monitoring.drift.min_rows, after, until)
+    say(f"{rows.num_rows} new logged rows: {len(cuts)} window(s) to judge, {pending} pending")
+    windows, events = [], []
+    for c in cuts:
+        window, report = judge_window(store, spec, c.start, c.end, c.rows)
+        windows.append(window)
+        firings = window_firings(spec.monitoring.alerts, report)
+        events += fire(store, name, firings, spec.monitoring.webhook, window["id"])
+        say(_window_line(window, firings))
+    refreshed = refresh_performance(store, spec)
+    lag = lag_firings(spec.monitoring.alerts, newest_segment(store, name), datetime.now(UTC))
+    events += fire(store, name, lag, spec.monitoring.webhook)
+    outcome: dict[str, Any] = {
+        "model": name,
+        "until": until.isoformat(),
+        "windows": windows,
+        "alerts": events,
+        "pending_rows": pending,
+        "refreshed": refreshed,
+        "retrain": None,
+    }
+    trigger = retrain_trigger(store, spec, events, windows)
+    if trigger and retrain_ok:
+        from mlcrew.monitoring.retrain import retrain
+
+        say(f"retraining: {trigger}")
+        result = retrain(store, spec, project, reason=trigger, actor=actor)
+        outcome["retrain"] = {"trigger": trigger, **result.to_json()}
+        say(f"retrain {result.status}: {result.why}")
+    return outcome
+
+
+def judge_window(
+    store: Store, spec: Spec, start: datetime, end: datetime, rows: pa.Table
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Judge one closed window against the version that served most of it; store both."""
+    from mlcrew.monitoring.labels import all_labels, with_labels
+    from mlcrew.monitoring.monitor import recorded_spec
+    from mlcrew.training.model import TabularModel
+
+    name = spec.name
+    main, counts = served_by(rows)
+    version = get_version(store, name, main)
+    model = TabularModel.from_json(store.artifacts.read_bytes(version.model_digest))
+    mine = rows.filter(_version_mask(rows, main))
+    inputs = with_labels(mine, model_rows(mine), all_labels(store, name), model.target_)
+    info = {
+        "file": f"prediction log {start.isoformat()} .. {end.isoformat()}",
+        "digest": _digest(name, start, end, rows.num_rows),
+        "prepared": "prediction log",
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "versions": {str(v): n for v, n in counts.items()},
+    }
+    checks = recorded_spec(store, version).checks
+    report = save_report(store, assess(store, spec, version, model, inputs, info, checks=checks))
+    summary = summarize(report)
+    with store.session() as s:
+        row = MonitorWindow(
+            name=name,
+            version=main,
+            start_at=start,
+            end_at=end,
+            rows=rows.num_rows,
+            report_id=report["report_id"],
+            summary=summary,
+            performance=_performance(report),
+            created_at=now(),
+        )
+        s.add(row)
+        s.flush()
+        window = window_json(row)
+    return window, report
+
+
+def summarize(report: dict[str, Any]) -> dict[str, Any]:
+    """What a window's row keeps of its report: enough for pages, alerts and the timeline."""
+    return {
+        "judged": report["judged"],
+        "drifted": report["drifted"],
+        "alerts": report["alerts"],
+        "scores": {
+            f["feature"]: f.get("score") for f in report["features"] if f.get("score") is not None
+        },
+        "psi": {f["feature"]: f.get("psi") for f in report["features"] if f.get("psi") is not None},
+        "prediction_drift": (report.get("prediction_drift") or {}).get("drifted"),
+        "domain_auc": (report.get("multivariate") or {}).get("auc"),
+        "checks_failed": len((report.get("checks") or {}).get("failed", [])),
+        "estimated": report.get("estimated"),
+    }
+
+
+def _performance(report: dict[str, Any]) -> dict[str, Any]:
+    perf = report.get("performance")
+    if not perf:
+        return {"labelled_rows": 0}
+    return {"labelled_rows": perf["labelled_rows"], "metrics": perf["current"]}
+
+
+def refresh_performance(store: Store, spec: Spec) -> list[int]:
+    """Recompute the real metrics of recent windows that are not fully labelled yet; return
+    the ids of those whose labelled rows grew."""
+    from mlcrew.monitoring.retrain import labelled, window_rows
+    from mlcrew.training.evaluate import model_metrics
+    from mlcrew.training.model import TabularModel
+
+    name = spec.name
+    with store.session() as s:
+        recent = s.scalars(
+            select(MonitorWindow)
+            .where(MonitorWindow.name == name)
+            .order_by(MonitorWindow.id.desc())
+            .limit(RECENT_WINDOWS)
+        ).all()
+        todo = [
+            (r.id, r.version, r.rows, (r.performance or {}).get("labelled_rows", 0))
+            for r in recent
+            if (r.performance or {}).get("labelled_rows", 0) < r.rows
+        ]
+    grown = []
+    models: dict[int, Any] = {}
+    for window_id, version, _, before in todo:
+        if version not in models:
+            info = get_version(store, name, version)
+            models[version] = TabularModel.from_json(store.artifacts.read_bytes(info.model_digest))
+        model = models[version]
+        with store.session() as s:
+            row = s.get(MonitorWindow, window_id)
+            assert row is not None
+            s.expunge(row)
+        table = window_rows(store, name, row, model.target_)
+        mask = None
+        if "version" in table.column_names:
+            mask = _version_mask(table, version)
+        rows = labelled(table.filter(mask) if mask is not None else table, model)
+        if rows.num_rows <= before:
+            continue
+        metrics = {k: round(v, 6) for k, v in model_metrics(model, rows, model.target_).items()}
+        with store.session() as s:
+            stored = s.get(MonitorWindow, window_id)
+            if stored is not None:
+                stored.performance = {"labelled_rows": rows.num_rows, "metrics": metrics}
+        grown.append(window_id)
+    return grown
+
+
+def retrain_trigger(
+    store: Store, spec: Spec, events: list[dict[str, Any]], windows: list[dict[str, Any]]
+) -> str | None:
+    """Why this round should retrain (None: it should not)."""
+    cfg = spec.monitoring.retrain
+    if cfg is None:
+        return None
+    kinds = {e["kind"] for e in events}
+    if "drift" in cfg.on and kinds & {"drift", "prediction_drift", "multivariate"}:
+        return "drift alert"
+    if "performance" in cfg.on and "metric" in kinds:
+        return "performance alert"
+    if "schedule" in cfg.on and cfg.every_windows and windows:
+        with store.session() as s:
+            count = len(
+                s.scalars(select(MonitorWindow.id).where(MonitorWindow.name == spec.name)).all()
+            )
+        if count % cfg.every_windows == 0:
+            return f"schedule (every {cfg.every_windows} windows)"
+    return None
+
+
+def window_json(row: MonitorWindow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "version": row.version,
+        "start": row.start_at.isoformat(),
+        "end": row.end_at.isoformat(),
+        "rows": row.rows,
+        "report_id": row.report_id,
+        **row.summary,
+        "performance": row.performance,
+    }
+
+
+def list_windows(store: Store, name: str, limit: int = 200) -> list[dict[str, Any]]:
+    with store.session() as s:
+        rows = s.scalars(
+            select(MonitorWindow)
+            .where(MonitorWindow.name == name)
+            .order_by(MonitorWindow.id.desc())
+            .limit(limit)
+        ).all()
+        return [window_json(r) for r in reversed(rows)]
+
+
+def _version_mask(rows: pa.Table, version: int) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    return pc.equal(rows.column("version"), pa.scalar(version, rows.column("version").type))
+
+
+def _digest(name: str, start: datetime, end: datetime, rows: int) -> str:
+    import hashlib
+
+    return hashlib.sha256(
+        f"{name}|{start.isoformat()}|{end.isoformat()}|{rows}".encode()
+    ).hexdigest()
+
+
+def newest_segment(store: Store, name: str) -> datetime | None:
+    """When the newest segment of the model's log was written (None: nothing logged)."""
+    from mlcrew.monitoring.windows import segment_time
+    from mlcrew.serving.predlog import segments
+
+    found = segments(store, name)
+    return segment_time(found[-1]) if found else None
+
+
+def _window_line(window: dict[str, Any], firings: list[Firing]) -> str:
+    drifted = ", ".join(window["drifted"]) or "none"
+    fired = f"; alerts: {', '.join(f.rule for f in firings)}" if firings else ""
+    return f"window {window['id']}: {window['rows']} rows, drifted: {drifted}{fired}"
+
+
+def check_loggable(spec: Spec) -> None:
+    if not spec.serving.prediction_log:
+        raise DataError(
+            "serving.prediction_log is off: the loop reads the prediction log; turn it on"
+        )
