@@ -19,6 +19,21 @@ NEW_DATA = "data/bikeshare-jul-dec.csv"
 
 
 @dataclass
+class Month:
+    """One month of July-December replayed through the live service, and what the loop's
+    round after it found and did."""
+
+    name: str
+    rows: int
+    served_by: int  # the version that served most of the month
+    mae: float | None  # the serving model's error, on the rows whose labels arrived
+    mae_first: float | None  # the first champion's error on the same rows: without the loop
+    drifted: list[str]
+    alerts: list[str]
+    retrain: dict[str, Any] | None
+
+
+@dataclass
 class DemoResult:
     project: Path
     run: dict[str, Any]
@@ -27,6 +42,7 @@ class DemoResult:
     actual: Any
     monitor: dict[str, Any]
     url: str
+    months: list[Month] = field(default_factory=list)
     server: BackgroundServer | None = field(default=None, repr=False)
     # True when the project lives in a temporary folder, which `close` removes.
     temporary: bool = False
@@ -94,7 +110,9 @@ def _run_serve_monitor(
     result = Runner(project.root, project.store, project.spec, project.spec_text, progress).run()
     if not result.champion:
         raise MlcrewError("the demo model did not pass its gates; see 'mlcrew status'")
-    server = BackgroundServer(create_app(project.root, project.spec, project.store), port=port)
+    # No access log: the replay sends a request per day, and the summary tells the story.
+    app = create_app(project.root, project.spec, project.store, access_log=False)
+    server = BackgroundServer(app, port=port)
     server.start()
     try:
         on_step(f"serving on {server.url}")
@@ -115,6 +133,7 @@ def _run_serve_monitor(
         response.raise_for_status()
         on_step(f"monitoring {NEW_DATA}")
         report = monitor(project.store, project.spec, root / NEW_DATA)
+        months = replay(project, server.url, app.service, model.schema_, on_step)
     except BaseException:
         server.stop()
         raise
@@ -128,8 +147,111 @@ def _run_serve_monitor(
         actual=row[project.spec.target],
         monitor=report,
         url=server.url,
+        months=months,
         server=server if keep_serving else None,
     )
+
+
+def replay(
+    project: Project,
+    url: str,
+    service: Any,
+    schema: list[dict[str, Any]],
+    on_step: Callable[[str], None],
+) -> list[Month]:
+    """July-December through the live service, a day per request (its request id names the
+    day), month by month. Each day's counts arrive as labels the next day; after each month
+    one round of the loop judges it, fires alerts and retrains when they say so."""
+    import csv
+    from datetime import UTC, datetime
+
+    import httpx
+
+    from mlcrew.monitoring.labels import add_labels
+    from mlcrew.monitoring.loop import run_round
+
+    spec, store = project.spec, project.store
+    target = spec.model_target
+    with open(project.root / NEW_DATA, newline="") as f:
+        rows = list(csv.DictReader(f))
+    months: dict[str, dict[str, list[dict[str, str]]]] = {}
+    for row in rows:
+        months.setdefault(row["mnth"], {}).setdefault(row["day"], []).append(row)
+    folder = project.root / "data" / "labels"
+    folder.mkdir(parents=True, exist_ok=True)
+    late: list[tuple[str, int, str]] = []
+    rounds: list[tuple[str, dict[str, Any]]] = []
+    with httpx.Client(base_url=url, timeout=30) as client:
+        for month, days in months.items():
+            on_step(f"serving {month}: {sum(len(d) for d in days.values())} hours, then a round")
+            for day, hours in days.items():
+                body = {"rows": [{f["name"]: _typed(h[f["name"]], f["type"]) for f in schema}
+                                 for h in hours]}  # fmt: skip
+                answer = client.post(
+                    f"/v1/models/{spec.name}/predict",
+                    json=body,
+                    headers={"x-request-id": f"day-{day}"},
+                )
+                answer.raise_for_status()
+            if service.log is not None:
+                service.log.flush()  # the round reads what the service has written
+            # Labels a day late: the month's days but its last, and the last month's last day.
+            order = list(days)
+            arrived = late + [(f"day-{d}", i, h[target]) for d in order[:-1]
+                              for i, h in enumerate(days[d])]  # fmt: skip
+            late = [(f"day-{order[-1]}", i, h[target]) for i, h in enumerate(days[order[-1]])]
+            labels = folder / f"{month.lower()}.csv"
+            with open(labels, "w", newline="") as f:
+                writer = csv.writer(f)
+                writer.writerow(["request_id", "row", target])
+                writer.writerows(arrived)
+            add_labels(store, spec.name, target, labels, row_column="row")
+            rounds.append((month, run_round(store, spec, project.root, until=datetime.now(UTC))))
+    return _months(project, rounds)
+
+
+def _months(project: Project, rounds: list[tuple[str, dict[str, Any]]]) -> list[Month]:
+    """Each month's window as it stands after the last labels: the error of the model that
+    served it, and of the first champion on the same rows."""
+    from mlcrew.monitoring.loop import list_windows, refresh_performance
+    from mlcrew.monitoring.retrain import labelled, window_rows
+    from mlcrew.registry.versions import get_version
+    from mlcrew.store.models import MonitorWindow
+    from mlcrew.training.evaluate import model_metrics
+    from mlcrew.training.model import TabularModel
+
+    store, name = project.store, project.spec.name
+    refresh_performance(store, project.spec)
+    windows = {w["id"]: w for w in list_windows(store, name)}
+    first = TabularModel.from_json(
+        store.artifacts.read_bytes(get_version(store, name, 1).model_digest)
+    )
+    out = []
+    for month, outcome in rounds:
+        for w in outcome["windows"]:
+            now = windows[w["id"]]
+            with store.session() as s:
+                row = s.get(MonitorWindow, w["id"])
+                assert row is not None
+                s.expunge(row)
+            rows = labelled(window_rows(store, name, row, first.target_), first)
+            mae_first = model_metrics(first, rows, first.target_)["mae"] if rows.num_rows else None
+            retrain = outcome["retrain"]
+            out.append(
+                Month(
+                    month,
+                    now["rows"],
+                    now["version"],
+                    (now["performance"].get("metrics") or {}).get("mae"),
+                    mae_first,
+                    now["drifted"],
+                    [a["rule"] for a in outcome["alerts"]],
+                    None
+                    if retrain is None
+                    else {"status": retrain["status"], "version": retrain["version"]},
+                )
+            )
+    return out
 
 
 def _champion_digest(project: Project) -> str:

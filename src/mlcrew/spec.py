@@ -739,9 +739,9 @@ def _drift_and_performance() -> list[RetrainTrigger]:
 class Retrain(_Model):
     """When the loop retrains, on what, and how the candidate is promoted."""
 
-    # drift: a drift alert fired; performance: a metric alert fired; schedule: every
-    # `every_windows` windows since the last retrain.
-    on: list[RetrainTrigger] = Field(default_factory=_drift_and_performance)
+    # drift: a drift alert fired (a feature, the predictions or the domain classifier);
+    # performance: a metric alert fired; schedule: at every `every_windows`-th window.
+    when: list[RetrainTrigger] = Field(default_factory=_drift_and_performance)
     every_windows: Int | None = Field(None, ge=1)
     # The latest labelled windows used: the newest is the fresh test both models are scored
     # on, the others join the training data.
@@ -754,8 +754,8 @@ class Retrain(_Model):
 
     @model_validator(mode="after")
     def _schedule(self) -> Retrain:
-        if ("schedule" in self.on) != (self.every_windows is not None):
-            raise ValueError("on: [schedule] and every_windows: N go together")
+        if ("schedule" in self.when) != (self.every_windows is not None):
+            raise ValueError("when: [schedule] and every_windows: N go together")
         return self
 
 

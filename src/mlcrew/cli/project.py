@@ -98,7 +98,33 @@ def _summary(result: DemoResult) -> str:
     )
     # Every drifted feature, so the count and the list agree, with the score that judged it.
     lines += [f"            {escape(f['feature'])}: {_drift_text(f)}" for f in drifted]
+    if result.months:
+        lines += _loop_lines(result)
     return "\n".join(lines)
+
+
+def _loop_lines(result: DemoResult) -> list[str]:
+    """Month by month: who served, its error, the first champion's error on the same hours
+    (without the loop), and what the round did."""
+    lines = [f"[bold]loop[/]        {'month':<5} {'served':<6} {'MAE':>5} {'v1 alone':>9}  round"]
+    for m in result.months:
+        mae = "—" if m.mae is None else f"{m.mae:.1f}"
+        first = "—" if m.mae_first is None else f"{m.mae_first:.1f}"
+        did = f"{len(m.drifted)} drifted"
+        if m.retrain:
+            did += ", " + m.retrain["status"].replace("_", " ")
+            if m.retrain["version"] is not None:
+                did += f" v{m.retrain['version']}"
+        served = f"v{m.served_by}"
+        lines.append(f"            {m.name[:3]:<5} {served:<6} {mae:>5} {first:>9}  {did}")
+    promoted = [
+        m.retrain["version"]
+        for m in result.months
+        if m.retrain and m.retrain["status"] == "promoted"
+    ]
+    if promoted:
+        lines.append(f"            champion now v{promoted[-1]}: see mlcrew models history")
+    return lines
 
 
 def _drift_text(feature: dict[str, Any]) -> str:

@@ -210,11 +210,11 @@ def retrain_trigger(
     if cfg is None:
         return None
     kinds = {e["kind"] for e in events}
-    if "drift" in cfg.on and kinds & {"drift", "prediction_drift", "multivariate"}:
+    if "drift" in cfg.when and kinds & {"drift", "prediction_drift", "multivariate"}:
         return "drift alert"
-    if "performance" in cfg.on and "metric" in kinds:
+    if "performance" in cfg.when and "metric" in kinds:
         return "performance alert"
-    if "schedule" in cfg.on and cfg.every_windows and windows:
+    if "schedule" in cfg.when and cfg.every_windows and windows:
         with store.session() as s:
             count = len(
                 s.scalars(select(MonitorWindow.id).where(MonitorWindow.name == spec.name)).all()
