@@ -234,7 +234,7 @@ def _months(project: Project, rounds: list[tuple[str, dict[str, Any]]]) -> list[
                 row = s.get(MonitorWindow, w["id"])
                 assert row is not None
                 s.expunge(row)
-            rows = labelled(window_rows(store, name, row, first.target_), first)
+            rows = labelled(window_rows(store, name, row, first), first)
             mae_first = model_metrics(first, rows, first.target_)["mae"] if rows.num_rows else None
             retrain = outcome["retrain"]
             out.append(

@@ -151,3 +151,36 @@ def test_the_prediction_log_is_new_data(trained_project: Project) -> None:
     assert report["data"]["rows"] == logged >= 200
     assert report["data"]["file"].endswith("/predictions/bike-demand/bike-demand/")  # project/model
     assert by_name(report, "temp")["drifted"]  # hot nights, unlike January to June
+
+
+def test_new_files_go_through_the_recorded_spec_after_it_changed(example_dir: Path) -> None:
+    from mlcrew.pipeline.runner import Runner
+    from mlcrew.spec import parse_spec
+
+    spec_path = example_dir / "mlcrew.yaml"
+    original = spec_path.read_text()
+    # v1 learns temperature in degrees Celsius (x 41)...
+    spec_path.write_text(
+        original.replace(
+            "weathersit, temp, atemp,", "weathersit, temp * 41 as temp, atemp,"
+        ).replace(
+            "{column: temp, not_null: true, between: [0, 1]}", "{column: temp, not_null: true}"
+        )
+    )
+    proj = Project.open(example_dir, db_url=f"sqlite:///{example_dir / 'm.db'}")
+    Runner(proj.root, proj.store, proj.spec, proj.spec_text).run()
+    # ...then the spec on disk goes back to the normalised scale, with nothing retrained.
+    today = parse_spec(original, spec_path)
+    spec_path.write_text(original)
+    new = example_dir / "data" / "bikeshare-jan-jun.csv"
+    report = monitor(proj.store, today, new)
+    # Prepared as v1 was trained (x 41): the same data shows no scale change.
+    assert report["data"]["prepared"] == "through the transforms"
+    assert by_name(report, "temp")["psi"] < 0.5
+    assert report["reference"]["rows"] > 0
+    # A file the recorded transforms cannot read is an error, never a silent fallback.
+    odd = example_dir / "odd.csv"
+    odd.write_text("a,b\n1,2\n")
+    with pytest.raises(DataError, match="lacks .* of source 'rides'"):
+        monitor(proj.store, today, odd)
+    proj.close()

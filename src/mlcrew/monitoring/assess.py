@@ -64,9 +64,22 @@ def judge_features(
     return verdict, features
 
 
-def window_checks(checks: list[Check], dataset: str, table: pa.Table) -> dict[str, Any]:
+def window_checks(
+    checks: list[Check], dataset: str, table: pa.Table, target: str | None = None
+) -> dict[str, Any]:
     """The spec's column checks on the dataset's columns that the window has, run on the
-    window: {"evaluated", "failed": [{"check", "column", "failing", "level"}]}."""
+    window (checks of the target on the rows whose label arrived): {"evaluated", "failed":
+    [{"check", "column", "failing", "level"}]}."""
+    import pyarrow.compute as pc
+
+    if target is not None and target in table.column_names:
+        labelled = table.filter(pc.is_valid(table.column(target)))
+        features = window_checks([c for c in checks if c.column != target], dataset, table)
+        labels = window_checks([c for c in checks if c.column == target], dataset, labelled)
+        return {
+            "evaluated": features["evaluated"] + labels["evaluated"],
+            "failed": features["failed"] + labels["failed"],
+        }
     from mlcrew.checks.data import evaluate_checks
     from mlcrew.data.tables import connect
 
@@ -164,7 +177,7 @@ def assess(
         report["multivariate"] = {"auc": None, "drifted": None, "note": "too few rows to judge"}
     if checks:
         dataset = spec.dataset.from_ if spec.dataset is not None else "dataset"
-        report["checks"] = window_checks(checks, dataset, current)
+        report["checks"] = window_checks(checks, dataset, current, model.target_)
     if model.target_ in current.column_names:
         # Labels arrive late: only rows that already have one count towards performance.
         labelled = current.filter(pc.is_valid(current.column(model.target_)))

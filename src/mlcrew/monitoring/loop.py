@@ -101,7 +101,9 @@ def judge_window(
     version = get_version(store, name, main)
     model = TabularModel.from_json(store.artifacts.read_bytes(version.model_digest))
     mine = rows.filter(_version_mask(rows, main))
-    inputs = with_labels(mine, model_rows(mine), all_labels(store, name), model.target_)
+    inputs = with_labels(
+        mine, model_rows(mine, model.schema_), all_labels(store, name), model.target_
+    )
     info = {
         "file": f"prediction log {start.isoformat()} .. {end.isoformat()}",
         "digest": _digest(name, start, end, rows.num_rows),
@@ -186,7 +188,7 @@ def refresh_performance(store: Store, spec: Spec) -> list[int]:
             row = s.get(MonitorWindow, window_id)
             assert row is not None
             s.expunge(row)
-        table = window_rows(store, name, row, model.target_)
+        table = window_rows(store, name, row, model)
         mask = None
         if "version" in table.column_names:
             mask = _version_mask(table, version)

@@ -70,14 +70,14 @@ def labelled_windows(store: Store, name: str, limit: int) -> list[MonitorWindow]
     return found[-limit:]
 
 
-def window_rows(store: Store, name: str, window: MonitorWindow, target: str) -> pa.Table:
+def window_rows(store: Store, name: str, window: MonitorWindow, model: TabularModel) -> pa.Table:
     """A window's logged model rows with their labels (null where none arrived yet)."""
     from mlcrew.monitoring.labels import all_labels, with_labels
     from mlcrew.monitoring.windows import log_rows, model_rows
 
     rows = log_rows(store, name, _aware(window.start_at), _aware(window.end_at))
-    inputs = model_rows(rows) if rows.num_rows else rows
-    return with_labels(rows, inputs, all_labels(store, name), target)
+    inputs = model_rows(rows, model.schema_) if rows.num_rows else rows
+    return with_labels(rows, inputs, all_labels(store, name), model.target_)
 
 
 def labelled(table: pa.Table, model: TabularModel) -> pa.Table:
@@ -165,14 +165,14 @@ def retrain(
         store, name, actor, "retrain", name, {"reason": reason, "windows": [w.id for w in windows]}
     )
     fresh_window, learn = windows[-1], windows[:-1]
-    fresh = labelled(window_rows(store, name, fresh_window, model.target_), model)
+    fresh = labelled(window_rows(store, name, fresh_window, model), model)
     parts = []
     if cfg.with_training_data:
         for key in ("split.train", "split.test"):
             table = read_parquet(store.artifacts.local_path(champion.data_digests[key]))
             parts.append(table.select([*model.feature_names, model.target_]))
     for w in learn:
-        parts.append(labelled(window_rows(store, name, w, model.target_), model))
+        parts.append(labelled(window_rows(store, name, w, model), model))
     data = pa.concat_tables([_conform(p, parts[0].schema) for p in parts])
     data = data.append_column(ORDER, pa.array(range(data.num_rows), pa.int64()))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

@@ -116,12 +116,24 @@ def _to_datetime(micros: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
 
 
-def model_rows(rows: pa.Table) -> pa.Table:
-    """The logged inputs as a table in the model's columns."""
+def model_rows(rows: pa.Table, schema: list[dict[str, Any]] | None = None) -> pa.Table:
+    """The logged inputs as a table in the model's columns. The log keeps numbers as floats;
+    with the model's `schema`, integer fields whose values are all whole become integers
+    again, so the spec's type checks see what training saw."""
     import pyarrow as pa
 
     inputs = rows.column("inputs").combine_chunks()
-    return pa.Table.from_arrays(inputs.flatten(), names=[f.name for f in inputs.type])
+    table = pa.Table.from_arrays(inputs.flatten(), names=[f.name for f in inputs.type])
+    for field in schema or ():
+        name = field["name"]
+        if field["type"] != "integer" or name not in table.column_names:
+            continue
+        try:
+            whole = table.column(name).cast(pa.int64())  # safe: refuses 2.5
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue
+        table = table.set_column(table.column_names.index(name), name, whole)
+    return table
 
 
 def served_by(rows: pa.Table) -> tuple[int, dict[int, int]]:
