@@ -181,6 +181,6 @@ def test_new_files_go_through_the_recorded_spec_after_it_changed(example_dir: Pa
     # A file the recorded transforms cannot read is an error, never a silent fallback.
     odd = example_dir / "odd.csv"
     odd.write_text("a,b\n1,2\n")
-    with pytest.raises(DataError, match="lacks .* of source 'rides'"):
+    with pytest.raises(DataError, match=r"lacks .* of source 'rides'"):
         monitor(proj.store, today, odd)
     proj.close()
