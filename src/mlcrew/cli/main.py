@@ -12,6 +12,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from mlcrew.cli import (
     data,
+    doctor,
     experiments,
     export,
     features,
@@ -68,7 +69,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for group in (project, pipeline, registry, serve, score, export, people, report):
+for group in (project, pipeline, registry, serve, score, export, people, report, doctor):
     for command in group.app.registered_commands:
         if command.cls in (None, TyperCommand):
             command.cls = _Command

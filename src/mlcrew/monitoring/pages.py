@@ -39,13 +39,14 @@ def timeline(store: Store, name: str, limit: int = 200) -> dict[str, Any]:
 
 
 def charts(doc: dict[str, Any]) -> dict[str, Any]:
-    """Plotly figures: drift score / threshold per feature and window (a heatmap: above 1 is
-    drifted), the real and estimated metrics per window, rows per window."""
+    """Plotly figures: PSI per feature and window (a heatmap), the real and estimated
+    metrics per window, rows per window."""
     windows = doc["windows"]
     if not windows:
         return {}
     labels = [f"#{w['id']} v{w['version']}" for w in windows]
-    features = sorted({f for w in windows for f in w.get("scores", {})})
+    # PSI: one scale for numbers and categories, whichever test or distance judged them.
+    features = sorted({f for w in windows for f in w.get("psi", {})})
     out: dict[str, Any] = {}
     if features:
         out["drift"] = {
@@ -54,13 +55,14 @@ def charts(doc: dict[str, Any]) -> dict[str, Any]:
                     "type": "heatmap",
                     "x": labels,
                     "y": features,
-                    "z": [[(w.get("scores") or {}).get(f) for w in windows] for f in features],
+                    "z": [[(w.get("psi") or {}).get(f) for w in windows] for f in features],
+                    "zmin": 0,
                     "colorscale": "YlOrRd",
-                    "hovertemplate": "%{y} in window %{x}: drift score %{z}<extra></extra>",
+                    "hovertemplate": "%{y} in window %{x}: PSI %{z:.3f}<extra></extra>",
                 }
             ],
             "layout": {
-                "title": {"text": "Drift per feature (Wasserstein/sd or Jensen-Shannon)"},
+                "title": {"text": "PSI per feature and window (from 0.2: a shift worth a look)"},
                 "xaxis": {"type": "category"},
             },
         }
@@ -114,11 +116,16 @@ def events_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
         {
             "at": m["at"],
             "kind": m["action"],
-            "text": f"{m['alias']}: v{m['from_version']} -> v{m['to_version']} ({m['reason']})",
+            "text": f"{m['alias']}: {_v(m['from_version'])} -> {_v(m['to_version'])} "
+            f"({m['reason']})",
         }
         for m in doc["moves"]
     ]
     return sorted(items, key=lambda e: e["at"], reverse=True)
+
+
+def _v(version: int | None) -> str:
+    return "none" if version is None else f"v{version}"
 
 
 def render(doc: dict[str, Any]) -> str:

@@ -162,7 +162,12 @@ def retrain(
             champion=champion.version,
         )
     record(
-        store, name, actor, "retrain", name, {"reason": reason, "windows": [w.id for w in windows]}
+        store,
+        store.project_name,
+        actor,
+        "retrain",
+        name,
+        {"reason": reason, "windows": [w.id for w in windows]},
     )
     fresh_window, learn = windows[-1], windows[:-1]
     fresh = labelled(window_rows(store, name, fresh_window, model), model)
@@ -190,7 +195,7 @@ def retrain(
         ).run()
     except MlcrewError as exc:
         result.why = f"the retrain run failed: {exc}"
-        record(store, name, actor, "retrain_failed", name, {"why": result.why})
+        record(store, store.project_name, actor, "retrain_failed", name, {"why": result.why})
         return result
     result.run_id = run.run_id
     register = next((o for o in run.stages if o.name == "register"), None)
@@ -223,7 +228,7 @@ def retrain(
             )
     if reasons:
         result.status, result.why = "refused", "; ".join(reasons)
-        record(store, name, actor, "retrain_refused", name, result.to_json())
+        record(store, store.project_name, actor, "retrain_refused", name, result.to_json())
         return result
     why = (
         f"retrain ({reason}): {metric} {mine:.4g} vs champion v{champion.version}'s "
@@ -234,7 +239,7 @@ def retrain(
             promote(store, name, version, reason=why, actor=actor, margin=spec.registry.margin)
         except PromotionRefused as exc:
             result.status, result.why = "refused", "; ".join(exc.reasons)
-            record(store, name, actor, "retrain_refused", name, result.to_json())
+            record(store, store.project_name, actor, "retrain_refused", name, result.to_json())
             return result
         result.status, result.why = "promoted", why
     else:
@@ -245,7 +250,7 @@ def retrain(
             f"{why}; v{version} is the challenger: approve with 'mlcrew models promote {name} "
             f"{version} --reason TEXT'"
         )
-    record(store, name, actor, "retrain_" + result.status, name, result.to_json())
+    record(store, store.project_name, actor, "retrain_" + result.status, name, result.to_json())
     return result
 
 

@@ -105,6 +105,12 @@ def reproduce(
     identical = not any(d.get("output") for d in differences) and len(results) == len(
         [e for e in executions if e.state != "failed"]
     )
+    from mlcrew.people.audit import record
+    from mlcrew.registry.promotion import default_actor
+
+    # Recorded, so `mlcrew doctor` knows which models were ever reproduced and how it went.
+    record(store, store.project_name, default_actor(), "reproduce", run_id,
+           {"identical": identical, "differences": len(differences)})  # fmt: skip
     return {
         "run_id": run_id,
         "identical": identical,

@@ -147,3 +147,20 @@ def load_run(store: Store, run_id: str | None, project: str | None = None) -> di
             "error": run.error,
             "spec_digest": run.spec_digest,
         }
+
+
+def recorded_specs(store: Store) -> list[Any]:
+    """The specs the project's pipeline runs were made with, oldest first, each once."""
+    from mlcrew.spec import parse_spec
+
+    with store.session() as s:
+        digests = s.scalars(
+            select(Run.spec_digest).where(Run.kind == "run").order_by(Run.started_at)
+        )
+        seen: list[str] = []
+        for digest in digests:
+            if digest not in seen:
+                seen.append(digest)
+    return [
+        parse_spec(store.artifacts.read_bytes(d).decode(), f"recorded spec {d[:12]}") for d in seen
+    ]

@@ -14,7 +14,7 @@ from mlcrew.store import Store
 from mlcrew.store.models import StageExecution
 
 
-def _stage(store: Store, run_id: str, stage: str) -> StageExecution:
+def stage_execution(store: Store, run_id: str, stage: str) -> StageExecution:
     with store.session() as s:
         row = s.scalars(
             select(StageExecution).where(
@@ -30,9 +30,9 @@ def _stage(store: Store, run_id: str, stage: str) -> StageExecution:
 def evaluation(store: Store, name: str, ref: str | int = CHAMPION) -> dict[str, Any]:
     """The evaluation of version `ref` of model `name`, with the champion's value beside it."""
     info = get_version(store, name, ref)
-    evaluate = _stage(store, info.run_id, "evaluate")
+    evaluate = stage_execution(store, info.run_id, "evaluate")
     doc: dict[str, Any] = json.loads(store.artifacts.read_bytes(evaluate.outputs["report"]))
-    train = _stage(store, info.run_id, "train").record
+    train = stage_execution(store, info.run_id, "train").record
     doc["model"] = {
         "name": info.name,
         "version": info.version,
@@ -67,7 +67,7 @@ def _champion_value(
     from mlcrew.training import analysis
     from mlcrew.training.model import TabularModel
 
-    split = _stage(store, info.run_id, "split")
+    split = stage_execution(store, info.run_id, "split")
     test = pq.read_table(store.artifacts.local_path(split.outputs["test"]))
     train = pq.read_table(store.artifacts.local_path(split.outputs["train"]))
     objective = Objective(**evaluate.config["objective"])

@@ -1,0 +1,58 @@
+"""The MLOps engineer's monitoring page in a real Chromium, after the demo's loop: windows,
+drift and performance charts drawn by the locally served Plotly, alerts, retrains and
+promotions on one timeline; `mlcrew monitor report --html` draws the same offline."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from mlcrew.api.app import create_app
+from mlcrew.demo import run_demo
+from mlcrew.serving.server import BackgroundServer
+
+
+def test_monitoring_page_and_offline_report(browser: Any, tmp_path: Path) -> None:
+    result = run_demo(tmp_path / "demo")
+    result.close()
+    root = result.project
+    from mlcrew.project import Project
+
+    proj = Project.open(root)
+    app = create_app(proj.root, proj.spec, proj.store, access_log=False)
+    fetched: list[str] = []
+    try:
+        with BackgroundServer(app) as srv:
+            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page.on("request", lambda r: fetched.append(r.url))
+            page.goto(srv.url + "/models/bike-demand/monitoring")
+            windows = page.get_by_test_id("windows").locator("tbody tr")
+            assert windows.count() == 6
+            newest = windows.first.locator("td")
+            assert newest.nth(0).inner_text() == "#6" and newest.nth(4).inner_text() == "741"
+            assert "mae" in newest.nth(8).inner_text()
+            page.wait_for_function("document.querySelectorAll('.chart[data-drawn]').length == 3")
+            timeline = page.get_by_test_id("timeline").inner_text()
+            assert "champion: v1 -> v2 (retrain (drift alert)" in timeline
+            assert "drift in" in timeline and "retrain_promoted" in timeline
+            page.screenshot(path=str(tmp_path / "monitoring.png"), full_page=True)
+            page.close()
+    finally:
+        proj.close()
+    assert fetched and all(url.startswith(srv.url) for url in fetched)  # no CDN
+    out = tmp_path / "report.html"
+    subprocess.run(
+        [sys.executable, "-m", "mlcrew.cli.main", "monitor", "report", "--html", str(out),
+         "-p", str(root)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    offline = browser.new_page()
+    leaked: list[str] = []
+    offline.route("**/*", lambda route: (leaked.append(route.request.url), route.abort()))
+    offline.set_content(out.read_text())
+    offline.wait_for_function("document.querySelectorAll('.chart[data-drawn]').length == 3")
+    assert leaked == []
+    assert offline.get_by_test_id("windows").locator("tbody tr").count() == 6
+    offline.close()
