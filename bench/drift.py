@@ -30,48 +30,17 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 EVIDENTLY = REPO / "bench" / ".venv-evidently" / "bin" / "python"
-PLANTED = ["num_1", "num_4", "cat_2", "cat_7"]
+PLANTED = ["num_1", "num_4", "cat_2", "cat_7"]  # as mlcrew.monitoring.synthetic plants them
 
 
 def make_tables(folder: Path, rows: int) -> tuple[Path, Path]:
-    import numpy as np
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    def table(seed: int, drift: bool) -> pa.Table:
-        rng = np.random.default_rng(seed)
-        cols: dict[str, object] = {}
-        for i in range(10):
-            kind = i % 4
-            if kind == 0:
-                x = rng.normal(10 * i, 3.0, rows)
-            elif kind == 1:
-                x = rng.lognormal(1.0, 0.6, rows)
-            elif kind == 2:
-                x = rng.uniform(-5, 5, rows)
-            else:
-                x = rng.poisson(4 + i, rows).astype(np.float64)
-            if drift and i == 1:
-                x = x + 0.5 * x.std()
-            if drift and i == 4:
-                x = x.mean() + (x - x.mean()) * 1.5
-            cols[f"num_{i}"] = x
-        for i in range(10):
-            levels = 5 + 5 * i
-            p = 1.0 / np.arange(1, levels + 1)
-            p /= p.sum()
-            if drift and i == 2:
-                p = p[::-1]
-            values = np.array([f"v{j}" for j in range(levels)], dtype=object)
-            col = values[rng.choice(levels, rows, p=p)]
-            if drift and i == 7:
-                col[rng.random(rows) < 0.2] = "new"
-            cols[f"cat_{i}"] = col
-        return pa.table(cols)
+    from mlcrew.monitoring.synthetic import planted_table
 
     ref, cur = folder / f"reference-{rows}.parquet", folder / f"current-{rows}.parquet"
-    pq.write_table(table(1, False), ref)
-    pq.write_table(table(2, True), cur)
+    pq.write_table(planted_table(rows, 1, False), ref)
+    pq.write_table(planted_table(rows, 2, True), cur)
     return ref, cur
 
 

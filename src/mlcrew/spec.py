@@ -749,7 +749,7 @@ class Retrain(_Model):
     # Keep the version's own training rows in the new training data.
     with_training_data: bool = True
     # auto: the candidate takes the champion alias when it passes the gates; manual: it
-    # becomes the challenger and waits for `mlcrew models promote` by a person.
+    # becomes the challenger and waits for `mlcrew promote` by a person.
     approval: Literal["auto", "manual"] = "auto"
 
     @model_validator(mode="after")

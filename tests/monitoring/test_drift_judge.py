@@ -6,72 +6,35 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pyarrow as pa
 import pytest
 
 from mlcrew.errors import DataError
 from mlcrew.monitoring.judge import Thresholds, judge
 from mlcrew.monitoring.profile import OTHER, TableProfile, profile_table
-
-PLANTED = ["cat_2", "cat_7", "num_1", "num_4"]
-
-
-def make_table(rows: int, seed: int, drift: bool) -> pa.Table:
-    """10 numeric and 10 categorical columns; with `drift`: num_1 mean +0.5 sd, num_4 sd x1.5,
-    cat_2's frequencies reversed, cat_7 a new value in 20% of rows (as bench/drift.py)."""
-    rng = np.random.default_rng(seed)
-    cols: dict[str, object] = {}
-    for i in range(10):
-        kind = i % 4
-        if kind == 0:
-            x = rng.normal(10 * i, 3.0, rows)
-        elif kind == 1:
-            x = rng.lognormal(1.0, 0.6, rows)
-        elif kind == 2:
-            x = rng.uniform(-5, 5, rows)
-        else:
-            x = rng.poisson(4 + i, rows).astype(np.float64)
-        if drift and i == 1:
-            x = x + 0.5 * x.std()
-        if drift and i == 4:
-            x = x.mean() + (x - x.mean()) * 1.5
-        cols[f"num_{i}"] = x
-    for i in range(10):
-        levels = 5 + 5 * i
-        p = 1.0 / np.arange(1, levels + 1)
-        p /= p.sum()
-        if drift and i == 2:
-            p = p[::-1]
-        col = np.array([f"v{j}" for j in range(levels)], dtype=object)[
-            rng.choice(levels, rows, p=p)
-        ]
-        if drift and i == 7:
-            col[rng.random(rows) < 0.2] = "new"
-        cols[f"cat_{i}"] = col
-    return pa.table(cols)
+from mlcrew.monitoring.synthetic import PLANTED, planted_table
 
 
 @pytest.fixture(scope="module")
 def reference() -> TableProfile:
-    return profile_table(make_table(1_000_000, 1, drift=False))
+    return profile_table(planted_table(1_000_000, 1, drift=False))
 
 
 @pytest.mark.parametrize("rows", [1_000, 100_000, 1_000_000])
 def test_planted_columns_drift_and_no_others(reference: TableProfile, rows: int) -> None:
-    drifted = judge(reference, profile_table(make_table(rows, 2, drift=True), like=reference))
+    drifted = judge(reference, profile_table(planted_table(rows, 2, drift=True), like=reference))
     assert drifted["judged"]
     assert sorted(drifted["drifted"]) == PLANTED
     methods = {c["method"] for c in drifted["columns"]}
     assert methods == ({"ks", "chi2"} if rows <= 1000 else {"wasserstein", "jensen_shannon"})
-    same = judge(reference, profile_table(make_table(rows, 3, drift=False), like=reference))
+    same = judge(reference, profile_table(planted_table(rows, 3, drift=False), like=reference))
     assert same["drifted"] == []
     cat7 = next(c for c in drifted["columns"] if c["column"] == "cat_7")
     assert cat7["new_values"] == pytest.approx(0.2 * rows, rel=0.2)
 
 
 def test_a_tiny_shift_at_a_million_rows_is_not_drift(reference: TableProfile) -> None:
-    table = make_table(1_000_000, 4, drift=False)
+    table = planted_table(1_000_000, 4, drift=False)
     nudged = table.set_column(0, "num_0", pa.array(table.column("num_0").to_numpy() + 0.03))
     verdict = judge(reference, profile_table(nudged, like=reference))
     num0 = next(c for c in verdict["columns"] if c["column"] == "num_0")
@@ -79,14 +42,14 @@ def test_a_tiny_shift_at_a_million_rows_is_not_drift(reference: TableProfile) ->
 
 
 def test_one_row_is_too_few_to_judge(reference: TableProfile) -> None:
-    verdict = judge(reference, profile_table(make_table(1, 5, drift=True), like=reference))
+    verdict = judge(reference, profile_table(planted_table(1, 5, drift=True), like=reference))
     assert verdict["judged"] is False and verdict["drifted"] == []
     assert "too few rows to judge (1 < 30)" in verdict["note"]
     assert all(c["drifted"] is None for c in verdict["columns"])
 
 
 def test_profiles_merge_to_the_direct_computation(reference: TableProfile) -> None:
-    table = make_table(30_000, 6, drift=True)
+    table = planted_table(30_000, 6, drift=True)
     parts = [table.slice(0, 7_000), table.slice(7_000, 15_000), table.slice(22_000)]
     merged = profile_table(parts[0], like=reference)
     for part in parts[1:]:
@@ -106,11 +69,11 @@ def test_profiles_merge_to_the_direct_computation(reference: TableProfile) -> No
 
 
 def test_values_past_the_reference_and_mismatched_profiles(reference: TableProfile) -> None:
-    window = profile_table(make_table(5_000, 7, drift=True), like=reference)
+    window = profile_table(planted_table(5_000, 7, drift=True), like=reference)
     assert window.columns["cat_7"].counts[OTHER] > 0  # type: ignore[union-attr]
     with pytest.raises(DataError, match=r"lacks the columns \['num_3'\]"):
-        profile_table(make_table(100, 8, drift=False).drop_columns(["num_3"]), like=reference)
-    own = profile_table(make_table(2_000, 9, drift=False))
+        profile_table(planted_table(100, 8, drift=False).drop_columns(["num_3"]), like=reference)
+    own = profile_table(planted_table(2_000, 9, drift=False))
     with pytest.raises(DataError, match="different bins"):
         own.merge(window)
     assert Thresholds().numeric == 0.1

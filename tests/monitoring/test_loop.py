@@ -190,9 +190,7 @@ def test_retrain_loop_end_to_end(loop_project: tuple[Project, Receiver], tmp_pat
         assert "retrain_promoted" in actions
     else:
         # Manual approval: the candidate waits as challenger; a person promotes it.
-        assert (
-            retrain["status"] == "awaiting_approval" and "mlcrew models promote" in retrain["why"]
-        )
+        assert retrain["status"] == "awaiting_approval" and "mlcrew promote" in retrain["why"]
         assert (
             alias_holder(store, NAME, "champion") == 1
             and alias_holder(store, NAME, "challenger") == 2

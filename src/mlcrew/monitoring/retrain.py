@@ -7,7 +7,7 @@ before it (up to `windows` in all), after the champion's own training rows unles
 with the champion's recorded spec (its checks, training budget, seed and gates), the
 candidate and the champion are scored on the fresh window, and the candidate is promoted
 through the registry's gates: at once (`approval: auto`), or as the challenger, waiting for a
-person's `mlcrew models promote` (`approval: manual`). Every step is in the audit log."""
+person's `mlcrew promote` (`approval: manual`). Every step is in the audit log."""
 
 from __future__ import annotations
 
@@ -247,7 +247,7 @@ def retrain(
                    forced=False, actor=actor)  # fmt: skip
         result.status = "awaiting_approval"
         result.why = (
-            f"{why}; v{version} is the challenger: approve with 'mlcrew models promote {name} "
+            f"{why}; v{version} is the challenger: approve with 'mlcrew promote {name} "
             f"{version} --reason TEXT'"
         )
     record(store, store.project_name, actor, "retrain_" + result.status, name, result.to_json())
