@@ -213,6 +213,7 @@ def replay(
 def _months(project: Project, rounds: list[tuple[str, dict[str, Any]]]) -> list[Month]:
     """Each month's window as it stands after the last labels: the error of the model that
     served it, and of the first champion on the same rows."""
+    from mlcrew.monitoring.labels import all_labels
     from mlcrew.monitoring.loop import list_windows, refresh_performance
     from mlcrew.monitoring.retrain import labelled, window_rows
     from mlcrew.registry.versions import get_version
@@ -223,6 +224,7 @@ def _months(project: Project, rounds: list[tuple[str, dict[str, Any]]]) -> list[
     store, name = project.store, project.spec.name
     refresh_performance(store, project.spec)
     windows = {w["id"]: w for w in list_windows(store, name)}
+    known = all_labels(store, name)
     first = TabularModel.from_json(
         store.artifacts.read_bytes(get_version(store, name, 1).model_digest)
     )
@@ -234,7 +236,7 @@ def _months(project: Project, rounds: list[tuple[str, dict[str, Any]]]) -> list[
                 row = s.get(MonitorWindow, w["id"])
                 assert row is not None
                 s.expunge(row)
-            rows = labelled(window_rows(store, name, row, first), first)
+            rows = labelled(window_rows(store, name, row, first, known), first)
             mae_first = model_metrics(first, rows, first.target_)["mae"] if rows.num_rows else None
             retrain = outcome["retrain"]
             out.append(

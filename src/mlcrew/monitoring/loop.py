@@ -177,7 +177,12 @@ def refresh_performance(store: Store, spec: Spec) -> list[int]:
             for r in recent
             if (r.performance or {}).get("labelled_rows", 0) < r.rows
         ]
-    grown = []
+    grown: list[int] = []
+    if not todo:
+        return grown
+    from mlcrew.monitoring.labels import all_labels
+
+    known = all_labels(store, name)
     models: dict[int, Any] = {}
     for window_id, version, _, before in todo:
         if version not in models:
@@ -188,7 +193,7 @@ def refresh_performance(store: Store, spec: Spec) -> list[int]:
             row = s.get(MonitorWindow, window_id)
             assert row is not None
             s.expunge(row)
-        table = window_rows(store, name, row, model)
+        table = window_rows(store, name, row, model, known)
         mask = None
         if "version" in table.column_names:
             mask = _version_mask(table, version)

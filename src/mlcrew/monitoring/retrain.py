@@ -70,14 +70,22 @@ def labelled_windows(store: Store, name: str, limit: int) -> list[MonitorWindow]
     return found[-limit:]
 
 
-def window_rows(store: Store, name: str, window: MonitorWindow, model: TabularModel) -> pa.Table:
-    """A window's logged model rows with their labels (null where none arrived yet)."""
+def window_rows(
+    store: Store,
+    name: str,
+    window: MonitorWindow,
+    model: TabularModel,
+    labels: pa.Table | None = None,
+) -> pa.Table:
+    """A window's logged model rows with their labels (null where none arrived yet);
+    `labels`: every label of the model, when the caller has read them already."""
     from mlcrew.monitoring.labels import all_labels, with_labels
     from mlcrew.monitoring.windows import log_rows, model_rows
 
-    rows = log_rows(store, name, _aware(window.start_at), _aware(window.end_at))
+    rows = log_rows(store, name, _aware(window.start_at), _aware(window.end_at), closed=True)
     inputs = model_rows(rows, model.schema_) if rows.num_rows else rows
-    return with_labels(rows, inputs, all_labels(store, name), model.target_)
+    known = all_labels(store, name) if labels is None else labels
+    return with_labels(rows, inputs, known, model.target_)
 
 
 def labelled(table: pa.Table, model: TabularModel) -> pa.Table:
@@ -141,6 +149,7 @@ def retrain(
     import pyarrow as pa
 
     from mlcrew.data.tables import read_parquet, write_parquet
+    from mlcrew.monitoring.labels import all_labels
     from mlcrew.monitoring.monitor import recorded_spec
     from mlcrew.pipeline.runner import Runner
     from mlcrew.registry.promotion import move_alias, promote, promotion_gates
@@ -170,14 +179,15 @@ def retrain(
         {"reason": reason, "windows": [w.id for w in windows]},
     )
     fresh_window, learn = windows[-1], windows[:-1]
-    fresh = labelled(window_rows(store, name, fresh_window, model), model)
+    known = all_labels(store, name)
+    fresh = labelled(window_rows(store, name, fresh_window, model, known), model)
     parts = []
     if cfg.with_training_data:
         for key in ("split.train", "split.test"):
             table = read_parquet(store.artifacts.local_path(champion.data_digests[key]))
             parts.append(table.select([*model.feature_names, model.target_]))
     for w in learn:
-        parts.append(labelled(window_rows(store, name, w, model), model))
+        parts.append(labelled(window_rows(store, name, w, model, known), model))
     data = pa.concat_tables([_conform(p, parts[0].schema) for p in parts])
     data = data.append_column(ORDER, pa.array(range(data.num_rows), pa.int64()))
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")

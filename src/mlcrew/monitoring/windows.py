@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from mlcrew.store import Store
 
 
+# How long after a prediction its segment may still be written (the writer retries).
+WRITE_SLACK = timedelta(hours=1)
+
+
 @dataclass
 class Cut:
     start: datetime
@@ -47,14 +51,20 @@ def segment_time(rel: str) -> datetime:
     return datetime.strptime(text, "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
 
 
-def log_rows(store: Store, name: str, start: datetime | None, end: datetime) -> pa.Table:
-    """The logged predictions of `name` at `start` <= at < `end`, oldest first."""
+def log_rows(
+    store: Store, name: str, start: datetime | None, end: datetime, closed: bool = False
+) -> pa.Table:
+    """The logged predictions of `name` at `start` <= at < `end`, oldest first. `closed`: the
+    window ended long ago, so segments written more than WRITE_SLACK after its end are not
+    read (a service writes a prediction within seconds, or keeps retrying for minutes)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     found = segments(store, name)
     if start is not None:
         found = [rel for rel in found if segment_time(rel) >= start]
+    if closed:
+        found = [rel for rel in found if segment_time(rel) < end + WRITE_SLACK]
     table = read_predictions(store, name, found) if found else pa.table({})
     if table.num_rows == 0:
         return table
