@@ -27,7 +27,9 @@ def test_monitoring_page_and_offline_report(browser: Any, tmp_path: Path) -> Non
         with BackgroundServer(app) as srv:
             page = browser.new_page(viewport={"width": 1300, "height": 1000})
             page.on("request", lambda r: fetched.append(r.url))
-            page.goto(srv.url + "/models/bike-demand/monitoring")
+            page.goto(srv.url + "/")  # from the overview, one click
+            page.get_by_test_id("monitoring-link").click()
+            page.wait_for_url("**/models/bike-demand/monitoring")
             windows = page.get_by_test_id("windows").locator("tbody tr")
             assert windows.count() == 6
             newest = windows.first.locator("td")
