@@ -124,11 +124,12 @@ def _transforms_for(spec: Spec, table: str) -> dict[str, Any]:
     return {n: spec.transforms[n] for n in spec.transforms if n in wanted}
 
 
-def _logged_inputs(store: Store, name: str) -> tuple[Any, dict[str, Any]]:
+def _logged_inputs(
+    store: Store, name: str, schema: list[dict[str, Any]]
+) -> tuple[Any, dict[str, Any]]:
     """The inputs of every logged prediction of the model (local folder or object store), as
     a table in the model's columns, and what to say about them in the report."""
-    import pyarrow as pa
-
+    from mlcrew.monitoring.windows import model_rows
     from mlcrew.serving.predlog import read_predictions, segments
     from mlcrew.store.logs import log_folder
     from mlcrew.store.remote import redact_url
@@ -142,8 +143,7 @@ def _logged_inputs(store: Store, name: str) -> tuple[Any, dict[str, Any]]:
             f"no predictions of {name!r} are logged in {where}; serve the model ('mlcrew serve', "
             "with serving.prediction_log on) or pass new data with --data FILE"
         )
-    inputs = read_predictions(store, name, found).column("inputs").combine_chunks()
-    table = pa.Table.from_arrays(inputs.flatten(), names=[f.name for f in inputs.type])
+    table = model_rows(read_predictions(store, name, found), schema)
     # Segments are never changed once written: their names identify the data read.
     digest = hashlib.sha256("\n".join(found).encode()).hexdigest()
     info = {"file": where, "digest": digest, "segments": len(found), "prepared": "prediction log"}
@@ -171,7 +171,7 @@ def monitor(
     model = TabularModel.from_json(store.artifacts.read_bytes(version.model_digest))
     recorded = recorded_spec(store, version)
     if data is None:
-        current, data_info = _logged_inputs(store, spec.name)
+        current, data_info = _logged_inputs(store, spec.name, model.schema_)
     else:
         current, how = _prepare(recorded, data, model.feature_names, as_given, store.project)
         data_info = {"file": str(data), "digest": file_digest(data), "prepared": how}
