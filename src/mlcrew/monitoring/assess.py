@@ -7,6 +7,7 @@ of logged predictions. The result is the report `mlcrew monitor` prints and stor
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -122,9 +123,14 @@ def assess(
     data_info: dict[str, Any],
     *,
     checks: list[Check] | None = None,
+    logged: pa.ChunkedArray | None = None,
 ) -> dict[str, Any]:
     """The report of one window. `current` holds model rows, and the target column where
-    labels are known (null where not yet)."""
+    labels are known (null where not yet); `logged`: the predictions the service made for
+    them (a regression model's are used as they are; a classifier is asked again for its
+    confidence)."""
+    import numpy as np
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from mlcrew.monitoring.domain import domain_auc
@@ -153,7 +159,11 @@ def assess(
     }
     present = [n for n in model.feature_names if n in current.column_names]
     if len(present) == len(model.feature_names) and current.num_rows:
-        predicted, confidence = prediction_column(model, current)
+        if logged is not None and model.task == "regression":
+            predicted = pa.table({"prediction": logged.cast(pa.float64())})
+            confidence = np.empty(0)
+        else:
+            predicted, confidence = prediction_column(model, current, os.cpu_count() or 1)
         like = extras.predictions
         column = judge_column(
             "prediction",

@@ -113,7 +113,10 @@ def judge_window(
         "versions": {str(v): n for v, n in counts.items()},
     }
     checks = recorded_spec(store, version).checks
-    report = save_report(store, assess(store, spec, version, model, inputs, info, checks=checks))
+    found = assess(
+        store, spec, version, model, inputs, info, checks=checks, logged=mine.column("prediction")
+    )
+    report = save_report(store, found)
     summary = summarize(report)
     with store.session() as s:
         row = MonitorWindow(

@@ -74,14 +74,16 @@ class Extras:
         return float(np.interp(confidence, steps["x"], steps["y"]).mean())
 
 
-def prediction_column(model: TabularModel, table: pa.Table) -> tuple[pa.Table, np.ndarray]:
+def prediction_column(
+    model: TabularModel, table: pa.Table, threads: int = 1
+) -> tuple[pa.Table, np.ndarray]:
     """The model's predictions on `table` as a one-column table ("prediction": numbers or
     class labels), and each row's confidence (the predicted class's probability; empty for
-    regression)."""
+    regression). Each row's prediction is its own, so `threads` changes no value."""
     import numpy as np
     import pyarrow as pa
 
-    raw = model.predict_raw(table)
+    raw = model.predict_raw(table, threads=threads)
     if model.task == "regression":
         return pa.table({"prediction": pa.array(raw, pa.float64())}), np.empty(0)
     indices = model.class_indices(raw)
