@@ -2,7 +2,7 @@
 # Run mlcrew's benchmarks from the repo root (called by `make bench`).
 #   bash bench/run.sh                  all of them
 #   bash bench/run.sh noop --repeat 30 one of noop | serving | batch | ray | active | scenario |
-#                                      labeling | data | drift, extra args to its script
+#                                      labeling | data | drift | round, extra args to its script
 # serving and batch compare with MLflow in bench/.venv (created by bench/setup-peers.sh when
 # missing), labeling with Label Studio there (and mlcrew on a throwaway PostgreSQL from
 # scripts/with-postgres.sh too); all measure whatever mlcrew the interpreter imports (PYTHONPATH wins).
@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY="${PYTHON:-.venv/bin/python}"
 what="${1:-all}"
-case "$what" in noop|serving|batch|ray|active|scenario|labeling|data|drift|all) shift || true ;; *) what=all ;; esac
+case "$what" in noop|serving|batch|ray|active|scenario|labeling|data|drift|round|all) shift || true ;; *) what=all ;; esac
 
 peers() {
     [ -x bench/.venv/bin/mlflow ] && [ -x bench/.venv/bin/label-studio ] && command -v wrk >/dev/null 2>&1 || bash bench/setup-peers.sh
@@ -33,5 +33,8 @@ fi
 if [ "$what" = drift ] || [ "$what" = all ]; then
     [ -x bench/.venv-evidently/bin/python ] || bash bench/setup-peers.sh
     PYTHONPATH="src:${PYTHONPATH:-}" "$PY" bench/drift.py "$@" || status=$?
+fi
+if [ "$what" = round ] || [ "$what" = all ]; then
+    PYTHONPATH="src:${PYTHONPATH:-}" "$PY" bench/monitor_round.py "$@" || status=$?
 fi
 exit "$status"
