@@ -4,6 +4,7 @@ promotions on one timeline; `mlcrew monitor report --html` draws the same offlin
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,20 @@ def test_monitoring_page_and_offline_report(browser: Any, tmp_path: Path) -> Non
     finally:
         proj.close()
     assert fetched and all(url.startswith(srv.url) for url in fetched)  # no CDN
+
+    # The loop's other commands on the same project: nothing new to judge, the alerts kept.
+    def cli(*args: str) -> dict[str, Any]:
+        done = subprocess.run(
+            [sys.executable, "-m", "mlcrew.cli.main", *args, "--json", "-p", str(root)],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+    again = cli("monitor", "run")
+    assert again["windows"] == [] and again["pending_rows"] == 0 and again["retrain"] is None
+    alerts = cli("monitor", "alerts")["alerts"]
+    assert len(alerts) >= 6 and {a["rule"] for a in alerts} >= {"drift"}
+    assert all(a["window_id"] for a in alerts if a["rule"] == "drift")
     out = tmp_path / "report.html"
     subprocess.run(
         [sys.executable, "-m", "mlcrew.cli.main", "monitor", "report", "--html", str(out),
