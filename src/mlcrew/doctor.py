@@ -358,7 +358,14 @@ def monitored(ctx: Context) -> Finding:
     from mlcrew.store.models import MonitorReport
 
     with ctx.store.session() as s:
-        reports = s.scalar(select(func.count()).select_from(MonitorReport)) or 0
+        reports = (
+            s.scalar(
+                select(func.count())
+                .select_from(MonitorReport)
+                .where(MonitorReport.name == ctx.spec.name)
+            )
+            or 0
+        )
     logged = ctx.spec.serving.prediction_log
     points = 1.0 if logged and reports else (0.5 if logged or reports else 0.0)
     return Finding(
@@ -395,14 +402,18 @@ def alerting(ctx: Context) -> Finding:
 
 def invariants(ctx: Context) -> Finding:
     has = any(r.when == "checks" for r in ctx.spec.monitoring.alerts)
+    if not ctx.spec.checks:
+        found = "no data checks: nothing to hold on serving inputs"
+    elif has:
+        found = "every window runs the spec's checks and alerts on a failure"
+    else:
+        found = "windows run the checks, but no alert rule listens (when: checks)"
     return Finding(
         "monitor-3",
         "Data invariants hold for serving inputs",
         1.0 if has and ctx.spec.checks else (0.5 if ctx.spec.checks else 0.0),
-        "every window runs the spec's checks and alerts on a failure"
-        if has
-        else "windows run the checks, but no alert rule listens (when: checks)",
-        "add {when: checks} to monitoring.alerts",
+        found,
+        "add checks: on the model's columns and {when: checks} to monitoring.alerts",
     )
 
 

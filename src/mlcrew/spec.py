@@ -658,7 +658,10 @@ def parse_duration(text: str) -> float:
     if not found or float(found.group(1)) <= 0:
         raise ValueError(f"expected a duration like 30m, 1h or 1d, got {text!r}")
     unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[found.group(2)]
-    return float(found.group(1)) * unit
+    seconds = float(found.group(1)) * unit
+    if seconds < 1:
+        raise ValueError(f"a window lasts at least 1s, got {text!r}")
+    return seconds
 
 
 class AlertRule(_Model):
@@ -724,8 +727,8 @@ class Webhook(_Model):
     """Where each alert is POSTed as JSON, retried with exponential backoff."""
 
     url: str = Field(pattern=r"^https?://")
-    retries: Int = Field(4, ge=0, le=20)
-    backoff_seconds: Float = Field(0.5, gt=0, le=60)
+    retries: Int = Field(4, ge=0, le=10)
+    backoff_seconds: Float = Field(0.5, gt=0, le=10)
     timeout_seconds: Float = Field(5.0, gt=0, le=120)
 
 

@@ -22,6 +22,7 @@ from mlcrew.monitoring.alerts import deliver, list_alerts
 from mlcrew.monitoring.labels import add_labels
 from mlcrew.monitoring.loop import run_round
 from mlcrew.monitoring.monitor import monitor, recorded_spec
+from mlcrew.monitoring.retrain import retrain as retrain_now
 from mlcrew.monitoring.windows import cut
 from mlcrew.people.audit import events
 from mlcrew.pipeline.runner import Runner
@@ -188,6 +189,9 @@ def test_retrain_loop_end_to_end(loop_project: tuple[Project, Receiver], tmp_pat
         assert alias_holder(store, NAME, "champion") == 2
         assert moves[0].reason.startswith("retrain (drift alert)") and moves[0].actor == "monitor"
         assert "retrain_promoted" in actions
+        # Asked again with no new labelled window: the same data would make the same model.
+        again = retrain_now(store, spec, proj.root, reason="asked again", actor="bob")
+        assert again.status == "waiting" and "no labelled window arrived" in again.why
     else:
         # Manual approval: the candidate waits as challenger; a person promotes it.
         assert retrain["status"] == "awaiting_approval" and "mlcrew promote" in retrain["why"]
@@ -195,6 +199,9 @@ def test_retrain_loop_end_to_end(loop_project: tuple[Project, Receiver], tmp_pat
             alias_holder(store, NAME, "champion") == 1
             and alias_holder(store, NAME, "challenger") == 2
         )
+        # No second candidate while the first waits for a person.
+        again = retrain_now(store, spec, proj.root, reason="asked again", actor="bob")
+        assert again.status == "waiting" and "v2 still waits for approval" in again.why
         promote(store, NAME, 2, reason="checked the August numbers", actor="alice")
         assert alias_holder(store, NAME, "champion") == 2
         assert history(store, NAME)[0].actor == "alice"
@@ -253,6 +260,11 @@ def test_late_labels_by_id_and_by_key(example_dir: Path, tmp_path: Path) -> None
     path.write_text("\n".join([*lines, "day-999,0,12"]) + "\n")
     joined = add_labels(proj.store, NAME, "bikers", path, row_column="row")
     assert joined["matched"] == 48 and joined["unmatched"] == 1 and joined["unmatched_rows"] == [49]
+    # A label that is no number for a regression model is refused before anything is stored.
+    bad = tmp_path / "bad.csv"
+    bad.write_text("request_id,row,bikers\nday-182,0,lots\n")
+    with pytest.raises(DataError, match="holds 'lots', not a number"):
+        add_labels(proj.store, NAME, "bikers", bad, row_column="row")
     typo = tmp_path / "typo.csv"
     typo.write_text("request_id,bikers\nday-1,3\n")
     with pytest.raises(DataError, match="none of its 1 labels answers a logged prediction"):
@@ -314,3 +326,38 @@ def test_windows_by_rows_time_and_round() -> None:
         Window(rows=3, every="1h")
     with pytest.raises(ValueError, match="duration like 30m"):
         Window(every="soon")
+
+
+def test_metric_alert_fires_when_late_labels_arrive(example_dir: Path, tmp_path: Path) -> None:
+    spec = example_dir / "mlcrew.yaml"
+    spec.write_text(
+        spec.read_text().replace(
+            "{when: metric, metric: mae, max: 60}", "{when: metric, metric: mae, max: 20}"
+        )
+    )
+    proj = Project.open(example_dir, db_url=f"sqlite:///{example_dir / 'm.db'}")
+    Runner(proj.root, proj.store, proj.spec, proj.spec_text).run()
+    app = create_app(proj.root, proj.spec, proj.store, access_log=False)
+    days = dict(list(months(proj.root)["July"].items())[:3])
+    model = TabularModel.from_json(
+        proj.store.artifacts.read_bytes(get_version(proj.store, NAME).model_digest)
+    )
+    with BackgroundServer(app) as srv:
+        serve_month(srv.url, model.schema_, days)
+    assert app.service.log is not None
+    app.service.log.flush()
+    first = run_round(proj.store, proj.spec, proj.root, until=datetime.now(UTC), retrain_ok=False)
+    window = first["windows"][0]
+    assert window["performance"] == {"labelled_rows": 0}
+    assert "mae>20" not in [a["rule"] for a in first["alerts"]]
+    add_labels(
+        proj.store, NAME, "bikers", label_file(tmp_path / "late.csv", days), row_column="row"
+    )
+    second = run_round(proj.store, proj.spec, proj.root, retrain_ok=False)
+    assert second["windows"] == [] and second["refreshed"] == [window["id"]]
+    fired = [a for a in second["alerts"] if a["rule"] == "mae>20"]
+    assert len(fired) == 1 and fired[0]["window_id"] == window["id"] and fired[0]["value"] > 20
+    # Once per window: the next round says nothing new.
+    third = run_round(proj.store, proj.spec, proj.root, retrain_ok=False)
+    assert [a for a in third["alerts"] if a["rule"] == "mae>20"] == []
+    proj.close()

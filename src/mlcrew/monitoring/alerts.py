@@ -21,6 +21,11 @@ if TYPE_CHECKING:
     from mlcrew.store import Store
 
 
+# A round never waits longer than this on one alert's webhook, nor this long between tries.
+MAX_DELIVERY_SECONDS = 120.0
+MAX_PAUSE_SECONDS = 30.0
+
+
 @dataclass
 class Firing:
     rule: str
@@ -115,9 +120,14 @@ def deliver(webhook: Webhook, payload: dict[str, Any]) -> dict[str, Any]:
     attempts = 0
     status: int | None = None
     error: str | None = None
+    deadline = time.monotonic() + MAX_DELIVERY_SECONDS
     for attempt in range(webhook.retries + 1):
         if attempt:
-            time.sleep(webhook.backoff_seconds * 2 ** (attempt - 1))
+            pause = min(webhook.backoff_seconds * 2 ** (attempt - 1), MAX_PAUSE_SECONDS)
+            if time.monotonic() + pause > deadline:
+                error = f"{error}; gave up after {MAX_DELIVERY_SECONDS:g} s"
+                break
+            time.sleep(pause)
         attempts += 1
         try:
             answer = httpx.post(webhook.url, json=payload, timeout=webhook.timeout_seconds)
@@ -182,6 +192,28 @@ def _event(row: AlertEvent) -> dict[str, Any]:
     }
 
 
+def fired_on(store: Store, name: str, window_id: int) -> set[str]:
+    """The rules that already fired on a window."""
+    with store.session() as s:
+        return set(
+            s.scalars(
+                select(AlertEvent.rule).where(
+                    AlertEvent.name == name, AlertEvent.window_id == window_id
+                )
+            )
+        )
+
+
+def last_fired(store: Store, name: str, rule: str) -> datetime | None:
+    with store.session() as s:
+        return s.scalar(
+            select(AlertEvent.fired_at)
+            .where(AlertEvent.name == name, AlertEvent.rule == rule)
+            .order_by(AlertEvent.id.desc())
+            .limit(1)
+        )
+
+
 def list_alerts(store: Store, name: str, limit: int = 100) -> list[dict[str, Any]]:
     with store.session() as s:
         rows = s.scalars(
@@ -204,7 +236,10 @@ def firing_now(store: Store, name: str) -> dict[str, int]:
             .limit(1)
         ).first()
         rows = s.scalars(
-            select(AlertEvent).where(AlertEvent.name == name).order_by(AlertEvent.id.desc())
+            select(AlertEvent)
+            .where(AlertEvent.name == name)
+            .order_by(AlertEvent.id.desc())
+            .limit(1000)
         ).all()
     state: dict[str, int] = {}
     for r in rows:

@@ -175,7 +175,9 @@ def assess(
         estimate = extras.estimated_accuracy(confidence)
         if estimate is not None:
             report["estimated"] = {"accuracy": round(estimate, 6), "rows": current.num_rows}
-    if current.num_rows >= drift.min_rows and present:
+    # The classifier's 3 stratified folds need a few rows of each side.
+    enough = current.num_rows >= max(drift.min_rows, 10) and extras.sample.num_rows >= 10
+    if enough and present:
         categorical = [n for n, k in feature_kinds(model.schema_).items() if k == "categorical"]
         found = domain_auc(extras.sample, current.select(present), categorical, spec.seed)
         report["multivariate"] = {
@@ -194,12 +196,22 @@ def assess(
         if labelled.num_rows:
             current_metrics = model_metrics(model, labelled, model.target_)
             report["performance"] = {
-                "current": {k: round(v, 6) for k, v in current_metrics.items()},
+                "current": finite(current_metrics),
                 "at_training": version.metrics,
                 "labelled_rows": labelled.num_rows,
                 "unlabelled_rows": current.num_rows - labelled.num_rows,
             }
     return report
+
+
+def finite(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """Metrics as JSON can hold them: NaN or infinite (r2 on one row) become null."""
+    import math
+
+    return {
+        k: (round(float(v), 6) if v is not None and math.isfinite(float(v)) else None)
+        for k, v in metrics.items()
+    }
 
 
 def save_report(store: Store, report: dict[str, Any]) -> dict[str, Any]:

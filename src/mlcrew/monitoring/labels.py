@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from mlcrew.store import Store
+    from mlcrew.training.model import TabularModel
 
 FOLDER = "labels"
 
@@ -71,16 +72,19 @@ def resolve_ids(
                 "__i": pa.array(range(n), pa.int64()),
             }
         )
-        joined = asked.join(logged, key, join_type="left outer").sort_by("__i")
-        # A key logged twice names the latest prediction with it.
-        seen: dict[int, tuple[Any, Any]] = {}
-        for i, rid, row in zip(
+        logged = logged.append_column("__pos", pa.array(range(log.num_rows), pa.int64()))
+        joined = asked.join(logged, key, join_type="left outer")
+        # A key logged twice names the latest prediction with it (the log is oldest first).
+        seen: dict[int, tuple[Any, Any, int]] = {}
+        for i, rid, row, pos in zip(
             joined.column("__i").to_pylist(),
             joined.column("request_id").to_pylist(),
             joined.column("row").to_pylist(),
+            joined.column("__pos").to_pylist(),
             strict=True,
         ):
-            seen[i] = (rid, row)
+            if i not in seen or (pos is not None and pos > seen[i][2]):
+                seen[i] = (rid, row, -1 if pos is None else pos)
         return pa.table(
             {
                 "request_id": pa.array([seen[i][0] for i in range(n)], pa.string()),
@@ -96,11 +100,48 @@ def resolve_ids(
     return pa.table({"request_id": ids, "row": rows})
 
 
+def conform_labels(
+    values: pa.ChunkedArray, path: Path, column: str, model: TabularModel | None
+) -> pa.ChunkedArray:
+    """Labels as the model's target values: numbers for a regression model (float64), class
+    labels as text for a classifier, every one a class it knows. Checked before anything is
+    stored, so one bad file cannot break every later round."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if model is None or model.task == "regression":
+        try:
+            return pc.cast(values, pa.float64())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            bad = next((v for v in values.to_pylist() if not _is_number(v)), values[0].as_py())
+            raise DataError(
+                f"{path}: column {column!r} holds {bad!r}, not a number; a regression model's "
+                "labels are numbers"
+            ) from None
+    text = pc.cast(values, pa.string())
+    unknown = sorted(set(text.to_pylist()) - set(model.classes_))
+    if unknown:
+        raise DataError(
+            f"{path}: column {column!r} holds {unknown[:5]}, which the model never saw as a "
+            f"class ({', '.join(model.classes_)}); fix the labels, or retrain with those classes"
+        )
+    return text
+
+
+def _is_number(v: Any) -> bool:
+    try:
+        float(v)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def add_labels(
     store: Store,
     name: str,
     target: str,
     path: Path,
+    model: TabularModel | None = None,
     *,
     id_column: str = "request_id",
     row_column: str | None = None,
@@ -130,6 +171,13 @@ def add_labels(
     labels = labels.filter(pc.is_valid(labels.column(column)))
     if labels.num_rows == 0:
         raise DataError(f"{path}: no row has a value in {column!r}")
+    if model is None:
+        from mlcrew.registry.versions import get_version
+        from mlcrew.training.model import TabularModel
+
+        champion = get_version(store, name)
+        model = TabularModel.from_json(store.artifacts.read_bytes(champion.model_digest))
+    values = conform_labels(labels.column(column), path, column, model)
     log = log_rows(store, name, None, datetime.now(UTC))
     ids = resolve_ids(labels, log, id_column, row_column, key or [])
     logged = (
@@ -155,7 +203,7 @@ def add_labels(
         {
             "request_id": ids.column("request_id").filter(keep),
             "row": ids.column("row").filter(keep),
-            "label": labels.column(column).filter(keep),
+            "label": values.filter(keep),
             "arrived_at": pa.nulls(sum(matched), pa.timestamp("us", tz="UTC")).fill_null(stamp),
         }
     )
@@ -187,8 +235,9 @@ def all_labels(store: Store, name: str) -> pa.Table:
                          "label": pa.array([], pa.string())})  # fmt: skip
     tables = [pq.read_table(pa.BufferReader(b)) for b in store.artifacts.read_files(found)]
     table = pa.concat_tables(tables, promote_options="permissive")
-    # Newest last in file order, so keeping the last of each pair keeps the newest label.
-    order = pc.sort_indices(table, [("arrived_at", "descending")])
+    # The newest label of each prediction wins: the latest file, and within it the last row.
+    table = table.append_column("__seq", pa.array(range(table.num_rows), pa.int64()))
+    order = pc.sort_indices(table, [("arrived_at", "descending"), ("__seq", "descending")])
     table = table.take(order)
     seen: set[tuple[str, int]] = set()
     keep = []
@@ -205,7 +254,7 @@ def with_labels(rows: pa.Table, inputs: pa.Table, labels: pa.Table, target: str)
     """The window's model rows with the target column: the label where one arrived."""
     import pyarrow as pa
 
-    if labels.num_rows == 0:
+    if labels.num_rows == 0 or rows.num_rows == 0:
         return inputs
     ids = pa.table(
         {

@@ -12,12 +12,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from mlcrew.errors import DataError
 from mlcrew.monitoring.alerts import Firing, fire, lag_firings, window_firings
-from mlcrew.monitoring.assess import assess, save_report
-from mlcrew.monitoring.windows import cut, log_rows, model_rows, served_by, watermark
+from mlcrew.monitoring.assess import assess, finite, save_report
+from mlcrew.monitoring.windows import (
+    cut,
+    late_rows,
+    log_rows,
+    model_rows,
+    served_by,
+    watermark,
+)
 from mlcrew.registry.versions import get_version
 from mlcrew.store import now
 from mlcrew.store.models import MonitorWindow
@@ -51,29 +58,61 @@ def run_round(
     say: Say = _quiet,
     retrain_ok: bool = True,
 ) -> dict[str, Any]:
-    """One round; returns {"windows", "alerts", "pending_rows", "refreshed", "retrain"}."""
+    """One round; returns {"windows", "alerts", "pending_rows", "late_rows", "refreshed",
+    "retrain"}. Rounds of one model never overlap (a lock in the metadata database), so a
+    cron job and a `watch` never judge the same rows twice."""
+    check_loggable(spec)
+    with store.lock(f"mlcrew:monitor:{store.project_name}:{spec.name}").hold():
+        return _round(store, spec, project, until, actor, say, retrain_ok)
+
+
+def _round(
+    store: Store,
+    spec: Spec,
+    project: Path,
+    until: datetime | None,
+    actor: str,
+    say: Say,
+    retrain_ok: bool,
+) -> dict[str, Any]:
+    from mlcrew.errors import MlcrewError
+
     name = spec.name
     until = until or datetime.now(UTC) - timedelta(seconds=SETTLE_SECONDS)
     after = watermark(store, name)
+    read_at = datetime.now(UTC)  # segments written after this are the next round's to read
     rows = log_rows(store, name, after, until)
+    late = late_rows(store, name, after, last_round(store, name))
+    if late:
+        say(f"{late} logged rows arrived after their window closed: not judged")
     cuts, pending = cut(rows, spec.monitoring.window, spec.monitoring.drift.min_rows, after, until)
     say(f"{rows.num_rows} new logged rows: {len(cuts)} window(s) to judge, {pending} pending")
     windows, events = [], []
     for c in cuts:
-        window, report = judge_window(store, spec, c.start, c.end, c.rows)
+        try:
+            window, report = judge_window(store, spec, c.start, c.end, c.rows, read_at)
+        except MlcrewError as exc:
+            # The window is kept, with why it could not be judged, and the loop moves on:
+            # a bad window must not stop every later one.
+            failed = failed_window(store, spec, c.start, c.end, c.rows, str(exc), read_at)
+            window, report = failed, {}
+            say(f"window {window['id']}: not judged: {exc}")
         windows.append(window)
         firings = window_firings(spec.monitoring.alerts, report)
         events += fire(store, name, firings, spec.monitoring.webhook, window["id"])
-        say(_window_line(window, firings))
+        if report:
+            say(_window_line(window, firings))
     refreshed = refresh_performance(store, spec)
+    events += alert_refreshed(store, spec, refreshed)
     lag = lag_firings(spec.monitoring.alerts, newest_segment(store, name), datetime.now(UTC))
-    events += fire(store, name, lag, spec.monitoring.webhook)
+    events += fire(store, name, _unsaid(store, name, lag), spec.monitoring.webhook)
     outcome: dict[str, Any] = {
         "model": name,
         "until": until.isoformat(),
         "windows": windows,
         "alerts": events,
         "pending_rows": pending,
+        "late_rows": late,
         "refreshed": refreshed,
         "retrain": None,
     }
@@ -88,8 +127,66 @@ def run_round(
     return outcome
 
 
+def last_round(store: Store, name: str) -> datetime | None:
+    """When the last round that closed a window listed the log's segments."""
+    with store.session() as s:
+        found = s.execute(
+            select(MonitorWindow.summary, MonitorWindow.created_at)
+            .where(MonitorWindow.name == name)
+            .order_by(MonitorWindow.id.desc())
+            .limit(1)
+        ).first()
+    if found is None:
+        return None
+    read_at = (found[0] or {}).get("read_at")
+    return datetime.fromisoformat(read_at) if read_at else found[1]
+
+
+def alert_refreshed(store: Store, spec: Spec, refreshed: list[int]) -> list[dict[str, Any]]:
+    """Real-metric rules on windows whose labels just arrived: each (rule, window) fires once,
+    as labels may keep arriving for a window over several rounds."""
+    from mlcrew.monitoring.alerts import fired_on
+
+    rules = [r for r in spec.monitoring.alerts if r.when == "metric" and not r.estimated]
+    if not rules or not refreshed:
+        return []
+    events = []
+    with store.session() as s:
+        rows = {
+            r.id: r.performance
+            for r in s.scalars(select(MonitorWindow).where(MonitorWindow.id.in_(refreshed)))
+        }
+    for window_id in refreshed:
+        perf = rows.get(window_id) or {}
+        report = {"performance": {"current": perf.get("metrics") or {}}}
+        done = fired_on(store, spec.name, window_id)
+        firings = [f for f in window_firings(rules, report) if f.rule not in done]
+        events += fire(store, spec.name, firings, spec.monitoring.webhook, window_id)
+    return events
+
+
+def _unsaid(store: Store, name: str, lag: list[Firing]) -> list[Firing]:
+    """A log-lag alert fires once per silence: not again while no new segment was written
+    since it last fired."""
+    from mlcrew.monitoring.alerts import last_fired
+
+    newest = newest_segment(store, name)
+    out = []
+    for f in lag:
+        before = last_fired(store, name, f.rule)
+        if before is not None and (newest is None or before >= newest):
+            continue
+        out.append(f)
+    return out
+
+
 def judge_window(
-    store: Store, spec: Spec, start: datetime, end: datetime, rows: pa.Table
+    store: Store,
+    spec: Spec,
+    start: datetime,
+    end: datetime,
+    rows: pa.Table,
+    read_at: datetime | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Judge one closed window against the version that served most of it; store both."""
     from mlcrew.monitoring.labels import all_labels, with_labels
@@ -117,7 +214,9 @@ def judge_window(
         store, spec, version, model, inputs, info, checks=checks, logged=mine.column("prediction")
     )
     report = save_report(store, found)
-    summary = summarize(report)
+    summary = {**summarize(report), "served_rows": counts[main]}
+    if read_at is not None:
+        summary["read_at"] = read_at.isoformat()
     with store.session() as s:
         row = MonitorWindow(
             name=name,
@@ -134,6 +233,41 @@ def judge_window(
         s.flush()
         window = window_json(row)
     return window, report
+
+
+def failed_window(
+    store: Store,
+    spec: Spec,
+    start: datetime,
+    end: datetime,
+    rows: pa.Table,
+    error: str,
+    read_at: datetime,
+) -> dict[str, Any]:
+    """Store a window that could not be judged, with the reason, so the watermark moves on."""
+    main, counts = served_by(rows)
+    with store.session() as s:
+        row = MonitorWindow(
+            name=spec.name,
+            version=main,
+            start_at=start,
+            end_at=end,
+            rows=rows.num_rows,
+            report_id=None,
+            summary={
+                "judged": False,
+                "drifted": [],
+                "alerts": [],
+                "error": error[:500],
+                "served_rows": counts[main],
+                "read_at": read_at.isoformat(),
+            },
+            performance={"labelled_rows": 0},
+            created_at=now(),
+        )
+        s.add(row)
+        s.flush()
+        return window_json(row)
 
 
 def summarize(report: dict[str, Any]) -> dict[str, Any]:
@@ -157,7 +291,7 @@ def _performance(report: dict[str, Any]) -> dict[str, Any]:
     perf = report.get("performance")
     if not perf:
         return {"labelled_rows": 0}
-    return {"labelled_rows": perf["labelled_rows"], "metrics": perf["current"]}
+    return {"labelled_rows": perf["labelled_rows"], "metrics": finite(perf["current"])}
 
 
 def refresh_performance(store: Store, spec: Spec) -> list[int]:
@@ -176,9 +310,11 @@ def refresh_performance(store: Store, spec: Spec) -> list[int]:
             .limit(RECENT_WINDOWS)
         ).all()
         todo = [
-            (r.id, r.version, r.rows, (r.performance or {}).get("labelled_rows", 0))
+            (r.id, r.version, served, (r.performance or {}).get("labelled_rows", 0))
             for r in recent
-            if (r.performance or {}).get("labelled_rows", 0) < r.rows
+            if not (r.summary or {}).get("error")
+            and (r.performance or {}).get("labelled_rows", 0)
+            < (served := (r.summary or {}).get("served_rows", r.rows))
         ]
     grown: list[int] = []
     if not todo:
@@ -203,7 +339,7 @@ def refresh_performance(store: Store, spec: Spec) -> list[int]:
         rows = labelled(table.filter(mask) if mask is not None else table, model)
         if rows.num_rows <= before:
             continue
-        metrics = {k: round(v, 6) for k, v in model_metrics(model, rows, model.target_).items()}
+        metrics = finite(model_metrics(model, rows, model.target_))
         with store.session() as s:
             stored = s.get(MonitorWindow, window_id)
             if stored is not None:
@@ -226,10 +362,16 @@ def retrain_trigger(
         return "performance alert"
     if "schedule" in cfg.when and cfg.every_windows and windows:
         with store.session() as s:
-            count = len(
-                s.scalars(select(MonitorWindow.id).where(MonitorWindow.name == spec.name)).all()
+            count = (
+                s.scalar(
+                    select(func.count())
+                    .select_from(MonitorWindow)
+                    .where(MonitorWindow.name == spec.name)
+                )
+                or 0
             )
-        if count % cfg.every_windows == 0:
+        # A multiple of every_windows was reached in this round (it may close several).
+        if (count - len(windows)) // cfg.every_windows < count // cfg.every_windows:
             return f"schedule (every {cfg.every_windows} windows)"
     return None
 

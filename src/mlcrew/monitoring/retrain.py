@@ -170,6 +170,9 @@ def retrain(
             f"test); {len(windows)} so far",
             champion=champion.version,
         )
+    held = _held_back(store, name, cfg.approval, champion, [w.id for w in windows])
+    if held:
+        return RetrainResult("waiting", held, champion=champion.version)
     record(
         store,
         store.project_name,
@@ -262,6 +265,33 @@ def retrain(
         )
     record(store, store.project_name, actor, "retrain_" + result.status, name, result.to_json())
     return result
+
+
+def _held_back(
+    store: Store, name: str, approval: str, champion: VersionInfo, windows: list[int]
+) -> str | None:
+    """Why not to retrain now, though asked: a candidate still waits for a person, or no
+    labelled window arrived since the last retrain (the same data would train the same
+    model again)."""
+    from mlcrew.people.audit import events
+    from mlcrew.registry.versions import alias_holder
+
+    if approval == "manual":
+        waiting = alias_holder(store, name, CHALLENGER)
+        if waiting is not None and waiting > champion.version:
+            return (
+                f"v{waiting} still waits for approval as challenger: promote it "
+                f"('mlcrew promote {name} {waiting} --reason TEXT') or move the alias first"
+            )
+    for event in events(store, store.project_name, 1000):
+        if event.action == "retrain" and event.target == name:
+            if event.details.get("windows") == windows:
+                return (
+                    f"no labelled window arrived since the last retrain (windows {windows}); "
+                    "waiting for new labels"
+                )
+            break
+    return None
 
 
 def _model(store: Store, version: VersionInfo) -> TabularModel:

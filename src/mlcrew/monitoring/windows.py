@@ -78,6 +78,22 @@ def log_rows(
     return table.take(order)
 
 
+def late_rows(store: Store, name: str, watermark: datetime | None, since: datetime | None) -> int:
+    """Rows logged before the watermark in segments written after the last round: they came
+    too late for the window they belong to (a writer that retried for long, clocks that
+    disagree) and are counted, not judged."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if watermark is None or since is None:
+        return 0
+    found = [rel for rel in segments(store, name) if segment_time(rel) > since]
+    if not found:
+        return 0
+    at = read_predictions(store, name, found).column("at")
+    return int(pc.sum(pc.less(at, pa.scalar(watermark, at.type))).as_py() or 0)
+
+
 def cut(
     rows: pa.Table, window: Window, min_rows: int, after: datetime | None, until: datetime
 ) -> tuple[list[Cut], int]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from mlcrew.errors import NotFoundError
+from mlcrew.errors import MlcrewError, NotFoundError
 from mlcrew.pipeline.results import (
     Promotion,
     RunResult,
@@ -161,6 +161,10 @@ def recorded_specs(store: Store) -> list[Any]:
         for digest in digests:
             if digest not in seen:
                 seen.append(digest)
-    return [
-        parse_spec(store.artifacts.read_bytes(d).decode(), f"recorded spec {d[:12]}") for d in seen
-    ]
+    out = []
+    for digest in seen:
+        try:
+            out.append(parse_spec(store.artifacts.read_bytes(digest).decode(), digest[:12]))
+        except MlcrewError:  # a spec of an older mlcrew that no longer parses: not comparable
+            continue
+    return out

@@ -131,11 +131,9 @@ class ModelCache:
             return loaded
 
     def served_names(self) -> list[str]:
-        """The models this cache has loaded or been asked for."""
+        """The registered models this cache has loaded (not names a client merely asked for)."""
         with self._lock:
-            names = {m.info.name for m in self._models.values()}
-            names |= {name for name, _ in self._refs}
-        return sorted(names)
+            return sorted({m.info.name for m in self._models.values()})
 
     def loaded(self) -> list[LoadedModel]:
         with self._lock:
