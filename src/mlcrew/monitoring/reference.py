@@ -48,6 +48,8 @@ def reference_profile(store: Store, version: VersionInfo, kinds: dict[str, str])
 
 
 EXTRAS_KEY = "reference_extras"
+# What monitoring adds to a version's data digests (derived from its data, not data it used).
+DERIVED = frozenset({KEY, EXTRAS_KEY})
 EXTRAS_FORMAT = "mlcrew.reference-extras/1"
 # Reference rows kept for the domain classifier: enough for a stable AUC, cheap to fit.
 SAMPLE_ROWS = 5000

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from mlcrew.monitoring.reference import DERIVED
 from mlcrew.registry.versions import CHAMPION, VersionInfo, get_version
 from mlcrew.store import Store
 from mlcrew.training.model import TabularModel
@@ -48,10 +49,11 @@ class ModelPackage:
             "lineage": {
                 "run_id": info.run_id,
                 "spec_digest": info.spec_digest,
-                # The data the model was built from; the reference profile is derived from it
-                # by monitoring and travels beside it.
-                "data": {k: v for k, v in info.data_digests.items() if k != "reference_profile"},
+                # The data the model was built from; what monitoring derives from it (the
+                # reference profile and extras) travels beside it.
+                "data": {k: v for k, v in info.data_digests.items() if k not in DERIVED},
                 "reference_profile": info.data_digests.get("reference_profile"),
+                "reference_extras": info.data_digests.get("reference_extras"),
             },
             "libraries": m.libraries_,
             "created_at": info.created_at,
