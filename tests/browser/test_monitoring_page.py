@@ -56,6 +56,12 @@ def test_monitoring_page_and_offline_report(browser: Any, tmp_path: Path) -> Non
 
     again = cli("monitor", "run")
     assert again["windows"] == [] and again["pending_rows"] == 0 and again["retrain"] is None
+    watched = subprocess.run(
+        [sys.executable, "-m", "mlcrew.cli.main", "monitor", "watch", "--rounds", "2",
+         "--every", "0.5", "-p", str(root)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    assert "round 1: 0 windows" in watched.stdout and "round 2: 0 windows" in watched.stdout
     alerts = cli("monitor", "alerts")["alerts"]
     assert len(alerts) >= 6 and {a["rule"] for a in alerts} >= {"drift"}
     assert all(a["window_id"] for a in alerts if a["rule"] == "drift")
