@@ -360,4 +360,15 @@ def test_metric_alert_fires_when_late_labels_arrive(example_dir: Path, tmp_path:
     # Once per window: the next round says nothing new.
     third = run_round(proj.store, proj.spec, proj.root, retrain_ok=False)
     assert [a for a in third["alerts"] if a["rule"] == "mae>20"] == []
+    # A segment written now with rows of the closed window (a writer that retried for long):
+    # its rows are counted as late, not judged again.
+    from mlcrew.serving.predlog import read_predictions, segments
+
+    old = segments(proj.store, NAME)[0]
+    stamp = datetime.now(UTC)
+    late = f"{old.rsplit('/', 2)[0]}/{stamp:%Y-%m-%d}/{stamp:%Y%m%dT%H%M%S%fZ}-1-000001.parquet"
+    proj.store.artifacts.write_file(late, proj.store.artifacts.read_files([old])[0])
+    fourth = run_round(proj.store, proj.spec, proj.root, until=datetime.now(UTC), retrain_ok=False)
+    assert fourth["windows"] == []
+    assert fourth["late_rows"] == read_predictions(proj.store, NAME, [old]).num_rows > 0
     proj.close()

@@ -17,14 +17,7 @@ from sqlalchemy import func, select
 from mlcrew.errors import DataError
 from mlcrew.monitoring.alerts import Firing, fire, lag_firings, window_firings
 from mlcrew.monitoring.assess import assess, finite, save_report
-from mlcrew.monitoring.windows import (
-    cut,
-    late_rows,
-    log_rows,
-    model_rows,
-    served_by,
-    watermark,
-)
+from mlcrew.monitoring.windows import cut, model_rows, read_log, served_by, watermark
 from mlcrew.registry.versions import get_version
 from mlcrew.store import now
 from mlcrew.store.models import MonitorWindow
@@ -81,8 +74,7 @@ def _round(
     until = until or datetime.now(UTC) - timedelta(seconds=SETTLE_SECONDS)
     after = watermark(store, name)
     read_at = datetime.now(UTC)  # segments written after this are the next round's to read
-    rows = log_rows(store, name, after, until)
-    late = late_rows(store, name, after, last_round(store, name))
+    rows, late = read_log(store, name, after, until, since=last_round(store, name))
     if late:
         say(f"{late} logged rows arrived after their window closed: not judged")
     cuts, pending = cut(rows, spec.monitoring.window, spec.monitoring.drift.min_rows, after, until)

@@ -9,13 +9,11 @@ from typing import Any
 
 from mlcrew.data.tables import connect, fetch_arrow, format_of, load_file
 from mlcrew.errors import DataError
-from mlcrew.monitoring.assess import assess, judge_features, save_report
+from mlcrew.monitoring.assess import assess, save_report
 from mlcrew.registry.versions import CHAMPION, VersionInfo, get_version
 from mlcrew.spec import Spec
 from mlcrew.store import Store
 from mlcrew.training.model import TabularModel
-
-__all__ = ["judge_features", "monitor", "recorded_spec"]
 
 
 def _source_columns(spec: Spec, source: str, project: Path | None) -> list[str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from mlcrew.serving.predlog import read_predictions, segments
+from mlcrew.serving.predlog import segments
 from mlcrew.store.models import MonitorWindow
 
 if TYPE_CHECKING:
@@ -57,17 +57,41 @@ def log_rows(
     """The logged predictions of `name` at `start` <= at < `end`, oldest first. `closed`: the
     window ended long ago, so segments written more than WRITE_SLACK after its end are not
     read (a service writes a prediction within seconds, or keeps retrying for minutes)."""
+    return read_log(store, name, start, end, closed=closed)[0]
+
+
+def read_log(
+    store: Store,
+    name: str,
+    start: datetime | None,
+    end: datetime,
+    *,
+    closed: bool = False,
+    since: datetime | None = None,
+) -> tuple[pa.Table, int]:
+    """`log_rows`, and (with `since`, when the last round listed the segments) how many rows
+    came too late: logged before `start` in segments written after `since`, so after their
+    window had closed (a writer that retried for long, clocks that disagree). They are counted,
+    not judged."""
     import pyarrow as pa
     import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     found = segments(store, name)
     if start is not None:
         found = [rel for rel in found if segment_time(rel) >= start]
     if closed:
         found = [rel for rel in found if segment_time(rel) < end + WRITE_SLACK]
-    table = read_predictions(store, name, found) if found else pa.table({})
+    tables = [pq.read_table(pa.BufferReader(b)) for b in store.artifacts.read_files(found)]
+    late = 0
+    if start is not None and since is not None:
+        for rel, t in zip(found, tables, strict=True):
+            if segment_time(rel) > since and t.num_rows:
+                at = t.column("at")
+                late += int(pc.sum(pc.less(at, pa.scalar(start, at.type))).as_py() or 0)
+    table = pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
     if table.num_rows == 0:
-        return table
+        return table, late
     at = table.column("at")
     keep = pc.less(at, pa.scalar(end, at.type))
     if start is not None:
@@ -75,23 +99,7 @@ def log_rows(
     table = table.filter(keep)
     order = pc.sort_indices(table, [("at", "ascending"), ("request_id", "ascending"),
                                     ("row", "ascending")])  # fmt: skip
-    return table.take(order)
-
-
-def late_rows(store: Store, name: str, watermark: datetime | None, since: datetime | None) -> int:
-    """Rows logged before the watermark in segments written after the last round: they came
-    too late for the window they belong to (a writer that retried for long, clocks that
-    disagree) and are counted, not judged."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if watermark is None or since is None:
-        return 0
-    found = [rel for rel in segments(store, name) if segment_time(rel) > since]
-    if not found:
-        return 0
-    at = read_predictions(store, name, found).column("at")
-    return int(pc.sum(pc.less(at, pa.scalar(watermark, at.type))).as_py() or 0)
+    return table.take(order), late
 
 
 def cut(
