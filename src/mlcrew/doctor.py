@@ -123,7 +123,8 @@ def idle_features(ctx: Context) -> Finding:
             "run the pipeline",
         )
     unused = [f for f, share in importance.items() if share == 0]
-    idle = [f for f, share in importance.items() if 0 < share < IDLE_SHARE]
+    # Below the bar, or negative (an ensemble's permutation loss: the model is better off).
+    idle = [f for f, share in importance.items() if share != 0 and share < IDLE_SHARE]
     found = []
     if unused:
         found.append(f"features nobody uses (no split on them): {', '.join(unused)}")
