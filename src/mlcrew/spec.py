@@ -34,6 +34,8 @@ SPEC_FILE = "mlcrew.yaml"
 REGRESSION_METRICS = ("mae", "rmse", "r2", "mape")
 CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall")
 METRICS = REGRESSION_METRICS + CLASSIFICATION_METRICS
+# Metrics the monitoring loop estimates from a classifier's confidence before labels arrive.
+ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1")
 # Metrics where a smaller value is better; the rest are "larger is better".
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss"})
 
@@ -702,10 +704,11 @@ class AlertRule(_Model):
             raise ValueError("feature: is for when: drift")
         if self.estimated and self.when != "metric":
             raise ValueError("estimated: is for when: metric")
-        if self.estimated and self.metric != "accuracy":
+        if self.estimated and self.metric not in ESTIMATED_METRICS:
             raise ValueError(
-                "estimated: true is for metric: accuracy (estimated from a classifier's "
-                "calibrated confidence before labels arrive)"
+                f"estimated: true is for metric: {', '.join(ESTIMATED_METRICS)} (estimated "
+                "from a classifier's calibrated confidence before labels arrive; precision, "
+                "recall and f1 for binary models)"
             )
         return self
 

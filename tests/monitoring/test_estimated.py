@@ -1,5 +1,6 @@
-"""Estimated accuracy before labels arrive: a classifier's confidence, calibrated on its test
-split, tracks its real accuracy on new data, including data it finds harder."""
+"""Estimated performance before labels arrive: a classifier's confidence, calibrated on its
+test split, tracks its real accuracy (and a binary model's precision, recall and F1) on new
+data, including data it finds harder."""
 
 from __future__ import annotations
 
@@ -55,6 +56,10 @@ def test_estimated_accuracy_tracks_real_accuracy(points: Project, tmp_path: Path
         estimated = report["estimated"]["accuracy"]
         real = report["performance"]["current"]["accuracy"]
         assert abs(estimated - real) < 0.03, (estimated, real)
+        # A binary model: precision, recall and F1 from the expected confusion matrix.
+        for metric in ("precision", "recall", "f1"):
+            guess, truth = report["estimated"][metric], report["performance"]["current"][metric]
+            assert abs(guess - truth) < 0.05, (metric, guess, truth)
     # Rows near the boundary: the model is less sure and less right, and the estimate says so
     # before a single label is known.
     assert harder["estimated"]["accuracy"] < alike["estimated"]["accuracy"] - 0.1

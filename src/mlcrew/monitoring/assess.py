@@ -172,9 +172,9 @@ def assess(
             thresholds,
         )
         report["prediction_drift"] = {k: v for k, v in column.items() if k != "column"}
-        estimate = extras.estimated_accuracy(confidence)
+        estimate = extras.estimated(predicted, confidence)
         if estimate is not None:
-            report["estimated"] = {"accuracy": round(estimate, 6), "rows": current.num_rows}
+            report["estimated"] = {**finite(estimate), "rows": current.num_rows}
     # The classifier's 3 stratified folds need a few rows of each side.
     enough = current.num_rows >= max(drift.min_rows, 10) and extras.sample.num_rows >= 10
     if enough and present:

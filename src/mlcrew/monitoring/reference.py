@@ -50,7 +50,7 @@ def reference_profile(store: Store, version: VersionInfo, kinds: dict[str, str])
 EXTRAS_KEY = "reference_extras"
 # What monitoring adds to a version's data digests (derived from its data, not data it used).
 DERIVED = frozenset({KEY, EXTRAS_KEY})
-EXTRAS_FORMAT = "mlcrew.reference-extras/1"
+EXTRAS_FORMAT = "mlcrew.reference-extras/2"
 # Reference rows kept for the domain classifier: enough for a stable AUC, cheap to fit.
 SAMPLE_ROWS = 5000
 
@@ -64,16 +64,33 @@ class Extras:
 
     predictions: TableProfile
     sample: pa.Table
-    # Confidence -> P(correct), as isotonic steps; None for a regression model.
-    calibration: dict[str, list[float]] | None
+    # Isotonic steps fitted on the test split: "x"/"y" map the predicted class's probability
+    # to P(correct); for a binary model "binary" maps P(positive) to the observed frequency.
+    # None for a regression model.
+    calibration: dict[str, Any] | None
 
-    def estimated_accuracy(self, confidence: np.ndarray) -> float | None:
+    def estimated(self, predicted: pa.Table, confidence: np.ndarray) -> dict[str, float] | None:
+        """Confidence-based performance estimation (CBPE): accuracy from calibrated
+        confidence; for a binary model also precision, recall and F1 from the expected
+        confusion matrix of calibrated P(positive)."""
         import numpy as np
 
-        if self.calibration is None or not len(confidence):
-            return None
         steps = self.calibration
-        return float(np.interp(confidence, steps["x"], steps["y"]).mean())
+        if steps is None or not len(confidence):
+            return None
+        out = {"accuracy": float(np.interp(confidence, steps["x"], steps["y"]).mean())}
+        binary = steps.get("binary")
+        if binary:
+            said = np.asarray(predicted.column("prediction").to_pylist(), dtype=object)
+            positive = said == binary["positive"]
+            p_pos = np.where(positive, confidence, 1.0 - confidence)
+            p = np.interp(p_pos, binary["x"], binary["y"])
+            tp, fp, fn = p[positive].sum(), (1 - p[positive]).sum(), p[~positive].sum()
+            precision = tp / (tp + fp) if tp + fp > 0 else 0.0
+            recall = tp / (tp + fn) if tp + fn > 0 else 0.0
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            out.update(precision=float(precision), recall=float(recall), f1=float(f1))
+        return out
 
 
 def prediction_column(
@@ -92,6 +109,18 @@ def prediction_column(
     labels = pa.array(np.asarray(model.classes_, dtype=object)[indices], pa.string())
     confidence = model.probabilities(raw)[np.arange(len(indices)), indices]
     return pa.table({"prediction": labels}), confidence
+
+
+def _steps(x: np.ndarray, hit: np.ndarray) -> dict[str, Any]:
+    """An isotonic fit of how often `hit` is true against `x`, as its steps."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
+    iso.fit(x, hit.astype(float))
+    return {
+        "x": [float(v) for v in iso.X_thresholds_],
+        "y": [float(v) for v in iso.y_thresholds_],
+    }
 
 
 def reference_extras(store: Store, version: VersionInfo, model: TabularModel) -> Extras:
@@ -118,16 +147,14 @@ def reference_extras(store: Store, version: VersionInfo, model: TabularModel) ->
     profile = profile_table(predicted, kinds=kinds)
     calibration = None
     if model.task != "regression" and len(confidence):
-        from sklearn.isotonic import IsotonicRegression
-
         truth = np.asarray([str(v) for v in test.column(model.target_).to_pylist()], object)
         correct = truth == np.asarray(predicted.column("prediction").to_pylist(), object)
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
-        iso.fit(confidence, correct.astype(float))
-        calibration = {
-            "x": [float(v) for v in iso.X_thresholds_],
-            "y": [float(v) for v in iso.y_thresholds_],
-        }
+        calibration = _steps(confidence, correct)
+        if len(model.classes_) == 2:
+            positive = model.classes_[-1]
+            said = np.asarray(predicted.column("prediction").to_pylist(), object) == positive
+            p_pos = np.where(said, confidence, 1.0 - confidence)
+            calibration["binary"] = {**_steps(p_pos, truth == positive), "positive": positive}
     train = read_parquet(store.artifacts.local_path(version.data_digests["split.train"]))
     train = train.select(features)
     if train.num_rows > SAMPLE_ROWS:
