@@ -92,7 +92,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
     args = parser.parse_args()
-    from mlcrew.demo import _typed
+    from mlcrew.demo import typed_value
     from mlcrew.pipeline.runner import Runner
     from mlcrew.project import Project
     from mlcrew.registry.versions import get_version
@@ -114,7 +114,7 @@ def main() -> int:
         )
         with open(root / "data" / "bikeshare-jul-dec.csv", newline="") as f:
             rows = [
-                {c["name"]: _typed(r[c["name"]], c["type"]) for c in model.schema_}
+                {c["name"]: typed_value(r[c["name"]], c["type"]) for c in model.schema_}
                 for r in csv.DictReader(f)
             ]
         results = {}

@@ -124,7 +124,7 @@ def _run_serve_monitor(
         model = TabularModel.from_json(
             project.store.artifacts.read_bytes(_champion_digest(project))
         )
-        payload = {f["name"]: _typed(row[f["name"]], f["type"]) for f in model.schema_}
+        payload = {f["name"]: typed_value(row[f["name"]], f["type"]) for f in model.schema_}
         response = httpx.post(
             f"{server.url}/v1/models/{project.spec.name}/predict",
             json={"rows": [payload]},
@@ -185,7 +185,7 @@ def replay(
         for month, days in months.items():
             on_step(f"serving {month}: {sum(len(d) for d in days.values())} hours, then a round")
             for day, hours in days.items():
-                body = {"rows": [{f["name"]: _typed(h[f["name"]], f["type"]) for f in schema}
+                body = {"rows": [{f["name"]: typed_value(h[f["name"]], f["type"]) for f in schema}
                                  for h in hours]}  # fmt: skip
                 answer = client.post(
                     f"/v1/models/{spec.name}/predict",
@@ -262,7 +262,7 @@ def _champion_digest(project: Project) -> str:
     return get_version(project.store, project.spec.name).model_digest
 
 
-def _typed(value: str, kind: str) -> Any:
+def typed_value(value: str, kind: str) -> Any:
     if kind == "category":
         # A category over an integer column (weekday) is sent as the integer a client has.
         from mlcrew.overview import category_value

@@ -83,11 +83,13 @@ def serve_month(
     url: str, schema: list[dict[str, Any]], days: dict[str, list[dict[str, str]]]
 ) -> None:
     """A day per request, its request id naming the day."""
-    from mlcrew.demo import _typed
+    from mlcrew.demo import typed_value
 
     with httpx.Client(base_url=url, timeout=30) as client:
         for day, hours in days.items():
-            rows = [{f["name"]: _typed(h[f["name"]], f["type"]) for f in schema} for h in hours]
+            rows = [
+                {f["name"]: typed_value(h[f["name"]], f["type"]) for f in schema} for h in hours
+            ]
             answer = client.post(
                 f"/v1/models/{NAME}/predict",
                 json={"rows": rows},
