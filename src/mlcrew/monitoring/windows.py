@@ -179,11 +179,3 @@ def served_by(rows: pa.Table) -> tuple[int, dict[int, int]]:
         counts[int(entry["values"])] = int(entry["counts"])
     main = max(counts, key=lambda v: (counts[v], v))
     return main, counts
-
-
-def describe(cut: Cut) -> dict[str, Any]:
-    return {
-        "start": cut.start.isoformat(),
-        "end": cut.end.isoformat(),
-        "rows": cut.rows.num_rows,
-    }
