@@ -68,11 +68,14 @@ system-deps: ## Install PostgreSQL and Chromium from Debian if missing
 	apt_retry update; \
 	apt_retry install -y $$missing
 
+# Tests run on up to 4 worker processes, a module to a worker (module fixtures are built once).
+XDIST ?= --numprocesses=auto --maxprocesses=4 --dist loadscope
+
 test: venv system-deps ## Lint, then run pytest against a throwaway PostgreSQL
 	$(MAKE) lint
 	@# The Ray tests run in a process of their own (see scripts/ray-tests.sh); with
 	@# PYTEST_ARGS, only what they select runs.
-	bash scripts/with-postgres.sh $(VENV)/bin/python -m pytest --durations=15 $(if $(PYTEST_ARGS),$(PYTEST_ARGS),--ignore=tests/pipeline/test_ray.py)
+	bash scripts/with-postgres.sh $(VENV)/bin/python -m pytest --durations=15 $(XDIST) $(if $(PYTEST_ARGS),$(PYTEST_ARGS),--ignore=tests/pipeline/test_ray.py)
 	$(if $(PYTEST_ARGS),,bash scripts/ray-tests.sh $(VENV)/bin/python)
 
 constraints: venv ## Write constraints-dev.txt from the dev environment as installed

@@ -65,6 +65,7 @@ def test_threads_is_for_sql_transforms_only() -> None:
 
 def test_parquet_bytes_follow_the_rows_not_the_batches(tmp_path: Path) -> None:
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from mlcrew.data.tables import ROW_GROUP, write_batches, write_parquet
 
@@ -81,11 +82,21 @@ def test_parquet_bytes_follow_the_rows_not_the_batches(tmp_path: Path) -> None:
             batches = [*batches, *table.slice(3).to_batches(max_chunksize=65_536)]
         assert write_batches(table.schema, batches, path) == n
         digests.add(file_digest(path))
+    for threads in (1, 3):  # row groups encoded on a pool of threads, then joined
+        path = tmp_path / f"threads-{threads}.parquet"
+        assert write_batches(table.schema, table.to_batches(65_536), path, threads) == n
+        digests.add(file_digest(path))
     assert len(digests) == 1
+    import duckdb
+
+    joined = tmp_path / "whole.parquet"
+    assert pq.read_table(joined).equals(table)
+    assert pq.ParquetFile(joined).metadata.num_row_groups == 2
+    # DuckDB finds the second row group's pages and prunes by its statistics.
+    got = duckdb.sql(f"SELECT count(*), sum(id), max(tag) FROM '{joined}' WHERE id >= {ROW_GROUP}")
+    assert got.fetchall() == [(12_345, sum(range(ROW_GROUP, n)), "t9")]
     empty = tmp_path / "empty.parquet"
     assert write_batches(table.schema, [], empty) == 0
-    import pyarrow.parquet as pq
-
     assert pq.read_table(empty).schema.names == ["id", "tag"]
 
 

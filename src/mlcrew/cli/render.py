@@ -15,8 +15,10 @@ from rich.markup import escape
 if TYPE_CHECKING:
     from mlcrew.pipeline.results import RunResult
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: a long line (a path, a command to copy) is never broken inside a word at 80
+# columns when output goes to a pipe or a log; the terminal wraps it if it must.
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def emit_json(doc: Any) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -146,51 +146,99 @@ def write_parquet(table: pa.Table, path: Path) -> None:
     write_batches(table.schema, table.to_batches(), path)
 
 
-def write_batches(schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: Path) -> int:
-    """Write a stream of batches as Parquet; return the row count. The rows are regrouped into
-    row groups of exactly ROW_GROUP rows (the last one smaller), each written from contiguous
-    columns, so the bytes depend only on the rows: not on how they arrived in batches, which
-    depends on the thread count that produced them. Streaming also overlaps the writing with
-    the query that makes the batches, and never holds the whole table in memory."""
+def write_batches(
+    schema: pa.Schema, batches: Iterable[pa.RecordBatch], path: Path, threads: int | None = None
+) -> int:
+    """Write a stream of batches as Parquet; return the row count.
+
+    The rows are regrouped into row groups of exactly ROW_GROUP rows (the last one smaller),
+    each written from contiguous columns, so the bytes depend only on the rows: not on how they
+    arrived in batches, which depends on the thread count that produced them. Each row group is
+    encoded as a Parquet file of its own on a pool of `threads` (default: every core), and the
+    parts are joined into one file without re-encoding (see parquetjoin), so the bytes do not
+    depend on the pool's size either. Streaming overlaps the encoding with the query that makes
+    the batches, and holds only a few row groups in memory."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from mlcrew.data.parquetjoin import join
+    from mlcrew.store.artifacts import HashingFile
+
+    workers = max(1, threads or os.cpu_count() or 1)
+    counted = [0]
+    with ThreadPoolExecutor(workers, thread_name_prefix="parquet") as pool:
+        parts = _encoded(pool, _row_groups(schema, batches, counted), ahead=workers)
+        first = next(parts)
+        second = next(parts, None)
+        # Hashed as it is written: storing the file afterwards need not read it back.
+        with HashingFile(path) as sink:
+            if second is None:  # one row group: the part is the file
+                sink.write(first)
+            else:
+                join(_chain(first, second, parts), sink)
+    return counted[0]
+
+
+def _row_groups(
+    schema: pa.Schema, batches: Iterable[pa.RecordBatch], counted: list[int]
+) -> Iterator[pa.Table]:
+    """Tables of exactly ROW_GROUP rows (the last one smaller; one empty table if no rows)."""
+    import pyarrow as pa
+
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    for batch in batches:
+        counted[0] += batch.num_rows
+        while batch.num_rows:
+            take = min(ROW_GROUP - held, batch.num_rows)
+            pending.append(batch.slice(0, take))
+            held += take
+            batch = batch.slice(take)
+            if held == ROW_GROUP:
+                yield pa.Table.from_batches(pending, schema=schema).combine_chunks()
+                pending, held = [], 0
+    if pending or counted[0] == 0:
+        yield pa.Table.from_batches(pending, schema=schema).combine_chunks()
+
+
+def _encode(group: pa.Table) -> memoryview:
+    """One row group as a whole Parquet file, with the fixed settings the bytes depend on."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    rows = 0
-    pending: list[pa.RecordBatch] = []
-    held = 0
-    from mlcrew.store.artifacts import HashingFile
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        group,
+        sink,
+        row_group_size=ROW_GROUP,
+        compression="zstd",
+        use_dictionary=True,
+        write_statistics=True,
+        store_schema=True,
+    )
+    return memoryview(sink.getvalue())  # no copy: join slices it
 
-    # Hashed as it is written: storing the file afterwards need not read it back.
-    with (
-        HashingFile(path) as sink,
-        pq.ParquetWriter(
-            sink,
-            schema,
-            compression="zstd",
-            use_dictionary=True,
-            write_statistics=True,
-            store_schema=True,
-        ) as writer,
-    ):
 
-        def flush() -> None:
-            group = pa.Table.from_batches(pending, schema=schema).combine_chunks()
-            writer.write_table(group, row_group_size=ROW_GROUP)
-            pending.clear()
+def _encoded(pool: Any, groups: Iterator[pa.Table], ahead: int) -> Iterator[memoryview]:
+    """The groups encoded on `pool` (PyArrow releases the GIL), yielded in order, with at
+    most `ahead` + 1 groups in flight."""
+    from collections import deque
 
-        for batch in batches:
-            rows += batch.num_rows
-            while batch.num_rows:
-                take = min(ROW_GROUP - held, batch.num_rows)
-                pending.append(batch.slice(0, take))
-                held += take
-                batch = batch.slice(take)
-                if held == ROW_GROUP:
-                    flush()
-                    held = 0
-        if pending or rows == 0:
-            flush()
-    return rows
+    flight: deque[Any] = deque()
+    for group in groups:
+        flight.append(pool.submit(_encode, group))
+        if len(flight) > ahead:
+            yield flight.popleft().result()
+    while flight:
+        yield flight.popleft().result()
+
+
+def _chain(
+    first: memoryview, second: memoryview, rest: Iterator[memoryview]
+) -> Iterator[memoryview]:
+    yield first
+    yield second
+    yield from rest
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
