@@ -183,3 +183,49 @@ def test_rules_that_cannot_mix_are_refused_in_the_spec() -> None:
     ]:
         with pytest.raises(ValidationError, match=said):
             Check.model_validate(bad)
+
+
+def test_null_keys_repeat_like_any_other_key(shop: duckdb.DuckDBPyConnection) -> None:
+    shop.execute("UPDATE orders SET email = NULL WHERE id = 1")
+    result = one(shop, column="email", unique=True)
+    assert result["failing"] == 2 and result["samples"] == [{"email": None, "rows": 2}]
+    shop.execute("UPDATE orders SET customer = NULL WHERE id = 2")
+    pair = one(shop, unique=["id", "customer"])
+    assert pair["failing"] == 2 and pair["samples"] == [{"id": 2, "customer": None, "rows": 2}]
+
+
+def test_the_stage_on_every_core_says_what_one_thread_says(tmp_path: Any) -> None:
+    """Checks run on all cores, failures again on one: the report is the one-thread report."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlcrew.checks.data import check_tables
+    from mlcrew.checks.rules import evaluate_all
+    from mlcrew.data.tables import sandbox_views
+
+    n = 300_000
+    table = pa.table(
+        {
+            "id": pa.array([i if i % 99_991 else 7 for i in range(n)]),  # a few repeats of 7
+            "code": pa.array([f"C{i:06d}" if i % 50_001 else "bad" for i in range(n)]),
+            "amount": pa.array([(i % 1000) / 7 if i % 40_009 else None for i in range(n)]),
+        }
+    )
+    path = tmp_path / "orders.parquet"
+    pq.write_table(table, path, row_group_size=20_000)  # 15 row groups to share out
+    rules = [
+        {"column": "id", "unique": True},
+        {"column": "code", "regex": "C[0-9]{6}"},
+        {"column": "amount", "not_null": True},
+        {"column": "amount", "between": [0, 100], "level": "warn"},
+        {"column": "amount", "between": [0, 1000]},
+        {"sql": "SELECT id % 10 AS k, count(*) AS n FROM orders GROUP BY 1 HAVING n > 29990"},
+        {"column": "amount", "distribution": {"reference": "orders", "max_distance": 0.1}},
+    ]
+    items = [(k, Check.model_validate(r), "orders") for k, r in enumerate(rules)]
+    con = connect()
+    sandbox_views(con, {"orders": str(path)})
+    expected = evaluate_all(con, items)
+    assert [r["passed"] for r in expected] == [False, False, False, False, True, False, True]
+    for _ in range(3):
+        assert check_tables({"orders": str(path)}, items) == expected
