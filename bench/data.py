@@ -6,14 +6,16 @@ Three comparisons, each interleaved round-robin so machine noise hits both sides
 1. **Transform overhead** (goal: <= 10% over raw DuckDB). The same SQL, run as mlcrew runs a
    transform node (a fresh sandboxed DuckDB connection over the input's Parquet file, the
    result written as Parquet with fixed settings and stored by digest as a dataset version)
-   against raw DuckDB in-process (`COPY (SQL) TO file.parquet`), both with one thread (mlcrew's
-   setting, for repeatable sums) and raw DuckDB with its default threads.
-2. **Checks** (10 checks x 10M rows) against pandera 0.x on pandas (in bench/.venv), the same
-   data and the same rules; pandera's time is given with and without reading the Parquet file
-   into pandas.
+   against raw DuckDB in-process (`COPY (SQL) TO file.parquet`) on one thread and on all.
+   mlcrew's node runs with its default threads (all cores for a row-level query, one for a
+   group-by, whose float sums change with threads) and with `threads:` set to all cores.
+2. **Checks** (10 checks x 10M rows) as the check stage runs them, against pandera 0.x on
+   pandas (in bench/.venv), the same data and the same rules; pandera's time is given with
+   and without reading the Parquet file into pandas.
 3. **The query API** (goal: at most a few ms plus serialisation over raw DuckDB): a typical
    aggregate through `POST /v1/query` of a running `mlcrew serve`, against the same SQL on a
-   raw in-process DuckDB connection, p50 and p99 at concurrency 1 and 8.
+   raw in-process DuckDB connection, p50 and p99 at concurrency 1 and 8; each client thread
+   alternates the two, so both meet the same load.
 
 Usage: .venv/bin/python bench/data.py [--rows 10000000] [--repeat 5] [--requests 200]
 Writes bench/results/data.json and prints Markdown tables.
@@ -220,19 +222,24 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
     return round(p50 * 1000, 2), round(p99 * 1000, 2)
 
 
-def _load(fn: Any, requests: int, concurrency: int) -> list[float]:
-    lat: list[float] = []
+def _load(fns: list[Any], requests: int, concurrency: int) -> list[list[float]]:
+    """Latencies of each of `fns`, called in turn (the order alternating) by `concurrency`
+    threads, so both sides of a comparison meet the same load and the same machine noise."""
+    lat: list[list[float]] = [[] for _ in fns]
     lock = threading.Lock()
     per = requests // concurrency
 
     def worker() -> None:
-        local = []
-        for _ in range(per):
-            t = time.perf_counter()
-            fn()
-            local.append(time.perf_counter() - t)
+        local: list[list[float]] = [[] for _ in fns]
+        for k in range(per):
+            order = range(len(fns)) if k % 2 == 0 else reversed(range(len(fns)))
+            for j in order:
+                t = time.perf_counter()
+                fns[j]()
+                local[j].append(time.perf_counter() - t)
         with lock:
-            lat.extend(local)
+            for j, samples in enumerate(local):
+                lat[j].extend(samples)
 
     threads = [threading.Thread(target=worker) for _ in range(concurrency)]
     for th in threads:
@@ -293,11 +300,9 @@ def bench_query(data: Path, tmp: Path, requests: int) -> list[dict[str, Any]]:
         got = con.execute(QUERY).fetchall()
         assert [list(r[:2]) for r in got] == [r[:2] for r in expected["rows"]]
         for concurrency in (1, 8):
-            n = max(requests // (4 if concurrency == 1 else 1), concurrency * 5)
-            _load(api, concurrency * 2, concurrency)  # warm-up
-            _load(raw, concurrency * 2, concurrency)
-            a = _load(api, n, concurrency)
-            b = _load(raw, n, concurrency)
+            n = max(requests, concurrency * 5)
+            _load([api, raw], concurrency * 2, concurrency)  # warm-up
+            a, b = _load([api, raw], n, concurrency)
             (ap50, ap99), (bp50, bp99) = _percentiles(a), _percentiles(b)
             rows.append(
                 {
