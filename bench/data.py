@@ -14,8 +14,8 @@ Three comparisons, each interleaved round-robin so machine noise hits both sides
    and without reading the Parquet file into pandas.
 3. **The query API** (goal: at most a few ms plus serialisation over raw DuckDB): a typical
    aggregate through `POST /v1/query` of a running `mlcrew serve`, against the same SQL on a
-   raw in-process DuckDB connection, p50 and p99 at concurrency 1 and 8; each client thread
-   alternates the two, so both meet the same load.
+   raw in-process DuckDB connection, p50 and p99 at concurrency 1 (the two alternating,
+   request by request) and 8 (each side alone, in alternating blocks).
 
 Usage: .venv/bin/python bench/data.py [--rows 10000000] [--repeat 5] [--requests 200]
 Writes bench/results/data.json and prints Markdown tables.
@@ -44,6 +44,7 @@ TRANSFORMS = {
     "row-level": "SELECT id, customer, amount * 1.2 AS gross, upper(category) AS cat, day "
     "FROM orders WHERE flag",
 }
+BLOCKS = 4  # alternating blocks of concurrent requests per side
 QUERY = "SELECT category, count(*) AS n, avg(amount) AS mean FROM orders GROUP BY 1 ORDER BY 1"
 CATEGORIES = [f"cat{i:02d}" for i in range(20)]
 CHECKS = [
@@ -249,6 +250,12 @@ def _load(fns: list[Any], requests: int, concurrency: int) -> list[list[float]]:
     return lat
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its threads, from /proc (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_query(data: Path, tmp: Path, requests: int) -> list[dict[str, Any]]:
     import duckdb
     import httpx
@@ -302,7 +309,21 @@ def bench_query(data: Path, tmp: Path, requests: int) -> list[dict[str, Any]]:
         for concurrency in (1, 8):
             n = max(requests, concurrency * 5)
             _load([api, raw], concurrency * 2, concurrency)  # warm-up
-            a, b = _load([api, raw], n, concurrency)
+            if concurrency == 1:  # one at a time: alternate them request by request
+                a, b = _load([api, raw], n, concurrency)
+            else:  # each side alone under its own load, in alternating blocks
+                a, b = [], []
+                cpu = {"server": 0.0, "client": 0.0, "raw": 0.0}
+                for _ in range(BLOCKS):
+                    server_cpu, mine = _cpu_seconds(server.pid), time.process_time()
+                    a += _load([api], n // BLOCKS, concurrency)[0]
+                    cpu["server"] += _cpu_seconds(server.pid) - server_cpu
+                    cpu["client"] += time.process_time() - mine
+                    mine = time.process_time()
+                    b += _load([raw], n // BLOCKS, concurrency)[0]
+                    cpu["raw"] += time.process_time() - mine
+                # Where the added time goes on shared cores: CPU per request on each side.
+                cpu_ms = {k: round(v * 1000 / len(a), 1) for k, v in cpu.items()}
             (ap50, ap99), (bp50, bp99) = _percentiles(a), _percentiles(b)
             rows.append(
                 {
@@ -313,6 +334,15 @@ def bench_query(data: Path, tmp: Path, requests: int) -> list[dict[str, Any]]:
                     "raw_duckdb_p50_ms": bp50,
                     "raw_duckdb_p99_ms": bp99,
                     "added_p50_ms": round(ap50 - bp50, 2),
+                    **(
+                        {
+                            "api_server_cpu_ms_per_request": cpu_ms["server"],
+                            "api_client_cpu_ms_per_request": cpu_ms["client"],
+                            "raw_cpu_ms_per_query": cpu_ms["raw"],
+                        }
+                        if concurrency > 1
+                        else {}
+                    ),
                 }
             )
     finally:
