@@ -74,3 +74,16 @@ def test_what_is_not_parquet_is_refused() -> None:
         join([b"PAR1" + b"\xff\xff\x00\x00" + b"PAR1"], io.BytesIO())
     with pytest.raises(ParquetJoinError, match="no parts"):
         join([], io.BytesIO())
+
+
+def test_parts_with_page_indexes_are_refused() -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mlcrew.data.parquetjoin import ParquetJoinError, join
+
+    sink = pa.BufferOutputStream()
+    pq.write_table(_table(100), sink, write_page_index=True)
+    part = bytes(sink.getvalue().to_pybytes())
+    with pytest.raises(ParquetJoinError, match="page indexes"):
+        join([part, part], io.BytesIO())

@@ -9,13 +9,15 @@ With a target, rows without a target value are refused here, before any training
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 from typing import Any
 
-from mlcrew.checks.rules import SAMPLE_ROWS, evaluate, evaluate_all, jsonable, q
+import duckdb
+
+from mlcrew.checks.rules import SAMPLE_ROWS, TYPE_GROUPS, evaluate, evaluate_all, jsonable, q
 from mlcrew.data.ingest import read_catalog
-from mlcrew.data.tables import connect, sandbox_views, scalar
+from mlcrew.data.tables import connect, cores, lock_sandbox, sandbox_views, scalar
 from mlcrew.data.transforms import sql_tables
 from mlcrew.errors import CheckFailed, DataError
 from mlcrew.pipeline.configs import CheckConfig
@@ -31,8 +33,10 @@ def evaluate_checks(
     return evaluate_all(con, [(i, c, c.table or table) for i, c in enumerate(checks)], as_of)
 
 
-# Bits of an integer key range that a uniqueness check's group-by may index as an array.
+# Perfect hashing: a group-by over integer keys whose range fits in this many bits may index
+# an array (one per thread) instead of hashing; allowed only where the range is dense.
 PERFECT_HASH_BITS = 24
+PERFECT_HASH_DENSITY = 4  # at most this many array slots per row
 
 
 def check_tables(
@@ -40,30 +44,65 @@ def check_tables(
 ) -> list[dict[str, Any]]:
     """Every check's result over tables read from their Parquet files, in the sandbox.
 
-    Checks run on every core first: a passing check's answer is a count, which no thread
-    count changes. A check that fails, and a distribution check (its statistic sums floats),
-    is then evaluated again on one thread, so its sample rows and numbers are the same from
-    run to run and machine to machine."""
+    The built-in rules run on every core first: a passing rule's answer is a count, which no
+    thread count changes. A rule that fails is evaluated again on one thread, so its sample rows
+    and numbers are the same from run to run and machine to machine; so is one that cannot be
+    evaluated on every core (out of memory, say), and so are, always, `sql` checks (their own
+    SQL may add floats or pick rows in an order that threads change) and distribution checks
+    (their statistic sums floats)."""
     results: list[dict[str, Any] | None] = [None] * len(items)
-    fast = connect(threads=os.cpu_count() or 1, perfect_hash_bits=PERFECT_HASH_BITS)
+    fast = _sandbox(paths, items, cores())
     try:
-        sandbox_views(fast, paths)
         for k, (i, check, table) in enumerate(items):
-            if check.distribution is None:
-                results[k] = evaluate(fast, i, check, table, as_of)
+            if check.sql is None and check.distribution is None:
+                # An error is said, or the check answered, by the one-thread pass.
+                with contextlib.suppress(DataError):
+                    results[k] = evaluate(fast, i, check, table, as_of)
     finally:
         fast.close()
     again = [k for k, r in enumerate(results) if r is None or not r["passed"]]
     if again:
-        con = connect(perfect_hash_bits=PERFECT_HASH_BITS)
+        con = _sandbox(paths, items, 1)
         try:
-            sandbox_views(con, paths)
             for k in again:
                 i, check, table = items[k]
                 results[k] = evaluate(con, i, check, table, as_of)
         finally:
             con.close()
     return [r for r in results if r is not None]
+
+
+def _sandbox(paths: dict[str, str], items: list[tuple[int, Check, str]], threads: int) -> Any:
+    """A sandboxed connection with views of `paths`, perfect hashing allowed as far as the
+    uniqueness checks' integer keys are dense enough for it."""
+    con = connect(threads=threads)
+    sandbox_views(con, paths, lock=False)
+    bits = max((_dense_bits(con, c, t) for _, c, t in items), default=0)
+    if bits:
+        con.execute(f"SET perfect_ht_threshold={bits}")
+    lock_sandbox(con)
+    return con
+
+
+def _dense_bits(con: Any, check: Check, table: str) -> int:
+    """Bits of a single integer unique key's range, if it is dense (else 0)."""
+    key = check.unique if isinstance(check.unique, list) else [check.column]
+    if not check.unique or len(key) != 1 or key[0] is None:
+        return 0
+    try:
+        kinds = {r[0]: r[1] for r in con.execute(f"DESCRIBE {q(table)}").fetchall()}
+        if kinds.get(key[0], "").split("(")[0] not in TYPE_GROUPS["integer"]:
+            return 0
+        low, high, rows = con.execute(
+            f"SELECT min({q(key[0])}), max({q(key[0])}), count(*) FROM {q(table)}"
+        ).fetchall()[0]
+    except duckdb.Error:  # an unknown table or column is said by the check itself
+        return 0
+    if low is None or rows == 0:
+        return 0
+    span = int(high) - int(low) + 1
+    bits = max(1, span - 1).bit_length()
+    return bits if bits <= PERFECT_HASH_BITS and span <= PERFECT_HASH_DENSITY * rows else 0
 
 
 def tables_read(i: int, check: Check, default: str | None) -> set[str]:

@@ -5,7 +5,9 @@ function of the rows alone, each row group is encoded as a small Parquet file of
 pool of threads, and the parts are then laid end to end: their page bytes are copied as they
 are, and one footer is made from theirs, with every file offset moved by where the part's pages
 now start. The footer is Thrift's compact protocol (Apache Thrift's own codec reads and writes
-it); it is walked generically, field by field, so that nothing a newer writer adds is lost.
+it); it is walked generically, field by field, so that what a newer writer adds is kept. Page
+indexes are refused: their page locations are absolute offsets inside the copied bytes, and
+mlcrew's writer does not make them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ MAGIC = b"PAR1"
 FILE_NUM_ROWS, FILE_ROW_GROUPS, FILE_ENCRYPTION = 3, 4, 8
 GROUP_COLUMNS, GROUP_FILE_OFFSET, GROUP_ORDINAL = 1, 5, 7
 CHUNK_FILE_PATH, CHUNK_FILE_OFFSET, CHUNK_META = 1, 2, 3
-CHUNK_OFFSETS = (2, 4, 6)  # file_offset, offset_index_offset, column_index_offset
+CHUNK_OFFSETS = (2,)  # file_offset
+CHUNK_PAGE_INDEX = (4, 6)  # offset_index_offset, column_index_offset
 META_OFFSETS = (9, 10, 11, 14)  # data, index, dictionary page; bloom filter
 
 Field = tuple[int, int, Any]  # (field id, Thrift type, value) in the order they were read
@@ -88,6 +91,8 @@ def move_group(group: list[Field], shift: int, ordinal: int) -> list[Field]:
     for chunk in columns:
         if field(chunk, CHUNK_FILE_PATH) is not None:
             raise ParquetJoinError("column chunks in other files cannot be joined")
+        if any(field(chunk, fid) is not None for fid in CHUNK_PAGE_INDEX):
+            raise ParquetJoinError("Parquet files with page indexes cannot be joined")
         chunk = shifted(chunk, CHUNK_OFFSETS, shift)
         meta = field(chunk, CHUNK_META)
         if meta is not None:

@@ -113,7 +113,8 @@ def _child(job_path: str) -> int:
                 raise TypeError(
                     f"returned {type(result).__name__}, not a pyarrow.Table; return one table"
                 )
-        write_parquet(result, Path(job["out"]))
+        # One encoder thread: every thread's stack and arena count against RLIMIT_AS here.
+        write_parquet(result, Path(job["out"]), threads=1)
         return 0
     except MemoryError:
         error.write_text("MemoryError")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -147,9 +148,23 @@ def format_of(path: Path) -> str:
 ROW_GROUP = 1024 * 1024
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
+def write_parquet(table: pa.Table, path: Path, threads: int | None = None) -> None:
     """Parquet with fixed settings, so equal tables give equal bytes (see write_batches)."""
-    write_batches(table.schema, table.to_batches(), path)
+    write_batches(table.schema, table.to_batches(), path, threads)
+
+
+def cores() -> int:
+    """The CPUs this process may run on (its affinity mask, not the host's count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+# Encoder threads at most, and Arrow bytes of row groups waiting for one: what the writer adds
+# to a process's memory stays bounded on a machine with many cores.
+WRITE_THREADS = 4
+WRITE_BUDGET = 512 * 1024 * 1024
 
 
 def write_batches(
@@ -160,28 +175,30 @@ def write_batches(
     The rows are regrouped into row groups of exactly ROW_GROUP rows (the last one smaller),
     each written from contiguous columns, so the bytes depend only on the rows: not on how they
     arrived in batches, which depends on the thread count that produced them. Each row group is
-    encoded as a Parquet file of its own on a pool of `threads` (default: every core), and the
+    encoded as a Parquet file of its own on a pool of `threads` (default: this process's cores,
+    up to WRITE_THREADS), and the
     parts are joined into one file without re-encoding (see parquetjoin), so the bytes do not
     depend on the pool's size either. Streaming overlaps the encoding with the query that makes
     the batches, and holds only a few row groups in memory."""
-    import os
     from concurrent.futures import ThreadPoolExecutor
 
     from mlcrew.data.parquetjoin import join
     from mlcrew.store.artifacts import HashingFile
 
-    workers = max(1, threads or os.cpu_count() or 1)
+    workers = max(1, threads or min(cores(), WRITE_THREADS))
     counted = [0]
     with ThreadPoolExecutor(workers, thread_name_prefix="parquet") as pool:
         parts = _encoded(pool, _row_groups(schema, batches, counted), ahead=workers)
-        first = next(parts)
+        head = [next(parts)]
         second = next(parts, None)
         # Hashed as it is written: storing the file afterwards need not read it back.
         with HashingFile(path) as sink:
             if second is None:  # one row group: the part is the file
-                sink.write(first)
+                sink.write(head.pop())
             else:
-                join(_chain(first, second, parts), sink)
+                head.append(second)
+                del second
+                join(_drained(head, parts), sink)
     return counted[0]
 
 
@@ -227,23 +244,27 @@ def _encode(group: pa.Table) -> memoryview:
 
 def _encoded(pool: Any, groups: Iterator[pa.Table], ahead: int) -> Iterator[memoryview]:
     """The groups encoded on `pool` (PyArrow releases the GIL), yielded in order, with at
-    most `ahead` + 1 groups in flight."""
+    most `ahead` + 1 groups in flight, and fewer when they hold more than WRITE_BUDGET."""
     from collections import deque
 
-    flight: deque[Any] = deque()
+    flight: deque[tuple[Any, int]] = deque()
+    held = 0
     for group in groups:
-        flight.append(pool.submit(_encode, group))
-        if len(flight) > ahead:
-            yield flight.popleft().result()
+        flight.append((pool.submit(_encode, group), group.nbytes))
+        held += group.nbytes
+        del group  # the encoder's reference is the only one left
+        while len(flight) > ahead or (held > WRITE_BUDGET and len(flight) > 1):
+            future, size = flight.popleft()
+            held -= size
+            yield future.result()
     while flight:
-        yield flight.popleft().result()
+        yield flight.popleft()[0].result()
 
 
-def _chain(
-    first: memoryview, second: memoryview, rest: Iterator[memoryview]
-) -> Iterator[memoryview]:
-    yield first
-    yield second
+def _drained(head: list[memoryview], rest: Iterator[memoryview]) -> Iterator[memoryview]:
+    """`head`'s parts, then `rest`'s, each let go of once it is handed on."""
+    while head:
+        yield head.pop(0)
     yield from rest
 
 

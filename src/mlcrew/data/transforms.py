@@ -215,7 +215,7 @@ def run_sql(name: str, transform: Transform, inputs: dict[str, Path], out: Path)
             # DuckDB 2 renamed fetch_record_batch to to_arrow_reader.
             to_reader = getattr(relation, "to_arrow_reader", None) or relation.fetch_record_batch
             reader = to_reader(STREAM_BATCH)
-            rows = write_batches(reader.schema, reader, out)
+            rows = write_batches(reader.schema, reader, out, transform.threads)
         except duckdb.InterruptException:
             raise DataError(
                 f"transform {name!r} ran past its time limit of {transform.timeout_seconds:g} s "
