@@ -238,7 +238,9 @@ def numeric_profile(column: pa.ChunkedArray, edges: list[float] | None = None) -
         len(values),
         missing,
         float(values.sum()),
-        float(np.dot(values, values)),
+        # Not np.dot: BLAS's threads spin after a call and starve the other columns' threads
+        # (profiling 10 numeric columns on 2 cores took 95 ms with it, 50 ms without).
+        float(np.einsum("i,i->", values, values)),
         float(values.min()) if len(values) else math.inf,
         float(values.max()) if len(values) else -math.inf,
     )
