@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 FORMAT = "mlcrew.profile/1"
 BINS = 100
-SAMPLE = 100_000  # values the bin edges are chosen from
+SAMPLE = 20_000  # values the bin edges are chosen from: ~200 per bin, 1 ms of quantiles
 TOP = 200
 OTHER = "\x00other"  # every value past the reference's TOP most frequent
 
