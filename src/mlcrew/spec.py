@@ -35,7 +35,7 @@ REGRESSION_METRICS = ("mae", "rmse", "r2", "mape")
 CLASSIFICATION_METRICS = ("accuracy", "roc_auc", "log_loss", "f1", "precision", "recall")
 METRICS = REGRESSION_METRICS + CLASSIFICATION_METRICS
 # Metrics the monitoring loop estimates from a classifier's confidence before labels arrive.
-ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1")
+ESTIMATED_METRICS = ("accuracy", "precision", "recall", "f1", "roc_auc")
 # Metrics where a smaller value is better; the rest are "larger is better".
 LOWER_IS_BETTER = frozenset({"mae", "rmse", "mape", "log_loss"})
 
@@ -708,7 +708,7 @@ class AlertRule(_Model):
             raise ValueError(
                 f"estimated: true is for metric: {', '.join(ESTIMATED_METRICS)} (estimated "
                 "from a classifier's calibrated confidence before labels arrive; precision, "
-                "recall and f1 for binary models)"
+                "recall, f1 and roc_auc for binary models)"
             )
         return self
 

@@ -1,5 +1,5 @@
 """Estimated performance before labels arrive: a classifier's confidence, calibrated on its
-test split, tracks its real accuracy (and a binary model's precision, recall and F1) on new
+test split, tracks its real accuracy (and a binary model's precision, recall, F1 and ROC AUC) on new
 data, including data it finds harder."""
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ def test_estimated_accuracy_tracks_real_accuracy(points: Project, tmp_path: Path
         estimated = report["estimated"]["accuracy"]
         real = report["performance"]["current"]["accuracy"]
         assert abs(estimated - real) < 0.03, (estimated, real)
-        # A binary model: precision, recall and F1 from the expected confusion matrix.
-        for metric in ("precision", "recall", "f1"):
+        # A binary model: precision, recall and F1 from the expected confusion matrix, and
+        # ROC AUC as the expected one.
+        for metric in ("precision", "recall", "f1", "roc_auc"):
             guess, truth = report["estimated"][metric], report["performance"]["current"][metric]
             assert abs(guess - truth) < 0.05, (metric, guess, truth)
     # Rows near the boundary: the model is less sure and less right, and the estimate says so

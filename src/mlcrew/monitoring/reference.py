@@ -72,7 +72,8 @@ class Extras:
     def estimated(self, predicted: pa.Table, confidence: np.ndarray) -> dict[str, float] | None:
         """Confidence-based performance estimation (CBPE): accuracy from calibrated
         confidence; for a binary model also precision, recall and F1 from the expected
-        confusion matrix of calibrated P(positive)."""
+        confusion matrix of calibrated P(positive), and ROC AUC as the expected one: each row
+        counts as a positive with weight P(positive) and as a negative with the rest."""
         import numpy as np
 
         steps = self.calibration
@@ -90,6 +91,12 @@ class Extras:
             recall = tp / (tp + fn) if tp + fn > 0 else 0.0
             f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
             out.update(precision=float(precision), recall=float(recall), f1=float(f1))
+            if 0 < p.sum() < len(p):  # some expected positives and negatives
+                from sklearn.metrics import roc_auc_score
+
+                label = np.r_[np.ones(len(p)), np.zeros(len(p))]
+                score = np.r_[p_pos, p_pos]
+                out["roc_auc"] = float(roc_auc_score(label, score, sample_weight=np.r_[p, 1 - p]))
         return out
 
 
