@@ -24,7 +24,7 @@ MAGIC = b"PAR1"
 FILE_NUM_ROWS, FILE_ROW_GROUPS, FILE_ENCRYPTION = 3, 4, 8
 GROUP_COLUMNS, GROUP_FILE_OFFSET, GROUP_ORDINAL = 1, 5, 7
 CHUNK_FILE_PATH, CHUNK_FILE_OFFSET, CHUNK_META = 1, 2, 3
-CHUNK_OFFSETS = (2,)  # file_offset
+CHUNK_OFFSETS = (CHUNK_FILE_OFFSET,)
 CHUNK_PAGE_INDEX = (4, 6)  # offset_index_offset, column_index_offset
 META_OFFSETS = (9, 10, 11, 14)  # data, index, dictionary page; bloom filter
 
@@ -36,7 +36,8 @@ class Sink(Protocol):
 
 
 class ParquetJoinError(DataError):
-    """A part this module cannot join (encrypted, or pointing into other files)."""
+    """A part this module cannot join (encrypted, with page indexes, or pointing into other
+    files)."""
 
 
 def split(part: bytes | memoryview) -> tuple[memoryview, list[Field]]:
@@ -65,8 +66,7 @@ def join(parts: Iterable[bytes | memoryview], sink: Sink) -> int:
             raise ParquetJoinError("encrypted Parquet files cannot be joined")
         shift = offset - len(MAGIC)
         for group in field(meta, FILE_ROW_GROUPS)[1]:
-            moved = move_group(group, shift, len(groups))
-            groups.append(moved)
+            groups.append(move_group(group, shift, len(groups)))
         rows += field(meta, FILE_NUM_ROWS)
         if footer is None:
             footer = meta
