@@ -14,18 +14,13 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-def connect(threads: int = 1, perfect_hash_bits: int | None = None) -> duckdb.DuckDBPyConnection:
+def connect(threads: int = 1) -> duckdb.DuckDBPyConnection:
     """A fresh in-memory DuckDB. One thread (the default) keeps row order and floating-point
-    sums identical from run to run; more are for queries whose answers are exact counts.
-    `perfect_hash_bits` lets a group-by over integer keys whose range (known from Parquet
-    statistics) fits in that many bits index an array instead of hashing: a uniqueness check
-    over 10M ids then takes a fifth of the time and a third of the memory."""
+    sums identical from run to run; more are for queries whose answers are exact counts."""
     import duckdb
 
     con = duckdb.connect(":memory:")
     con.execute(f"SET threads={max(1, int(threads))}")
-    if perfect_hash_bits is not None:
-        con.execute(f"SET perfect_ht_threshold={int(perfect_hash_bits)}")
     con.execute("SET preserve_insertion_order=true")
     con.execute("SET enable_progress_bar=false")  # DuckDB would draw it on our stderr
     return con
@@ -176,10 +171,9 @@ def write_batches(
     each written from contiguous columns, so the bytes depend only on the rows: not on how they
     arrived in batches, which depends on the thread count that produced them. Each row group is
     encoded as a Parquet file of its own on a pool of `threads` (default: this process's cores,
-    up to WRITE_THREADS), and the
-    parts are joined into one file without re-encoding (see parquetjoin), so the bytes do not
-    depend on the pool's size either. Streaming overlaps the encoding with the query that makes
-    the batches, and holds only a few row groups in memory."""
+    up to WRITE_THREADS), and the parts are joined into one file without re-encoding (see
+    parquetjoin), so the bytes do not depend on the pool's size either. Streaming overlaps the
+    encoding with the query that makes the batches, and holds only a few row groups in memory."""
     from concurrent.futures import ThreadPoolExecutor
 
     from mlcrew.data.parquetjoin import join
