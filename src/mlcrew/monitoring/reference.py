@@ -82,9 +82,7 @@ class Extras:
         out = {"accuracy": float(np.interp(confidence, steps["x"], steps["y"]).mean())}
         binary = steps.get("binary")
         if binary:
-            said = np.asarray(predicted.column("prediction").to_pylist(), dtype=object)
-            positive = said == binary["positive"]
-            p_pos = np.where(positive, confidence, 1.0 - confidence)
+            positive, p_pos = _positive(predicted, confidence, binary["positive"])
             p = np.interp(p_pos, binary["x"], binary["y"])
             tp, fp, fn = p[positive].sum(), (1 - p[positive]).sum(), p[~positive].sum()
             precision = tp / (tp + fp) if tp + fp > 0 else 0.0
@@ -116,6 +114,17 @@ def prediction_column(
     labels = pa.array(np.asarray(model.classes_, dtype=object)[indices], pa.string())
     confidence = model.probabilities(raw)[np.arange(len(indices)), indices]
     return pa.table({"prediction": labels}), confidence
+
+
+def _positive(
+    predicted: pa.Table, confidence: np.ndarray, positive: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows a binary model called `positive`, and each row's P(positive) from the
+    predicted class's confidence: the same for the calibration and for its use."""
+    import numpy as np
+
+    said = np.asarray(predicted.column("prediction").to_pylist(), dtype=object) == positive
+    return said, np.where(said, confidence, 1.0 - confidence)
 
 
 def _steps(x: np.ndarray, hit: np.ndarray) -> dict[str, Any]:
@@ -159,8 +168,7 @@ def reference_extras(store: Store, version: VersionInfo, model: TabularModel) ->
         calibration = _steps(confidence, correct)
         if len(model.classes_) == 2:
             positive = model.classes_[-1]
-            said = np.asarray(predicted.column("prediction").to_pylist(), object) == positive
-            p_pos = np.where(said, confidence, 1.0 - confidence)
+            _, p_pos = _positive(predicted, confidence, positive)
             calibration["binary"] = {**_steps(p_pos, truth == positive), "positive": positive}
     train = read_parquet(store.artifacts.local_path(version.data_digests["split.train"]))
     train = train.select(features)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from mlcrew.serving.predlog import segments
+from mlcrew.serving.predlog import join_segments, segment_tables, segments
 from mlcrew.store.models import MonitorWindow
 
 if TYPE_CHECKING:
@@ -75,21 +75,20 @@ def read_log(
     not judged."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     found = segments(store, name)
     if start is not None:
         found = [rel for rel in found if segment_time(rel) >= start]
     if closed:
         found = [rel for rel in found if segment_time(rel) < end + WRITE_SLACK]
-    tables = [pq.read_table(pa.BufferReader(b)) for b in store.artifacts.read_files(found)]
+    tables = segment_tables(store, found)
     late = 0
     if start is not None and since is not None:
         for rel, t in zip(found, tables, strict=True):
             if segment_time(rel) > since and t.num_rows:
                 at = t.column("at")
                 late += int(pc.sum(pc.less(at, pa.scalar(start, at.type))).as_py() or 0)
-    table = pa.concat_tables(tables, promote_options="permissive") if tables else pa.table({})
+    table = join_segments(tables)
     if table.num_rows == 0:
         return table, late
     at = table.column("at")

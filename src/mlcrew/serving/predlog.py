@@ -309,11 +309,21 @@ def segments(store: Store, name: str) -> list[str]:
 def read_predictions(store: Store, name: str, only: list[str] | None = None) -> pa.Table:
     """Every logged prediction of a model (or those of the segments `only`), in the order the
     segments were written, from a local folder or an object store alike."""
+    return join_segments(segment_tables(store, segments(store, name) if only is None else only))
+
+
+def segment_tables(store: Store, found: list[str]) -> list[pa.Table]:
+    """The log segments `found`, each as its own table, in that order."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    found = segments(store, name) if only is None else only
-    tables = [pq.read_table(pa.BufferReader(b)) for b in store.artifacts.read_files(found)]
+    return [pq.read_table(pa.BufferReader(b)) for b in store.artifacts.read_files(found)]
+
+
+def join_segments(tables: list[pa.Table]) -> pa.Table:
+    """Segments as one table (an older segment may lack a newer column: it reads as null)."""
+    import pyarrow as pa
+
     if not tables:
         return pa.table({})
     return pa.concat_tables(tables, promote_options="permissive")
