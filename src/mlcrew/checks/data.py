@@ -15,7 +15,15 @@ from typing import Any
 
 import duckdb
 
-from mlcrew.checks.rules import SAMPLE_ROWS, TYPE_GROUPS, evaluate, evaluate_all, jsonable, q
+from mlcrew.checks.rules import (
+    SAMPLE_ROWS,
+    TYPE_GROUPS,
+    columns_of,
+    evaluate,
+    evaluate_all,
+    jsonable,
+    q,
+)
 from mlcrew.data.ingest import read_catalog
 from mlcrew.data.tables import connect, cores, lock_sandbox, sandbox_views, scalar
 from mlcrew.data.transforms import sql_tables
@@ -92,8 +100,7 @@ def _dense_bits(con: Any, check: Check, table: str) -> int:
     if not check.unique or len(key) != 1 or key[0] is None:
         return 0
     try:
-        kinds = {r[0]: r[1] for r in con.execute(f"DESCRIBE {q(table)}").fetchall()}
-        if kinds.get(key[0], "").split("(")[0] not in TYPE_GROUPS["integer"]:
+        if columns_of(con, table).get(key[0], "").split("(")[0] not in TYPE_GROUPS["integer"]:
             return 0
         low, high, rows = con.execute(
             f"SELECT min({q(key[0])}), max({q(key[0])}), count(*) FROM {q(table)}"
