@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import PEERS_BIN, RESULTS, cpu_model, free_port, get, stop, wait_until
+from _common import PEERS_BIN, RESULTS, cpu_model, free_port, get, stop, tree_cpu, wait_until
 
 TRANSFORMS = {
     "aggregate": "SELECT customer % 1000 AS shard, category, count(*) AS n, sum(amount) AS total "
@@ -250,12 +250,6 @@ def _load(fns: list[Any], requests: int, concurrency: int) -> list[list[float]]:
     return lat
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and its threads, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def bench_query(data: Path, tmp: Path, requests: int) -> list[dict[str, Any]]:
     import duckdb
     import httpx
@@ -315,9 +309,9 @@ def bench_query(data: Path, tmp: Path, requests: int) -> list[dict[str, Any]]:
                 a, b = [], []
                 cpu = {"server": 0.0, "client": 0.0, "raw": 0.0}
                 for _ in range(BLOCKS):
-                    server_cpu, mine = _cpu_seconds(server.pid), time.process_time()
+                    server_cpu, mine = tree_cpu(server.pid), time.process_time()
                     a += _load([api], n // BLOCKS, concurrency)[0]
-                    cpu["server"] += _cpu_seconds(server.pid) - server_cpu
+                    cpu["server"] += tree_cpu(server.pid) - server_cpu
                     cpu["client"] += time.process_time() - mine
                     mine = time.process_time()
                     b += _load([raw], n // BLOCKS, concurrency)[0]
